@@ -1,0 +1,1 @@
+"""Linear solvers: direct, CG, randomized sketching, SOR with a bandit-tuned relaxation factor."""

@@ -1,0 +1,1 @@
+"""Derivative oracles: autograd and zeroth-order estimators."""

@@ -1,0 +1,69 @@
+"""Backend adapters: capabilities as data, plus compile/solve on a `Problem`.
+
+A backend *supports* features (things it can handle: ``bounds``, ``equality``, ``blackbox``, ...) and
+*requires* properties (``smooth``, ``convex``, ``cvxpy_form``, ...). It accepts a problem when every
+feature of the problem is supported and every requirement is a property of the problem. Dispatch reads
+these attributes; nothing else about a backend is special-cased.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from ..graph import Tags
+from ..problem import Problem, RawSolution
+
+
+@dataclass(frozen=True)
+class Option:
+    """A solver option: its type, default and one-line help (the CLI builds its flags from these)."""
+
+    type: type
+    default: Any
+    help: str
+    choices: Optional[tuple] = None
+
+
+class Backend:
+    name: str = "backend"
+    description: str = ""
+    supports: frozenset = frozenset()
+    requires: frozenset = frozenset()
+    cost: float = 1.0
+    devices: tuple = ("cpu", "cuda")
+    certificates: tuple = ()
+    options: dict[str, Option] = {}
+
+    def available(self) -> Optional[str]:
+        """None when usable here, else why not (a missing package, ...)."""
+        return None
+
+    def reject_reason(self, problem: Problem, tags: Tags) -> Optional[str]:
+        missing = sorted(tags.features - self.supports)
+        if missing:
+            return f"cannot handle {', '.join(missing)}"
+        lacking = sorted(self.requires - tags.properties)
+        if lacking:
+            why = "; ".join(f"{p}: {tags.notes[p]}" for p in lacking if p in tags.notes)
+            return f"needs {', '.join(lacking)}" + (f" ({why})" if why else "")
+        return None
+
+    def compile(self, problem: Problem, *, device: str = "cpu", dtype: Any = None) -> Any:
+        """Work done once per model structure (re-solves reuse it)."""
+        return problem
+
+    def solve(self, compiled: Any, problem: Problem, options: dict, callback: Optional[Callable]) -> RawSolution:
+        raise NotImplementedError
+
+    def check_options(self, options: dict) -> dict:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for solver {self.name!r}; "
+                             f"it takes: {', '.join(sorted(self.options)) or 'none'}")
+        out = {k: o.default for k, o in self.options.items()}
+        for k, v in options.items():
+            o = self.options[k]
+            if v is not None and o.choices and v not in o.choices:
+                raise ValueError(f"option {k}={v!r} for solver {self.name!r}: expected one of {o.choices}")
+            out[k] = v
+        return out

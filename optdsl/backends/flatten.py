@@ -1,0 +1,132 @@
+"""A `Problem` as flat-vector torch callables ``f(x)``, ``eq(x)``, ``ineq(x)`` for tensor-level backends.
+
+Variables are concatenated into one vector (row-major). Constraint rows are concatenated in order,
+and `FlatProblem` remembers which rows belong to which named constraint, so multipliers and NaN reports
+come back under the user's names.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..lower.torch import TorchLowering
+from ..problem import Problem
+from ..solvers.autodiff import NonFinite
+
+
+class FlatProblem:
+    def __init__(self, problem: Problem, device: Any = "cpu", dtype: torch.dtype = torch.float64):
+        self.problem = problem
+        self.device, self.dtype = torch.device(device), dtype
+        self.low = TorchLowering(device, dtype)
+        self.variables = list(problem.variables)
+        self.offsets, n = [], 0
+        for v in self.variables:
+            self.offsets.append(n)
+            n += v.size
+        self.n = n
+        self.eq_items = [c for c in problem.constraints if c.kind == "eq"]
+        self.in_items = [c for c in problem.constraints if c.kind == "ineq"]
+        if any(c.soft for c in problem.constraints):
+            raise ValueError("FlatProblem expects soft constraints to be rewritten into penalties first")
+
+    # --- variables -------------------------------------------------------------------------------
+    def env(self, x: torch.Tensor) -> dict:
+        return {v: x[o:o + v.size].reshape(v.shape) for v, o in zip(self.variables, self.offsets)}
+
+    def values(self, x) -> dict:
+        x = torch.as_tensor(x).detach().cpu().double().numpy()
+        return {v: x[o:o + v.size].reshape(v.shape).copy() for v, o in zip(self.variables, self.offsets)}
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lb, ub = np.full(self.n, -np.inf), np.full(self.n, np.inf)
+        if self.problem.bounds:
+            for v, o in zip(self.variables, self.offsets):
+                if v.lb is not None:
+                    lb[o:o + v.size] = v.lb.ravel()
+                if v.ub is not None:
+                    ub[o:o + v.size] = v.ub.ravel()
+        return lb, ub
+
+    def x0(self) -> torch.Tensor:
+        """Warm start from the variables' `.value`; otherwise 0 moved strictly inside the bounds."""
+        lb, ub = self.bounds()
+        x = np.zeros(self.n)
+        for v, o in zip(self.variables, self.offsets):
+            if v.value is not None:
+                x[o:o + v.size] = np.asarray(v.value, float).ravel()
+        cold = np.ones(self.n, bool)
+        for v, o in zip(self.variables, self.offsets):
+            if v.value is not None:
+                cold[o:o + v.size] = False
+        x = np.clip(x, lb, ub)
+        # a cold start exactly on a bound invites log(0)-type trouble: step inside when there is room
+        inside = np.where(np.isfinite(ub), np.minimum(lb + 1.0, (lb + ub) / 2), lb + 1.0)
+        at_lb = cold & np.isfinite(lb) & (x <= lb)
+        x[at_lb] = inside[at_lb]
+        inside_ub = np.where(np.isfinite(lb), np.maximum(ub - 1.0, (lb + ub) / 2), ub - 1.0)
+        at_ub = cold & np.isfinite(ub) & (x >= ub)
+        x[at_ub] = inside_ub[at_ub]
+        return torch.as_tensor(x, dtype=self.dtype, device=self.device)
+
+    # --- functions -------------------------------------------------------------------------------
+    def f(self, x: torch.Tensor) -> torch.Tensor:
+        val = self.low.evaluate(self.problem.objective, self.env(x)).reshape(())
+        if not torch.isfinite(val):
+            raise NonFinite("objective", 0)
+        return val
+
+    def _rows(self, items, x):
+        if not items:
+            return torch.zeros(0, dtype=self.dtype, device=self.device)
+        env = self.env(x)
+        memo: dict = {}
+        parts = [self.low.evaluate(c.expr, env, memo).reshape(-1) for c in items]
+        out = torch.cat(parts)
+        if not torch.isfinite(out).all():
+            for c, p in zip(items, parts):
+                if not torch.isfinite(p).all():
+                    raise NonFinite(f"constraint {c.name!r}", 0)
+        return out
+
+    def eq(self, x: torch.Tensor) -> torch.Tensor:
+        return self._rows(self.eq_items, x)
+
+    def ineq(self, x: torch.Tensor) -> torch.Tensor:
+        return self._rows(self.in_items, x)
+
+    # --- multipliers -----------------------------------------------------------------------------
+    def split(self, rows, items) -> dict[str, np.ndarray]:
+        rows = np.asarray(torch.as_tensor(rows).detach().cpu().double().numpy()).ravel()
+        out, k = {}, 0
+        for c in items:
+            m = c.expr.size
+            out[c.name] = rows[k:k + m].reshape(c.expr.shape)
+            k += m
+        return out
+
+    def duals(self, duals: dict) -> dict[str, np.ndarray]:
+        out = {}
+        if "eq" in duals:
+            out.update(self.split(duals["eq"], self.eq_items))
+        if "ineq" in duals:
+            out.update(self.split(duals["ineq"], self.in_items))
+        for key in ("lb", "ub"):
+            if key in duals and self.problem.bounds:
+                z = torch.as_tensor(duals[key]).detach().cpu().double().numpy()
+                for v, o in zip(self.variables, self.offsets):
+                    if getattr(v, key) is not None:
+                        out[f"{v.name}.{key}"] = z[o:o + v.size].reshape(v.shape)
+        return out
+
+    def callback(self, user_cb: Optional[Any]):
+        """Adapt a model-level callback (sees values by variable name) to the tensor-level one."""
+        if user_cb is None:
+            return None
+
+        def cb(info: dict):
+            vals = {v.name: a for v, a in self.values(info["x"]).items()} if "x" in info else {}
+            return user_cb({**{k: v for k, v in info.items() if k != "x"}, "values": vals})
+        return cb

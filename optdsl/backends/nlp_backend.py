@@ -1,0 +1,67 @@
+"""Smooth backends over torch autograd: ``nlp`` (constrained; SciPy SLSQP/trust-constr underneath)
+and ``lbfgs`` (unconstrained or bounds only). Both see the problem as flat-vector callables."""
+from __future__ import annotations
+
+from ..problem import RawSolution
+from ..solvers import lbfgs, nlp
+from ..solvers.common import resolve_device
+from .base import Backend, Option
+from .flatten import FlatProblem
+
+_COMMON = {
+    "max_iter": Option(int, 500, "maximum iterations"),
+    "tol": Option(float, 1e-8, "optimality tolerance"),
+    "time_limit": Option(float, None, "wall-clock limit in seconds"),
+}
+
+
+class _Smooth(Backend):
+    requires = frozenset({"smooth"})
+    certificates = ("stationarity", "feasibility", "complementarity")
+
+    def compile(self, problem, *, device="cpu", dtype=None):
+        device, dtype = resolve_device(device, dtype)
+        return FlatProblem(problem, device, dtype)
+
+    def run(self, flat: FlatProblem, options, callback, convex):
+        raise NotImplementedError
+
+    def solve(self, flat: FlatProblem, problem, options, callback):
+        out = self.run(flat, options, flat.callback(callback), convex=problem.payload.get("_convex", False))
+        sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
+                          certificates=dict(out.certificates), counts=dict(out.counts), history=out.history)
+        if out.x is not None and out.status.has_point:
+            sol.values = flat.values(out.x)
+            sol.duals = flat.duals(out.duals)
+        return sol
+
+
+class NlpBackend(_Smooth):
+    name = "nlp"
+    description = "smooth constrained NLP: torch autograd derivatives, SciPy SLSQP / trust-constr iterations"
+    supports = frozenset({"bounds", "equality", "inequality", "opaque"})
+    cost = 3.0
+    options = {**_COMMON, "method": Option(str, "slsqp", "SciPy method", ("slsqp", "trust-constr")),
+               "feas_tol": Option(float, 1e-6, "feasibility tolerance")}
+
+    def run(self, flat, options, callback, convex):
+        lb, ub = flat.bounds()
+        return nlp.minimize(flat.f, flat.x0(), eq=flat.eq if flat.eq_items else None,
+                            ineq=flat.ineq if flat.in_items else None, lb=lb, ub=ub, method=options["method"],
+                            max_iter=options["max_iter"], tol=options["tol"], feas_tol=options["feas_tol"],
+                            time_limit=options["time_limit"], callback=callback, device=flat.device,
+                            dtype=flat.dtype, convex=convex)
+
+
+class LbfgsBackend(_Smooth):
+    name = "lbfgs"
+    description = "L-BFGS-B for smooth models without constraints (bounds allowed)"
+    supports = frozenset({"bounds", "opaque"})
+    cost = 1.0
+    options = dict(_COMMON)
+
+    def run(self, flat, options, callback, convex):
+        lb, ub = flat.bounds()
+        return lbfgs.minimize(flat.f, flat.x0(), lb=lb, ub=ub, max_iter=options["max_iter"], tol=options["tol"],
+                              time_limit=options["time_limit"], callback=callback, device=flat.device,
+                              dtype=flat.dtype, convex=convex)

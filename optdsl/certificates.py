@@ -1,0 +1,61 @@
+"""Backend-independent certificates computed on the user's own model at a returned point.
+
+* ``max_violation`` and ``worst_constraint``: the largest violation over hard constraints and bounds,
+  with the constraint's name, so "infeasible" always says *where*.
+* ``kkt_stationarity``: ‖∇f + Σ λ_c ∇c‖∞ with the reported multipliers, by torch autograd (smooth models
+  only), so any backend's duals can be checked the same way.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .lower.torch import TorchLowering
+from .problem import Problem
+
+
+def violations(problem: Problem, values: dict) -> dict[str, float]:
+    low = TorchLowering()
+    env = {v: torch.as_tensor(values[v], dtype=torch.float64) for v in problem.variables if v in values}
+    out: dict[str, float] = {}
+    memo: dict = {}
+    with torch.no_grad():
+        for c in problem.hard_constraints:
+            e = low.evaluate(c.expr, env, memo).numpy()
+            out[c.name] = float(np.max(np.abs(e) if c.kind == "eq" else np.maximum(e, 0), initial=0.0))
+    for v in problem.variables:
+        if v not in values:
+            continue
+        x = np.asarray(values[v])
+        if v.lb is not None:
+            out[f"{v.name}.lb"] = float(np.max(np.maximum(v.lb - x, 0), initial=0.0))
+        if v.ub is not None:
+            out[f"{v.name}.ub"] = float(np.max(np.maximum(x - v.ub, 0), initial=0.0))
+    return out
+
+
+def stationarity(problem: Problem, values: dict, duals: dict) -> Optional[float]:
+    """‖∇ₓL‖∞ for L = ±f + Σ λ_c·c (+ bound terms); None when a multiplier is missing."""
+    hard = problem.hard_constraints
+    if any(c.name not in duals for c in hard) or any(v not in values for v in problem.variables):
+        return None
+    low = TorchLowering()
+    xs = {v: torch.as_tensor(values[v], dtype=torch.float64).clone().requires_grad_(True) for v in problem.variables}
+    sign = -1.0 if problem.sense == "max" else 1.0
+    L = sign * low.evaluate(problem.objective, xs).reshape(())
+    memo: dict = {}
+    for c in hard:
+        lam = torch.as_tensor(np.asarray(duals[c.name], dtype=float), dtype=torch.float64)
+        L = L + (lam * low.evaluate(c.expr, xs, memo)).sum()
+    grads = torch.autograd.grad(L, list(xs.values()), allow_unused=True)
+    worst = 0.0
+    for v, g in zip(xs, grads):
+        g = torch.zeros(v.shape, dtype=torch.float64) if g is None else g.detach().clone()
+        for which, s in (("lb", -1.0), ("ub", 1.0)):
+            z = duals.get(f"{v.name}.{which}")
+            if z is not None and z.shape == tuple(v.shape):
+                g = g + s * torch.as_tensor(z)
+        worst = max(worst, float(g.abs().max()) if g.numel() else 0.0)
+    return worst

@@ -1,0 +1,98 @@
+"""Dispatch: search the chains of passes that end in a backend accepting the rewritten problem, pick
+the cheapest (sum of pass costs + backend cost), and explain every rejection.
+
+The search is a depth-first walk over `passes.PASSES` (each pass at most once per chain); problems
+reached by the same sequence of passes are shared, so each rewrite runs once per plan.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .backends import BACKENDS, Backend
+from .errors import NotSolvableError, SolverError
+from .graph import Tags, analyze
+from .passes import PASSES, Pass
+from .problem import Problem
+
+_HINTS = {
+    "blackbox": "a black-box function has no gradient: a zeroth-order backend (solver='zo') is needed",
+}
+
+
+@dataclass
+class Step:
+    pass_: Pass
+    problem: Problem          # the problem after this pass
+    inverse: Any
+
+
+@dataclass
+class Plan:
+    source: Problem
+    steps: list[Step]
+    backend: Backend
+    cost: float
+    rejections: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def problem(self) -> Problem:
+        return self.steps[-1].problem if self.steps else self.source
+
+    @property
+    def chain(self) -> list[str]:
+        return [s.pass_.name for s in self.steps] + [self.backend.name]
+
+
+def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
+    if solver is not None and solver not in BACKENDS:
+        raise SolverError(f"unknown solver {solver!r}; known solvers: {', '.join(sorted(BACKENDS))}")
+    candidates = [BACKENDS[solver]] if solver else list(BACKENDS.values())
+    root_tags = analyze(problem)
+    rejections: dict[str, str] = {}
+    for b in candidates:
+        why = b.available()
+        r = b.reject_reason(problem, root_tags)
+        if why or r:
+            rejections[b.name] = why or r
+    best: list[Optional[tuple[float, list[Step], Backend]]] = [None]
+
+    def walk(prob: Problem, steps: list[Step], cost: float) -> None:
+        tags: Tags = analyze(prob)
+        for b in candidates:
+            if b.available() is None and b.reject_reason(prob, tags) is None:
+                total = cost + b.cost
+                if best[0] is None or total < best[0][0]:
+                    best[0] = (total, list(steps), b)
+        for p in PASSES:
+            if p.name in prob.applied or not p.accepts(prob, tags):
+                continue
+            new, inv = p.apply(prob)
+            walk(new, steps + [Step(p, new, inv)], cost + p.cost)
+
+    walk(problem, [], 0.0)
+    if best[0] is None:
+        lines = [f"  {name}: {why}" for name, why in rejections.items()]
+        hints = [h for t, h in _HINTS.items() if t in root_tags]
+        head = (f"solver {solver!r} cannot take this model" if solver else "no backend can take this model")
+        raise NotSolvableError(head + ":\n" + "\n".join(lines) + ("\n" + "\n".join(hints) if hints else ""))
+    cost, steps, backend = best[0]
+    for name in list(rejections):
+        if name == backend.name:
+            rejections.pop(name)
+    return Plan(problem, steps, backend, cost, rejections)
+
+
+def explain_plan(plan: Plan) -> str:
+    tags = analyze(plan.source)
+    lines = [f"tags: {', '.join(tags.all())}",
+             f"chosen: {' -> '.join(plan.chain)} (cost {plan.cost:.2f})"]
+    chosen = plan.backend.name
+    for name, b in sorted(BACKENDS.items()):
+        if name == chosen:
+            continue
+        why = plan.rejections.get(name)
+        if why is None:
+            why = b.available() or b.reject_reason(plan.source, tags) or "accepts (possibly after rewrites) but costs more"
+        lines.append(f"  not {name}: {why}")
+    return "\n".join(lines)

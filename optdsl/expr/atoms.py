@@ -1,0 +1,108 @@
+"""User-facing functions that build `Op` nodes: `od.exp(x)`, `od.norm(x, 1)`, `od.fn(f)(x)`, ..."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import ModelError
+from .node import Expr, as_expr, op
+
+
+def exp(x): return op("exp", x)
+def log(x): return op("log", x)
+def sqrt(x): return op("sqrt", x)
+def square(x): return op("square", x)
+def sin(x): return op("sin", x)
+def cos(x): return op("cos", x)
+def sigmoid(x): return op("sigmoid", x)
+def abs(x): return op("abs", x)  # noqa: A001 - mirrors numpy's name
+def relu(x): return op("relu", x)
+pos = relu
+
+
+def maximum(a, b): return op("maximum", a, b)
+def minimum(a, b): return op("minimum", a, b)
+def max(x, axis=None): return op("max", x, axis=axis)  # noqa: A001
+def min(x, axis=None): return op("min", x, axis=axis)  # noqa: A001
+def sum(x, axis=None): return op("sum", x, axis=axis)  # noqa: A001
+def mean(x, axis=None): return op("mean", x, axis=axis)
+def transpose(x): return op("transpose", x)
+def reshape(x, shape): return op("reshape", x, shape=tuple(shape))
+def logsumexp(x, axis=None): return op("logsumexp", x, axis=axis)
+def sum_squares(x): return op("sum_squares", x)
+def quad_form(x, P): return op("quad_form", x, P)
+def matmul(a, b): return op("matmul", a, b)
+
+
+def norm(x, p=2):
+    """Vector 1-, 2- or inf-norm, or the Frobenius norm of a matrix (``p="fro"``; p=2 on a matrix means Frobenius)."""
+    x = as_expr(x)
+    if p == 2 and x.ndim > 1:
+        p = "fro"
+    return op("norm", x, p=p)
+
+
+def norm1(x): return norm(x, 1)
+def norm_inf(x): return norm(x, np.inf)
+
+
+def stack(exprs: Sequence[Any], axis: int = 0): return op("stack", *exprs, axis=axis)
+def concatenate(exprs: Sequence[Any], axis: int = 0): return op("concat", *exprs, axis=axis)
+def hstack(exprs): return concatenate(exprs, axis=-1 if as_expr(exprs[0]).ndim > 1 else 0)
+def vstack(exprs):
+    exprs = [as_expr(e) for e in exprs]
+    if exprs[0].ndim == 1:
+        return stack(exprs, axis=0)
+    return concatenate(exprs, axis=0)
+
+
+class _Opaque:
+    """A wrapped user callable; calling it on expressions builds an opaque `Op` node."""
+
+    kind = "fn"
+
+    def __init__(self, func: Callable, shape=None, name: str | None = None):
+        if not callable(func):
+            raise ModelError(f"od.{self.kind} needs a callable, got {type(func).__name__}")
+        self.func = func
+        self.out_shape = None if shape is None else tuple(np.atleast_1d(shape).astype(int)) if shape != () else ()
+        self.name = name or getattr(func, "__name__", self.kind)
+
+    def __call__(self, *args: Any) -> Expr:
+        exprs = tuple(as_expr(a) for a in args)
+        out_shape = self.out_shape if self.out_shape is not None else self._infer_shape(exprs)
+        return op(self.kind, *exprs, func=self.func, out_shape=out_shape, fname=self.name)
+
+    def _infer_shape(self, exprs) -> tuple:
+        import torch
+        probe = [torch.zeros(e.shape, dtype=torch.float64) for e in exprs]
+        try:
+            with torch.no_grad():
+                out = self.func(*probe) if self.kind == "fn" else self.func(*[p.numpy() for p in probe])
+        except Exception as e:  # the user's function failed on a probe input: say so, with its name
+            raise ModelError(f"od.{self.kind}({self.name}) could not be called on zero inputs of shapes "
+                             f"{[e.shape for e in exprs]} to infer its output shape ({type(e).__name__}: {e}); "
+                             f"pass shape=... explicitly") from None
+        return tuple(np.shape(out.detach().numpy() if isinstance(out, torch.Tensor) else out))
+
+
+class fn(_Opaque):
+    """Wrap a differentiable torch function of tensors: ``loss = od.fn(net_loss)(w)``.
+
+    The function receives torch tensors (one per argument, on the solve's device/dtype) and must return a
+    tensor; gradients come from torch autograd. ``shape`` is the output shape (inferred by a probe call
+    on zeros when omitted).
+    """
+
+    kind = "fn"
+
+
+class blackbox(_Opaque):
+    """Wrap a function with no gradient (simulator, non-differentiable metric): ``od.blackbox(sim)(x)``.
+
+    The function receives numpy arrays and returns a number (or array). Models with a black box need a
+    derivative-free (zeroth-order) backend.
+    """
+
+    kind = "blackbox"

@@ -1,0 +1,332 @@
+"""Expression IR: leaves (Variable, Parameter, Constant) and one generic `Op` node.
+
+Every operation is an `Op(name, args, attrs)`; what an op *means* lives in tables, not in subclasses:
+its shape rule and smoothness in `expr.ops.SPECS`, its implementation in each lowering
+(`lower.torch`, `lower.cvxpy`, `lower.sympy`). Shapes are checked when the node is built, so a mismatch
+is reported at the line that wrote it, naming both operands.
+"""
+from __future__ import annotations
+
+import itertools
+import numbers
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import ModelError, ShapeError
+
+_ids = itertools.count()
+
+
+def _shape_of(shape: Any) -> tuple[int, ...]:
+    if shape is None:
+        return ()
+    if isinstance(shape, numbers.Integral):
+        shape = (int(shape),)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise ModelError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
+    if any(s < 0 for s in shape):
+        raise ModelError(f"shape must be non-negative, got {shape}")
+    return shape
+
+
+class Expr:
+    """Base of every expression. Supports numpy-style operators and broadcasting."""
+
+    shape: tuple[int, ...]
+    __array_priority__ = 1000  # so numpy arrays defer to our operators (A @ x builds an Op)
+    __hash__ = object.__hash__
+
+    # --- structure -------------------------------------------------------------------------------
+    @property
+    def args(self) -> tuple["Expr", ...]:
+        return ()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    def leaves(self) -> Iterator["Leaf"]:
+        """Every distinct leaf below this node (iterative: deep expressions must not hit recursion limits)."""
+        seen, stack = set(), [self]
+        while stack:
+            e = stack.pop()
+            if id(e) in seen:
+                continue
+            seen.add(id(e))
+            if isinstance(e, Leaf):
+                yield e
+            stack.extend(e.args)
+
+    def nodes(self) -> Iterator["Expr"]:
+        seen, stack = set(), [self]
+        while stack:
+            e = stack.pop()
+            if id(e) in seen:
+                continue
+            seen.add(id(e))
+            yield e
+            stack.extend(e.args)
+
+    def variables(self) -> list["Variable"]:
+        return [leaf for leaf in self.leaves() if isinstance(leaf, Variable)]
+
+    def parameters(self) -> list["Parameter"]:
+        return [leaf for leaf in self.leaves() if isinstance(leaf, Parameter)]
+
+    # --- operators -------------------------------------------------------------------------------
+    def __add__(self, other): return op("add", self, other)
+    def __radd__(self, other): return op("add", other, self)
+    def __sub__(self, other): return op("sub", self, other)
+    def __rsub__(self, other): return op("sub", other, self)
+    def __mul__(self, other): return op("mul", self, other)
+    def __rmul__(self, other): return op("mul", other, self)
+    def __truediv__(self, other): return op("div", self, other)
+    def __rtruediv__(self, other): return op("div", other, self)
+    def __matmul__(self, other): return op("matmul", self, other)
+    def __rmatmul__(self, other): return op("matmul", other, self)
+    def __neg__(self): return op("neg", self)
+    def __pos__(self): return self
+
+    def __pow__(self, p):
+        if isinstance(p, Expr) or not np.isscalar(p):
+            raise ModelError(f"exponent of ({self.label()})**p must be a Python number, got {type(p).__name__}")
+        return op("power", self, p=float(p))
+
+    def __getitem__(self, key): return op("index", self, key=key)
+
+    def __eq__(self, other): return Constraint(self, other, "==")  # type: ignore[override]
+    def __le__(self, other): return Constraint(self, other, "<=")
+    def __ge__(self, other): return Constraint(other, self, "<=")
+
+    def __bool__(self):
+        raise ModelError(f"the truth value of expression {self.label()!r} is undefined: comparisons build "
+                         "constraints; pass them to Model.subject_to instead of using them in `if`/`and`")
+
+    # --- methods ---------------------------------------------------------------------------------
+    @property
+    def T(self): return op("transpose", self)
+
+    def sum(self, axis=None): return op("sum", self, axis=axis)
+    def mean(self, axis=None): return op("mean", self, axis=axis)
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral) else shape
+        return op("reshape", self, shape=tuple(shape))
+    def flatten(self): return self.reshape(self.size)
+
+    # --- printing --------------------------------------------------------------------------------
+    def label(self, limit: int = 60) -> str:
+        """A short human-readable form used in error messages."""
+        s = str(self)
+        return s if len(s) <= limit else s[: limit - 3] + "..."
+
+    def __str__(self) -> str:
+        from .printing import to_str
+        return to_str(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.label()}, shape={self.shape})"
+
+    def evaluate(self, values: dict | None = None):
+        """Numeric value (numpy) using variables' current `.value` (or `values={var: array}`)."""
+        from ..lower.torch import evaluate_numpy
+        return evaluate_numpy(self, values)
+
+    @property
+    def value(self):
+        return self.evaluate()
+
+
+class Leaf(Expr):
+    name: str
+
+
+class Variable(Leaf):
+    """A decision variable. Created by `Model.variable`; `value` holds the warm start / the solution."""
+
+    def __init__(self, shape=(), *, lb=None, ub=None, name: str | None = None, value=None, model=None):
+        self.shape = _shape_of(shape)
+        self.id = next(_ids)
+        self.name = name or f"x{self.id}"
+        self.model = model
+        self.lb = _bound(lb, self, "lb")
+        self.ub = _bound(ub, self, "ub")
+        if self.lb is not None and self.ub is not None and np.any(self.lb > self.ub):
+            raise ModelError(f"variable {self.name!r}: lower bound exceeds upper bound somewhere "
+                             f"(lb > ub at {int(np.sum(self.lb > self.ub))} entries)")
+        self._value = None
+        if value is not None:
+            self.value = value
+
+    @property
+    def value(self):
+        return self._value
+
+    @value.setter
+    def value(self, v):
+        if v is None:
+            self._value = None
+            return
+        arr = _as_array(v, f"value of variable {self.name!r}")
+        try:
+            arr = np.broadcast_to(arr, self.shape).astype(float).copy()
+        except ValueError:
+            raise ShapeError(f"value for variable {self.name!r} has shape {arr.shape}, expected {self.shape}") from None
+        self._value = arr
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Parameter(Leaf):
+    """Data that can change between solves without rebuilding the compiled chain."""
+
+    def __init__(self, shape=None, *, value=None, name: str | None = None, model=None):
+        self.id = next(_ids)
+        self.name = name or f"p{self.id}"
+        self.model = model
+        if value is None and shape is None:
+            raise ModelError(f"parameter {self.name!r}: give a value or a shape")
+        self.shape = _shape_of(shape) if shape is not None else np.shape(np.asarray(value))
+        self.version = 0
+        self._value = None
+        if value is not None:
+            self.value = value
+
+    @property
+    def value(self):
+        return self._value
+
+    @value.setter
+    def value(self, v):
+        arr = _as_array(v, f"parameter {self.name!r}")
+        if arr.shape != self.shape:
+            raise ShapeError(f"parameter {self.name!r} has shape {self.shape}; the new value has shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ModelError(f"parameter {self.name!r} contains NaN or inf")
+        self._value = arr.astype(float)
+        self.version += 1
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Constant(Leaf):
+    """A numpy/torch/Python constant. The data are copied once at construction, never mutated."""
+
+    def __init__(self, value, name: str | None = None):
+        self.id = next(_ids)
+        self.data = _as_array(value, name or "constant")
+        if not np.all(np.isfinite(self.data)):
+            raise ModelError(f"constant {name or ''} contains NaN or inf".replace("  ", " "))
+        self.shape = self.data.shape
+        self.name = name or _const_name(self.data)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Op(Expr):
+    """An operation node: `name` selects the shape rule (expr.ops) and each lowering's implementation."""
+
+    def __init__(self, name: str, args: tuple[Expr, ...], attrs: dict, shape: tuple[int, ...]):
+        self.name = name
+        self._args = args
+        self.attrs = attrs
+        self.shape = shape
+
+    @property
+    def args(self) -> tuple[Expr, ...]:
+        return self._args
+
+
+def as_expr(x: Any) -> Expr:
+    """Wrap Python scalars, numpy arrays and torch tensors as `Constant`; pass expressions through."""
+    if isinstance(x, Expr):
+        return x
+    if isinstance(x, Constraint):
+        raise ModelError(f"a constraint ({x}) cannot be used as an expression")
+    return Constant(x)
+
+
+def op(name: str, *args: Any, **attrs: Any) -> Op:
+    from .ops import SPECS
+    spec = SPECS[name]
+    exprs = tuple(as_expr(a) for a in args)
+    shape = spec.shape(exprs, attrs)
+    return Op(name, exprs, attrs, shape)
+
+
+class Constraint:
+    """`lhs == rhs` or `lhs <= rhs` (``>=`` is stored flipped). Stored as ``expr = lhs - rhs`` (== | <=) 0."""
+
+    def __init__(self, lhs: Any, rhs: Any, sense: str):
+        lhs, rhs = as_expr(lhs), as_expr(rhs)
+        self.lhs, self.rhs, self.sense = lhs, rhs, sense
+        self.expr = op("sub", lhs, rhs)  # shape-checks the comparison, naming both sides
+        self.shape = self.expr.shape
+        self.name: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "eq" if self.sense == "==" else "ineq"
+
+    def __bool__(self):
+        # `x == y` between two Exprs is a Constraint; Python calls __bool__ for `if c:` and `in` checks.
+        raise ModelError(f"constraint '{self}' has no truth value; pass it to Model.subject_to")
+
+    def __str__(self) -> str:
+        return f"{self.lhs} {self.sense} {self.rhs}"
+
+    __repr__ = __str__
+
+    def violation(self):
+        """Elementwise violation at the variables' current values (numpy, >= 0)."""
+        v = np.asarray(self.expr.evaluate())
+        return np.abs(v) if self.sense == "==" else np.maximum(v, 0.0)
+
+
+def _as_array(v: Any, what: str) -> np.ndarray:
+    try:
+        import torch
+        if isinstance(v, torch.Tensor):
+            v = v.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(v, Expr):
+        raise ModelError(f"{what}: expected numeric data, got the expression {v.label()!r}")
+    try:
+        arr = np.array(v, dtype=float)
+    except (TypeError, ValueError):
+        raise ModelError(f"{what}: expected numeric data, got {type(v).__name__}") from None
+    return arr
+
+
+def _bound(b: Any, var: Variable, which: str):
+    if b is None:
+        return None
+    arr = _as_array(b, f"{which} of variable {var.name!r}")
+    if np.any(np.isnan(arr)):
+        raise ModelError(f"{which} of variable {var.name!r} contains NaN")
+    try:
+        arr = np.broadcast_to(arr, var.shape).astype(float).copy()
+    except ValueError:
+        raise ShapeError(f"{which} of variable {var.name!r} has shape {arr.shape}, which does not broadcast "
+                         f"to the variable's shape {var.shape}") from None
+    if which == "lb" and np.all(np.isneginf(arr)) or which == "ub" and np.all(np.isposinf(arr)):
+        return None
+    return arr
+
+
+def _const_name(a: np.ndarray) -> str:
+    if a.ndim == 0:
+        return f"{float(a):g}"
+    if a.size <= 4:
+        return np.array2string(a, precision=4, separator=", ").replace("\n", "")
+    return f"const{a.shape}"

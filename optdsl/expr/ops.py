@@ -1,0 +1,187 @@
+"""Shape rules and structural facts of every op: one row each in `SPECS`.
+
+A shape rule receives the argument expressions and the attrs and returns the result shape, or raises a
+`ShapeError` naming the operands. `smooth` says whether the op is differentiable everywhere (used for
+the `smooth` tag; `abs`, norms and max/min are not); `linear` whether it is linear in its arguments.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ShapeError
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    shape: Callable
+    smooth: bool = True
+    linear: bool = False
+    infix: str | None = None  # for printing binary operators
+
+
+def _broadcast(name):
+    def rule(args, attrs):
+        try:
+            return tuple(np.broadcast_shapes(*(a.shape for a in args)))
+        except ValueError:
+            shapes = " and ".join(f"{a.label(40)!r} with shape {a.shape}" for a in args)
+            raise ShapeError(f"cannot broadcast operands of '{name}': {shapes}") from None
+    return rule
+
+
+def _same(args, attrs):
+    return args[0].shape
+
+
+def _scalar(args, attrs):
+    return ()
+
+
+def _matmul(args, attrs):
+    a, b = args
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul needs arrays, got {a.label(40)!r} with shape {a.shape} @ "
+                         f"{b.label(40)!r} with shape {b.shape}; use * for scalars")
+    if a.ndim > 2 or b.ndim > 2:
+        raise ShapeError(f"matmul supports 1-D and 2-D operands, got shapes {a.shape} @ {b.shape}")
+    ka = a.shape[-1]
+    kb = b.shape[0]
+    if ka != kb:
+        raise ShapeError(f"matmul shape mismatch: {a.label(40)!r} has shape {a.shape} and {b.label(40)!r} "
+                         f"has shape {b.shape} (inner dimensions {ka} != {kb})")
+    return a.shape[:-1] + b.shape[1:]
+
+
+def _reduce(args, attrs):
+    shape, axis = args[0].shape, attrs.get("axis")
+    if axis is None:
+        return ()
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    nd = len(shape)
+    try:
+        axes = tuple(ax % nd if -nd <= ax < nd else _bad_axis(ax, shape) for ax in axes)
+    except ZeroDivisionError:
+        _bad_axis(axes[0], shape)
+    return tuple(s for i, s in enumerate(shape) if i not in axes)
+
+
+def _bad_axis(ax, shape):
+    raise ShapeError(f"axis {ax} is out of range for an expression of shape {shape}")
+
+
+def _transpose(args, attrs):
+    return tuple(reversed(args[0].shape))
+
+
+def _reshape(args, attrs):
+    a, shape = args[0], attrs["shape"]
+    shape = tuple(int(s) for s in shape)
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1]))
+        if known == 0 or a.size % known:
+            raise ShapeError(f"cannot reshape {a.label(40)!r} of shape {a.shape} into {shape}")
+        shape = tuple(a.size // known if s == -1 else s for s in shape)
+    if int(np.prod(shape)) != a.size:
+        raise ShapeError(f"cannot reshape {a.label(40)!r} of shape {a.shape} (size {a.size}) into {shape}")
+    attrs["shape"] = shape
+    return shape
+
+
+def _index(args, attrs):
+    a, key = args[0], attrs["key"]
+    try:
+        return np.broadcast_to(np.zeros(()), a.shape)[key].shape
+    except (IndexError, TypeError, ValueError) as e:
+        raise ShapeError(f"invalid index {key!r} for {a.label(40)!r} of shape {a.shape}: {e}") from None
+
+
+def _stack(args, attrs):
+    shapes = {a.shape for a in args}
+    if len(shapes) != 1:
+        raise ShapeError("stack needs operands of one shape, got " +
+                         ", ".join(f"{a.label(30)!r}: {a.shape}" for a in args))
+    shape = args[0].shape
+    axis = attrs.get("axis", 0)
+    if not -len(shape) - 1 <= axis <= len(shape):
+        _bad_axis(axis, shape)
+    axis = axis % (len(shape) + 1)
+    attrs["axis"] = axis
+    return shape[:axis] + (len(args),) + shape[axis:]
+
+
+def _concat(args, attrs):
+    axis = attrs.get("axis", 0)
+    nd = args[0].ndim
+    if nd == 0 or any(a.ndim != nd for a in args):
+        raise ShapeError("concatenate needs arrays of equal rank >= 1, got shapes " + ", ".join(str(a.shape) for a in args))
+    axis = axis % nd
+    attrs["axis"] = axis
+    rest = {a.shape[:axis] + a.shape[axis + 1:] for a in args}
+    if len(rest) != 1:
+        raise ShapeError(f"concatenate along axis {axis}: other dimensions differ: " +
+                         ", ".join(f"{a.label(30)!r}: {a.shape}" for a in args))
+    return args[0].shape[:axis] + (sum(a.shape[axis] for a in args),) + args[0].shape[axis + 1:]
+
+
+def _quad_form(args, attrs):
+    x, P = args
+    if x.ndim != 1 or P.shape != (x.shape[0], x.shape[0]):
+        raise ShapeError(f"quad_form(x, P) needs a vector x and a square P of matching size; got "
+                         f"{x.label(30)!r} with shape {x.shape} and {P.label(30)!r} with shape {P.shape}")
+    return ()
+
+
+def _norm(args, attrs):
+    p = attrs.get("p", 2)
+    if p not in (1, 2, np.inf, "inf", "fro"):
+        raise ShapeError(f"norm order must be 1, 2, inf or 'fro', got {p!r}")
+    if p == "inf":
+        attrs["p"] = np.inf
+    if args[0].ndim > 1 and p not in ("fro", 2):
+        raise ShapeError(f"norm(p={p}) of a matrix {args[0].label(30)!r} is not supported; use p='fro' "
+                         "or flatten it")
+    return ()
+
+
+def _opaque(args, attrs):
+    return attrs["out_shape"]
+
+
+SPECS: dict[str, OpSpec] = {
+    "add": OpSpec(_broadcast("add"), linear=True, infix="+"),
+    "sub": OpSpec(_broadcast("sub"), linear=True, infix="-"),
+    "mul": OpSpec(_broadcast("mul"), infix="*"),
+    "div": OpSpec(_broadcast("div"), infix="/"),
+    "neg": OpSpec(_same, linear=True),
+    "power": OpSpec(_same),
+    "matmul": OpSpec(_matmul, infix="@"),
+    "sum": OpSpec(_reduce, linear=True),
+    "mean": OpSpec(_reduce, linear=True),
+    "transpose": OpSpec(_transpose, linear=True),
+    "reshape": OpSpec(_reshape, linear=True),
+    "index": OpSpec(_index, linear=True),
+    "stack": OpSpec(_stack, linear=True),
+    "concat": OpSpec(_concat, linear=True),
+    "exp": OpSpec(_same),
+    "log": OpSpec(_same),
+    "sqrt": OpSpec(_same),
+    "square": OpSpec(_same),
+    "sin": OpSpec(_same),
+    "cos": OpSpec(_same),
+    "sigmoid": OpSpec(_same),
+    "abs": OpSpec(_same, smooth=False),
+    "relu": OpSpec(_same, smooth=False),
+    "maximum": OpSpec(_broadcast("maximum"), smooth=False),
+    "minimum": OpSpec(_broadcast("minimum"), smooth=False),
+    "max": OpSpec(_reduce, smooth=False),
+    "min": OpSpec(_reduce, smooth=False),
+    "norm": OpSpec(_norm, smooth=False),
+    "sum_squares": OpSpec(_scalar),
+    "quad_form": OpSpec(_quad_form),
+    "logsumexp": OpSpec(_reduce),
+    "fn": OpSpec(_opaque),
+    "blackbox": OpSpec(_opaque, smooth=False),
+}

@@ -1,0 +1,139 @@
+"""The problem graph (networkx) and the structure tags dispatch matches against.
+
+Tags come in two kinds:
+* **features** — things a backend must be able to *handle*: ``maximize``, ``soft``, ``bounds``,
+  ``equality``, ``inequality``, ``blackbox``, ``opaque`` (an `od.fn`), ``nonsmooth``;
+* **properties** — facts a backend may *require*: ``convex`` (DCP via the cvxpy lowering), ``smooth``,
+  ``cvxpy_form`` (a pass has lowered the model to cvxpy), ``unconstrained``.
+A backend accepts a problem when the problem's features are a subset of what it supports and its
+requirements are a subset of the problem's properties.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from .expr.node import Expr, Op, Parameter, Variable
+from .expr.ops import SPECS
+from .problem import Problem
+
+
+@dataclass(frozen=True)
+class Tags:
+    features: frozenset
+    properties: frozenset
+    sizes: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)  # why a property is absent (e.g. the DCP failure)
+
+    def __contains__(self, tag: str) -> bool:
+        return tag in self.features or tag in self.properties
+
+    def all(self) -> list[str]:
+        return sorted(self.features | self.properties)
+
+
+def _ops(exprs):
+    seen = set()
+    for e in exprs:
+        for n in e.nodes():
+            if isinstance(n, Op) and id(n) not in seen:
+                seen.add(id(n))
+                yield n
+
+
+def analyze(problem: Problem) -> Tags:
+    """Compute the tags of a problem (cached on the problem's payload, since problems are immutable)."""
+    cached = problem.payload.get("_tags")
+    if cached is not None:
+        return cached
+    exprs = [problem.objective] + [c.expr for c in problem.constraints]
+    ops = list(_ops(exprs))
+    features, props, notes = set(), set(), {}
+    if problem.sense == "max":
+        features.add("maximize")
+    if any(c.soft for c in problem.constraints):
+        features.add("soft")
+    if problem.has_bounds():
+        features.add("bounds")
+    hard = problem.hard_constraints
+    if any(c.kind == "eq" for c in hard):
+        features.add("equality")
+    if any(c.kind == "ineq" for c in hard):
+        features.add("inequality")
+    if not hard:
+        props.add("unconstrained")
+    if any(o.name == "blackbox" for o in ops):
+        features.add("blackbox")
+    if any(o.name == "fn" for o in ops):
+        features.add("opaque")
+    nonsmooth = sorted({o.name for o in ops if not SPECS[o.name].smooth})
+    if nonsmooth:
+        features.add("nonsmooth")
+        notes["smooth"] = f"non-smooth atoms: {', '.join(nonsmooth)}"
+    else:
+        props.add("smooth")
+    dcp = _dcp(problem)
+    if dcp is None:
+        props.add("convex")
+    else:
+        notes["convex"] = dcp
+    if "cvxpy" in problem.payload:
+        props.add("cvxpy_form")
+    n = sum(v.size for v in problem.variables)
+    m_eq = sum(c.expr.size for c in hard if c.kind == "eq")
+    m_in = sum(c.expr.size for c in hard if c.kind == "ineq")
+    tags = Tags(frozenset(features), frozenset(props), {"variables": n, "equalities": m_eq, "inequalities": m_in}, notes)
+    problem.payload["_tags"] = tags
+    return tags
+
+
+def _dcp(problem: Problem) -> str | None:
+    """None when the problem is DCP-convex through the cvxpy lowering, else the reason it is not."""
+    from .lower.cvxpy import CvxpyLowering, NotRepresentable
+    low = CvxpyLowering()
+    try:
+        obj = low.lower(problem.objective)
+        if problem.sense == "max" and not obj.is_concave():
+            return "the objective is not concave (DCP) for maximize"
+        if problem.sense == "min" and not obj.is_convex():
+            return "the objective is not convex (DCP)"
+        for c in problem.constraints:
+            e = low.lower(c.expr)
+            if c.kind == "eq" and not e.is_affine():
+                return f"equality constraint {c.name!r} is not affine"
+            if c.kind == "ineq" and not e.is_convex():
+                return f"constraint {c.name!r} is not convex (DCP)"
+    except NotRepresentable as e:
+        return f"not representable in cvxpy: {e}"
+    return None
+
+
+def build_graph(problem: Problem) -> nx.DiGraph:
+    """Nodes: variables, parameters, the objective and each constraint; an edge u -> v when v reads u."""
+    g = nx.DiGraph(name="problem", sense=problem.sense, tags=analyze(problem).all())
+    for v in problem.variables:
+        g.add_node(v.name, kind="variable", shape=v.shape, lb=v.lb is not None, ub=v.ub is not None)
+    terms = [("objective", problem.objective, {"kind": "objective", "sense": problem.sense})]
+    terms += [(c.name, c.expr, {"kind": "constraint", "type": c.kind, "soft": c.soft, "shape": c.expr.shape})
+              for c in problem.constraints]
+    for name, expr, attrs in terms:
+        g.add_node(name, expr=str(expr), **attrs)
+        for leaf in expr.leaves():
+            if isinstance(leaf, (Variable, Parameter)):
+                if leaf.name not in g:
+                    g.add_node(leaf.name, kind="parameter", shape=leaf.shape)
+                g.add_edge(leaf.name, name)
+    return g
+
+
+def summary(g: nx.DiGraph) -> str:
+    kinds: dict[str, int] = {}
+    for _, d in g.nodes(data=True):
+        kinds[d.get("kind", "?")] = kinds.get(d.get("kind", "?"), 0) + 1
+    parts = ", ".join(f"{k} {kinds[k]}" for k in sorted(kinds))
+    return f"{g.number_of_nodes()} nodes ({parts}), {g.number_of_edges()} edges"
+
+
+def terms_of(expr: Expr) -> list[str]:
+    return sorted({leaf.name for leaf in expr.leaves() if isinstance(leaf, (Variable, Parameter))})

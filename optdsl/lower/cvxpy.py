@@ -1,0 +1,163 @@
+"""CVXPY lowering: map the IR onto cvxpy atoms, so cvxpy's DCP analysis decides convexity.
+
+An op with no cvxpy counterpart (sigmoid, sin, opaque functions) raises `NotRepresentable`; the model
+is then simply not convex-representable and other backends are used.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+from ..expr.node import Constant, Expr, Leaf, Parameter, Variable
+from ._walk import lower
+
+
+class NotRepresentable(Exception):
+    """The expression uses an op cvxpy cannot express."""
+
+
+def _missing(name):
+    def impl(a, at):
+        raise NotRepresentable(f"'{name}' has no cvxpy atom")
+    return impl
+
+
+def _reduce(fn):
+    def impl(a, at):
+        axis = at.get("axis")
+        if isinstance(axis, (tuple, list)):
+            raise NotRepresentable("reductions over several axes are not lowered to cvxpy")
+        return fn(a[0], axis)
+    return impl
+
+
+def _norm(a, at):
+    p = at["p"]
+    x = a[0]
+    if p == "fro" or (p == 2 and x.ndim > 1):
+        return cp.norm(cp.vec(x, order="C"), 2)
+    return cp.norm(x, p)
+
+
+def _power(a, at):
+    p = at["p"]
+    return cp.square(a[0]) if p == 2 else cp.power(a[0], p)
+
+
+def _mul(a, at):
+    x, y = a
+    if np.ndim(x) == 0 or np.ndim(y) == 0:
+        return x * y
+    return cp.multiply(x, y)
+
+
+def _div(a, at):
+    x, y = a
+    if isinstance(y, cp.Expression) and not y.is_constant():
+        raise NotRepresentable("division by a non-constant expression")
+    return x / y
+
+
+def _matmul(a, at):
+    x, y = a
+    return x @ y
+
+
+def _index(a, at):
+    return a[0][at["key"]]
+
+
+def _stack(a, at):
+    nd = np.ndim(a[0])
+    if nd == 0:
+        return cp.hstack([cp.reshape(x, (1,), order="C") for x in a])
+    if nd == 1:
+        m = cp.vstack(list(a))
+        return m if at["axis"] == 0 else m.T
+    raise NotRepresentable("stack of matrices is not lowered to cvxpy")
+
+
+def _concat(a, at):
+    if a[0].ndim == 1:
+        return cp.hstack(a)
+    return cp.vstack(a) if at["axis"] == 0 else cp.hstack(a)
+
+
+def _mean(x, axis):
+    n = int(np.prod(x.shape)) if axis is None else x.shape[axis]
+    return cp.sum(x, axis=axis) / n
+
+
+CVXPY: dict[str, Any] = {
+    "add": lambda a, at: a[0] + a[1],
+    "sub": lambda a, at: a[0] - a[1],
+    "mul": _mul,
+    "div": _div,
+    "neg": lambda a, at: -a[0],
+    "power": _power,
+    "matmul": _matmul,
+    "sum": _reduce(lambda x, axis: cp.sum(x, axis=axis)),
+    "mean": _reduce(_mean),
+    "max": _reduce(lambda x, axis: cp.max(x, axis=axis)),
+    "min": _reduce(lambda x, axis: cp.min(x, axis=axis)),
+    "logsumexp": _reduce(lambda x, axis: cp.log_sum_exp(x, axis=axis)),
+    "transpose": lambda a, at: a[0].T,
+    "reshape": lambda a, at: cp.reshape(a[0], at["shape"], order="C"),
+    "index": _index,
+    "stack": _stack,
+    "concat": _concat,
+    "exp": lambda a, at: cp.exp(a[0]),
+    "log": lambda a, at: cp.log(a[0]),
+    "sqrt": lambda a, at: cp.sqrt(a[0]),
+    "square": lambda a, at: cp.square(a[0]),
+    "abs": lambda a, at: cp.abs(a[0]),
+    "relu": lambda a, at: cp.pos(a[0]),
+    "maximum": lambda a, at: cp.maximum(a[0], a[1]),
+    "minimum": lambda a, at: cp.minimum(a[0], a[1]),
+    "norm": _norm,
+    "sum_squares": lambda a, at: cp.sum_squares(a[0]),
+    "quad_form": lambda a, at: cp.quad_form(a[0], a[1], assume_PSD=True) if not isinstance(a[1], cp.Expression)
+    else cp.quad_form(a[0], a[1]),
+    "sin": _missing("sin"),
+    "cos": _missing("cos"),
+    "sigmoid": _missing("sigmoid"),
+    "fn": _missing("od.fn (opaque torch function)"),
+    "blackbox": _missing("od.blackbox (black-box function)"),
+}
+
+
+class CvxpyLowering:
+    """Lowers expressions onto one shared set of cvxpy Variables/Parameters (one per optdsl leaf)."""
+
+    def __init__(self):
+        self.variables: dict[Variable, cp.Variable] = {}
+        self.parameters: dict[Parameter, cp.Parameter] = {}
+
+    def leaf(self, leaf: Leaf):
+        if isinstance(leaf, Variable):
+            v = self.variables.get(leaf)
+            if v is None:
+                v = self.variables[leaf] = cp.Variable(leaf.shape, name=leaf.name)
+            return v
+        if isinstance(leaf, Parameter):
+            p = self.parameters.get(leaf)
+            if p is None:
+                p = self.parameters[leaf] = cp.Parameter(leaf.shape, name=leaf.name, value=leaf.value)
+            return p
+        assert isinstance(leaf, Constant)
+        return leaf.data
+
+    def lower(self, expr: Expr):
+        try:
+            out = lower(expr, self.leaf, CVXPY)
+        except NotRepresentable:
+            raise
+        except (ValueError, TypeError, IndexError, AttributeError) as e:  # cvxpy refused a construct
+            raise NotRepresentable(str(e)) from None
+        return out if isinstance(out, cp.Expression) else cp.Constant(out)
+
+    def refresh_parameters(self) -> None:
+        for leaf, p in self.parameters.items():
+            p.value = leaf.value

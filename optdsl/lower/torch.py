@@ -1,0 +1,142 @@
+"""Torch lowering: evaluate expressions on tensors (autograd, any device/dtype)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from ..expr.node import Constant, Expr, Leaf, Parameter, Variable
+from ._walk import lower
+
+
+def _dims(axis):
+    return tuple(axis) if isinstance(axis, (tuple, list)) else axis
+
+
+def _reduce(fn_all, fn_axis):
+    def impl(a, at):
+        axis = at.get("axis")
+        return fn_all(a[0]) if axis is None else fn_axis(a[0], _dims(axis))
+    return impl
+
+
+def _norm(a, at):
+    x, p = a[0], at["p"]
+    if p == 1:
+        return x.abs().sum()
+    if p == np.inf:
+        return x.abs().max()
+    return torch.linalg.vector_norm(x.reshape(-1))
+
+
+def _index(a, at):
+    key = at["key"]
+    if isinstance(key, np.ndarray) or (isinstance(key, tuple) and any(isinstance(k, np.ndarray) for k in key)):
+        key = tuple(torch.as_tensor(k) if isinstance(k, np.ndarray) else k for k in (key if isinstance(key, tuple) else (key,)))
+    return a[0][key]
+
+
+def _transpose(a, at):
+    x = a[0]
+    return x.permute(*reversed(range(x.ndim))) if x.ndim > 1 else x
+
+
+def _blackbox(a, at):
+    args = [t.detach().cpu().numpy() for t in a]
+    out = at["func"](*args)
+    ref = a[0] if a else None
+    return torch.as_tensor(np.asarray(out, dtype=float), dtype=ref.dtype if ref is not None else torch.float64,
+                           device=ref.device if ref is not None else None)
+
+
+def _fn(a, at):
+    out = at["func"](*a)
+    if not isinstance(out, torch.Tensor):
+        out = torch.as_tensor(out, dtype=a[0].dtype, device=a[0].device)
+    return out
+
+
+TORCH: dict[str, Any] = {
+    "add": lambda a, at: a[0] + a[1],
+    "sub": lambda a, at: a[0] - a[1],
+    "mul": lambda a, at: a[0] * a[1],
+    "div": lambda a, at: a[0] / a[1],
+    "neg": lambda a, at: -a[0],
+    "power": lambda a, at: a[0] ** at["p"],
+    "matmul": lambda a, at: a[0] @ a[1],
+    "sum": _reduce(torch.sum, lambda x, d: x.sum(dim=d)),
+    "mean": _reduce(torch.mean, lambda x, d: x.mean(dim=d)),
+    "max": _reduce(torch.max, lambda x, d: x.amax(dim=d)),
+    "min": _reduce(torch.min, lambda x, d: x.amin(dim=d)),
+    "logsumexp": _reduce(lambda x: torch.logsumexp(x.reshape(-1), 0), lambda x, d: torch.logsumexp(x, dim=d)),
+    "transpose": _transpose,
+    "reshape": lambda a, at: a[0].reshape(at["shape"]),
+    "index": _index,
+    "stack": lambda a, at: torch.stack(a, dim=at["axis"]),
+    "concat": lambda a, at: torch.cat(a, dim=at["axis"]),
+    "exp": lambda a, at: torch.exp(a[0]),
+    "log": lambda a, at: torch.log(a[0]),
+    "sqrt": lambda a, at: torch.sqrt(a[0]),
+    "square": lambda a, at: a[0] * a[0],
+    "sin": lambda a, at: torch.sin(a[0]),
+    "cos": lambda a, at: torch.cos(a[0]),
+    "sigmoid": lambda a, at: torch.sigmoid(a[0]),
+    "abs": lambda a, at: torch.abs(a[0]),
+    "relu": lambda a, at: torch.relu(a[0]),
+    "maximum": lambda a, at: torch.maximum(*torch.broadcast_tensors(a[0], a[1])),
+    "minimum": lambda a, at: torch.minimum(*torch.broadcast_tensors(a[0], a[1])),
+    "norm": _norm,
+    "sum_squares": lambda a, at: (a[0] * a[0]).sum(),
+    "quad_form": lambda a, at: a[0] @ (a[1] @ a[0]),
+    "fn": _fn,
+    "blackbox": _blackbox,
+}
+
+
+class TorchLowering:
+    """Evaluates expressions given tensors for the variables. Constants are converted once per
+    device/dtype; parameters are re-read when their `version` changes, so re-solves see new data."""
+
+    def __init__(self, device: Any = "cpu", dtype: torch.dtype = torch.float64):
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self._const: dict[int, torch.Tensor] = {}
+        self._param: dict[int, tuple[int, torch.Tensor]] = {}
+
+    def tensor(self, leaf: Leaf, env: dict) -> torch.Tensor:
+        if isinstance(leaf, Variable):
+            try:
+                return env[leaf]
+            except KeyError:
+                raise ModelError(f"variable {leaf.name!r} has no value to evaluate with") from None
+        if isinstance(leaf, Parameter):
+            if leaf.value is None:
+                raise ModelError(f"parameter {leaf.name!r} has no value")
+            cached = self._param.get(leaf.id)
+            if cached is None or cached[0] != leaf.version:
+                cached = (leaf.version, torch.as_tensor(leaf.value, dtype=self.dtype, device=self.device))
+                self._param[leaf.id] = cached
+            return cached[1]
+        assert isinstance(leaf, Constant)
+        t = self._const.get(leaf.id)
+        if t is None:
+            t = self._const[leaf.id] = torch.as_tensor(leaf.data, dtype=self.dtype, device=self.device)
+        return t
+
+    def evaluate(self, expr: Expr, env: dict, memo: dict | None = None) -> torch.Tensor:
+        return lower(expr, lambda leaf: self.tensor(leaf, env), TORCH, memo)
+
+
+def evaluate_numpy(expr: Expr, values: dict | None = None) -> np.ndarray | float:
+    """Evaluate with numpy inputs (variables' `.value` unless given in `values`); returns numpy."""
+    env = {}
+    for v in expr.variables():
+        val = (values or {}).get(v, v.value)
+        if val is None:
+            raise ModelError(f"variable {v.name!r} has no value; solve the model or set {v.name}.value")
+        env[v] = torch.as_tensor(np.asarray(val, dtype=float))
+    with torch.no_grad():
+        out = TorchLowering().evaluate(expr, env).cpu().numpy()
+    return float(out) if out.ndim == 0 else out

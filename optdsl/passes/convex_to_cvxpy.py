@@ -1,0 +1,64 @@
+"""A DCP-convex problem  ->  a `cvxpy.Problem` (every variable, parameter and named constraint mapped).
+
+Source: min f(x) s.t. h(x) = 0, g(x) ≤ 0, lb ≤ x ≤ ub with f, g convex and h affine under DCP rules.
+Target: the same problem as cvxpy objects; optdsl Parameters become cvxpy Parameters, so changing
+``param.value`` re-solves without rebuilding (DPP). Bounds become constraints named ``"x.lb"``/``"x.ub"``.
+`invert` reads primal values from the cvxpy variables and each constraint's ``dual_value`` back under
+the user's name (cvxpy uses the same sign convention as optdsl: L = f + λᵀh + μᵀg, μ ≥ 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+
+from ..lower.cvxpy import CvxpyLowering
+from ..problem import RawSolution
+from .base import Pass
+from .bounds_to_constraints import bound_constraints
+
+_HANDLED = frozenset({"bounds", "equality", "inequality", "nonsmooth"})
+
+
+@dataclass
+class CvxpyForm:
+    problem: cp.Problem
+    lowering: CvxpyLowering
+    constraints: dict  # user name -> cvxpy constraint
+
+    def refresh(self) -> None:
+        self.lowering.refresh_parameters()
+
+
+class ConvexToCvxpy(Pass):
+    name = "convex_to_cvxpy"
+    cost = 0.5
+
+    def accepts(self, problem, tags):
+        return ("convex" in tags.properties and "cvxpy_form" not in tags.properties
+                and tags.features <= _HANDLED)
+
+    def apply(self, problem):
+        low = CvxpyLowering()
+        objective = cp.Minimize(low.lower(problem.objective))
+        items = list(problem.constraints) + (bound_constraints(problem) if problem.bounds else [])
+        cons = {}
+        for item in items:
+            e = low.lower(item.expr)
+            cons[item.name] = (e == 0) if item.kind == "eq" else (e <= 0)
+        for v in problem.variables:  # variables absent from every expression still get a cvxpy twin
+            low.leaf(v)
+        form = CvxpyForm(cp.Problem(objective, list(cons.values())), low, cons)
+        payload = {"cvxpy": form}
+        return problem.with_(payload=payload, applied=problem.applied + (self.name,)), form
+
+    def invert(self, solution: RawSolution, form: CvxpyForm):
+        if solution.status.has_point and not solution.values:
+            for v, cv in form.lowering.variables.items():
+                if cv.value is not None:
+                    solution.values[v] = np.asarray(cv.value, dtype=float).reshape(v.shape)
+            for name, c in form.constraints.items():
+                if c.dual_value is not None:
+                    solution.duals[name] = np.asarray(c.dual_value, dtype=float)
+        return solution

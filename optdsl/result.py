@@ -1,0 +1,127 @@
+"""`Result`: what a solve returns, with a JSON round trip.
+
+Termination status (why the solver stopped) and primal status (what the returned point is) are kept
+apart, as in MathOptInterface: an ITERATION_LIMIT can still carry a FEASIBLE_POINT.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+import numpy as np
+
+from .solvers.common import Status
+
+TerminationStatus = Status
+
+
+class PrimalStatus(str, Enum):
+    FEASIBLE_POINT = "FEASIBLE_POINT"
+    INFEASIBLE_POINT = "INFEASIBLE_POINT"
+    NO_SOLUTION = "NO_SOLUTION"
+
+
+@dataclass
+class Result:
+    status: Status
+    primal_status: PrimalStatus
+    objective: Optional[float] = None
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    duals: dict[str, np.ndarray] = field(default_factory=dict)
+    certificates: dict[str, Any] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    iterations: int = 0
+    times: dict[str, float] = field(default_factory=dict)
+    chain: list[str] = field(default_factory=list)
+    solver: str = ""
+    message: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the solve ended at a (locally) optimal point."""
+        return self.status.is_success
+
+    def value(self, var) -> np.ndarray:
+        """Value of a variable (object or name)."""
+        return self.values[getattr(var, "name", var)]
+
+    def __repr__(self) -> str:
+        obj = "None" if self.objective is None else f"{self.objective:.8g}"
+        return (f"Result(status={self.status.value}, primal={self.primal_status.value}, objective={obj}, "
+                f"solver={self.solver!r}, iterations={self.iterations})")
+
+    # --- JSON --------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["primal_status"] = self.primal_status.value
+        d["values"] = {k: _encode(v) for k, v in self.values.items()}
+        d["duals"] = {k: _encode(v) for k, v in self.duals.items()}
+        d["certificates"] = {k: _plain(v) for k, v in self.certificates.items()}
+        d["history"] = [{k: _plain(v) for k, v in h.items()} for h in self.history]
+        d["extras"] = {k: _plain(v) for k, v in self.extras.items() if _jsonable(v)}
+        return d
+
+    def to_json(self, path: Optional[str] = None, **kw) -> str:
+        text = json.dumps(self.to_dict(), **({"indent": 1} | kw))
+        if path is not None:
+            with open(path, "w") as fh:
+                fh.write(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Result":
+        d = dict(d)
+        d["status"] = Status(d["status"])
+        d["primal_status"] = PrimalStatus(d["primal_status"])
+        d["values"] = {k: _decode(v) for k, v in d.get("values", {}).items()}
+        d["duals"] = {k: _decode(v) for k, v in d.get("duals", {}).items()}
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text_or_path: str) -> "Result":
+        s = text_or_path
+        if not s.lstrip().startswith("{"):
+            with open(s) as fh:
+                s = fh.read()
+        return cls.from_dict(json.loads(s))
+
+
+def _encode(a) -> dict:
+    a = np.asarray(a, dtype=float)
+    return {"shape": list(a.shape), "data": [_num(x) for x in a.ravel().tolist()]}
+
+
+def _decode(d) -> np.ndarray:
+    data = np.array([float(x) for x in d["data"]], dtype=float)
+    return data.reshape(d["shape"])
+
+
+def _num(x: float):
+    return x if np.isfinite(x) else str(x)  # JSON has no inf/nan
+
+
+def _plain(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return str(v)
+    if isinstance(v, Enum):
+        return v.value
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def _jsonable(v) -> bool:
+    try:
+        json.dumps(_plain(v))
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,105 @@
+"""Autograd oracles over plain torch callables: cached value+gradient and constraint Jacobians.
+
+Backends take ``f(x) -> scalar tensor`` and ``c(x) -> 1-D tensor`` on a flat tensor ``x`` and get
+derivatives here, so the same callables serve every method. Each oracle counts its evaluations and
+raises `NonFinite` (caught by the backend and turned into ``Status.NUMERICAL_ERROR``) when a value or
+derivative is NaN/inf.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+
+class NonFinite(Exception):
+    """A callable returned NaN/inf; `where` says which one and at which evaluation."""
+
+    def __init__(self, where: str, evaluation: int, x: Optional[torch.Tensor] = None):
+        super().__init__(f"{where} is not finite (NaN/inf) at evaluation {evaluation}")
+        self.where, self.evaluation, self.x = where, evaluation, x
+
+
+class Objective:
+    """Value and gradient of a scalar torch function, cached at the last point."""
+
+    def __init__(self, f: Callable[[torch.Tensor], torch.Tensor], device, dtype, name: str = "objective"):
+        self.f, self.device, self.dtype, self.name = f, device, dtype, name
+        self.n_f = 0
+        self.n_grad = 0
+        self._key: Optional[bytes] = None
+        self._val = 0.0
+        self._grad: Optional[np.ndarray] = None
+
+    def _eval(self, x_np: np.ndarray):
+        key = x_np.tobytes()
+        if key == self._key:
+            return
+        x = torch.as_tensor(x_np, dtype=self.dtype, device=self.device).requires_grad_(True)
+        val = self.f(x)
+        if not isinstance(val, torch.Tensor) or val.numel() != 1:
+            raise TypeError(f"{self.name} must return a scalar tensor, got "
+                            f"{type(val).__name__}{'' if not isinstance(val, torch.Tensor) else tuple(val.shape)}")
+        self.n_f += 1
+        if not torch.isfinite(val):
+            raise NonFinite(self.name, self.n_f, x.detach())
+        (g,) = torch.autograd.grad(val.reshape(()), x, allow_unused=True)
+        self.n_grad += 1
+        g = torch.zeros_like(x) if g is None else g
+        if not torch.isfinite(g).all():
+            raise NonFinite(f"gradient of {self.name}", self.n_grad, x.detach())
+        self._key, self._val, self._grad = key, float(val), g.detach().cpu().double().numpy()
+
+    def value(self, x_np) -> float:
+        self._eval(np.ascontiguousarray(x_np, dtype=float))
+        return self._val
+
+    def grad(self, x_np) -> np.ndarray:
+        self._eval(np.ascontiguousarray(x_np, dtype=float))
+        return self._grad
+
+
+class Constraints:
+    """Values and Jacobian of a vector torch function, cached at the last point."""
+
+    def __init__(self, c: Callable[[torch.Tensor], torch.Tensor], device, dtype, name: str = "constraints"):
+        self.c, self.device, self.dtype, self.name = c, device, dtype, name
+        self.n_f = 0
+        self.n_jac = 0
+        self._vkey = self._jkey = None
+        self._val: Optional[np.ndarray] = None
+        self._jac: Optional[np.ndarray] = None
+
+    def _x(self, x_np):
+        return torch.as_tensor(np.ascontiguousarray(x_np, dtype=float), dtype=self.dtype, device=self.device)
+
+    def value(self, x_np) -> np.ndarray:
+        key = np.ascontiguousarray(x_np, dtype=float).tobytes()
+        if key != self._vkey:
+            with torch.no_grad():
+                v = self.c(self._x(x_np)).reshape(-1)
+            self.n_f += 1
+            if not torch.isfinite(v).all():
+                bad = int((~torch.isfinite(v)).nonzero()[0])
+                raise NonFinite(f"{self.name} row {bad}", self.n_f)
+            self._vkey, self._val = key, v.detach().cpu().double().numpy()
+        return self._val
+
+    def jac(self, x_np) -> np.ndarray:
+        key = np.ascontiguousarray(x_np, dtype=float).tobytes()
+        if key != self._jkey:
+            J = jacobian(self.c, self._x(x_np))
+            self.n_jac += 1
+            if not torch.isfinite(J).all():
+                raise NonFinite(f"Jacobian of {self.name}", self.n_jac)
+            self._jkey, self._jac = key, J.detach().cpu().double().numpy()
+        return self._jac
+
+
+def jacobian(c: Callable, x: torch.Tensor) -> torch.Tensor:
+    """Dense Jacobian of a vector function; vectorized through torch.func when the function allows it."""
+    try:
+        return torch.func.jacrev(lambda z: c(z).reshape(-1))(x)
+    except Exception:  # functions with in-place ops or data-dependent control flow: plain reverse mode
+        return torch.autograd.functional.jacobian(lambda z: c(z).reshape(-1), x)

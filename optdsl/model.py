@@ -195,7 +195,7 @@ class Model:
             viol = certificates.violations(source, values)
             worst = max(viol, key=viol.get) if viol else None
             certs["max_violation"] = viol[worst] if worst else 0.0
-            if worst and viol[worst] > 0:
+            if worst and viol[worst] > 1e-9:
                 certs["worst_constraint"] = worst
             if "smooth" in analyze(source).properties and raw.duals:
                 st = certificates.stationarity(source, values, raw.duals)

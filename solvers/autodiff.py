@@ -97,8 +97,20 @@ class Constraints:
         return self._jac
 
 
-def jacobian(c: Callable, x: torch.Tensor) -> torch.Tensor:
-    """Dense Jacobian of a vector function; vectorized through torch.func when the function allows it."""
+def jacobian(c: Callable, x: torch.Tensor, small: int = 64) -> torch.Tensor:
+    """Dense Jacobian of a vector function.
+
+    Few rows: one reverse pass per row (no set-up cost). Many rows: vectorized through torch.func,
+    whose first call in a process costs about a second of warm-up but whose per-call cost is flat.
+    """
+    x = x.detach().requires_grad_(True)
+    out = c(x).reshape(-1)
+    if out.numel() <= small:
+        rows = []
+        for i in range(out.numel()):
+            (g,) = torch.autograd.grad(out[i], x, retain_graph=i + 1 < out.numel(), allow_unused=True)
+            rows.append(torch.zeros_like(x) if g is None else g)
+        return torch.stack(rows) if rows else out.new_zeros((0, x.numel()))
     try:
         return torch.func.jacrev(lambda z: c(z).reshape(-1))(x)
     except Exception:  # functions with in-place ops or data-dependent control flow: plain reverse mode

@@ -34,8 +34,13 @@ class CvxpyBackend(Backend):
         "max_iter": Option(int, None, "solver iteration limit, where the solver takes one"),
         "tol": Option(float, None, "solver tolerance, where the solver takes one"),
         "time_limit": Option(float, None, "time limit in seconds, where the solver takes one"),
-        "verbose": Option(bool, False, "print the solver's log"),
+        "solver_verbose": Option(bool, False, "print the cvxpy solver's own log"),
     }
+
+    def reject_reason(self, problem, tags):
+        if "cvxpy_form" not in tags.properties and "convex" not in tags.properties:
+            return f"needs a convex (DCP) model: {tags.notes.get('convex', 'not convex')}"
+        return super().reject_reason(problem, tags)
 
     def available(self):
         return None if cp.installed_solvers() else "no cvxpy solver is installed"
@@ -49,7 +54,7 @@ class CvxpyBackend(Backend):
         kw = _solver_kwargs(solver, options)
         start = time.perf_counter()
         try:
-            form.problem.solve(solver=solver.upper() if solver else None, verbose=bool(options.get("verbose")), **kw)
+            form.problem.solve(solver=solver.upper() if solver else None, verbose=bool(options.get("solver_verbose")), **kw)
         except cp.SolverError as e:
             return RawSolution(Status.NUMERICAL_ERROR, message=f"cvxpy solver error: {e}")
         status = _STATUS.get(form.problem.status, Status.OTHER_ERROR)

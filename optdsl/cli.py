@@ -1,0 +1,242 @@
+"""`optdsl solve | inspect | solvers | bench` — the command-line front end.
+
+Exit codes: 0 solved (optimal or locally optimal), 1 no solution (infeasible, unbounded, a limit,
+numerical trouble), 2 usage or model error. Errors are one readable message, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import subprocess
+import sys
+from typing import Optional
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from .backends import BACKENDS
+from .errors import OptdslError
+from .loader import load_model, set_params
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+# Options every backend understands get fixed flags; the rest come from the backends' option tables.
+_COMMON = {"max_iter", "tol", "time_limit"}
+_RESERVED = _COMMON | {"solver", "device", "dtype", "param", "json", "quiet", "verbose", "file"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _parse_bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="optdsl", description="Solve optimization models written with optdsl.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("solve", help="solve the model in a Python script")
+    s.add_argument("file", help="a script defining `model = od.Model(...)` or `build()`")
+    s.add_argument("--solver", help="backend name (default: automatic; `optdsl solvers` lists them)")
+    s.add_argument("--device", default="cpu", help="torch device for tensor backends (cpu, cuda, cuda:1)")
+    s.add_argument("--dtype", default=None, choices=["float32", "float64"], help="tensor dtype")
+    s.add_argument("--max-iter", type=int, help="iteration limit")
+    s.add_argument("--tol", type=float, help="optimality tolerance")
+    s.add_argument("--time-limit", type=float, help="wall-clock limit in seconds")
+    s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a parameter before solving (repeatable); VALUE is a number or a list")
+    s.add_argument("--json", metavar="OUT", help="write the Result as JSON to OUT")
+    verbosity = s.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print only the status line")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="also print the dispatch explanation and history")
+    seen = set(_RESERVED)
+    for bname, b in sorted(BACKENDS.items()):
+        group = None
+        for oname, opt in b.options.items():
+            if oname in seen:
+                continue
+            seen.add(oname)
+            group = group or s.add_argument_group(f"{bname} options")
+            typ = _parse_bool if opt.type is bool else opt.type
+            group.add_argument(_flag(oname), dest=f"opt_{oname}", type=typ, choices=opt.choices,
+                               help=f"{opt.help} (default: {opt.default})")
+
+    i = sub.add_parser("inspect", help="show the model's math, LaTeX, tags, graph and dispatch")
+    i.add_argument("file")
+    i.add_argument("--solver", help="explain dispatch for this backend")
+    i.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+
+    sub.add_parser("solvers", help="list backends, their capabilities and availability")
+
+    bch = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
+    bch.add_argument("name", nargs="?", help="benchmark name (bench_NAME.py); omit to list them")
+    bch.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"solve": cmd_solve, "inspect": cmd_inspect, "solvers": cmd_solvers, "bench": cmd_bench}[args.command](args)
+    except (OptdslError, ValueError, TypeError) as e:
+        err_console.print(f"[bold red]error:[/] {e}")
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 1
+
+
+def _options(args) -> dict:
+    opts = {k: getattr(args, k) for k in ("max_iter", "tol", "time_limit") if getattr(args, k) is not None}
+    for k, v in vars(args).items():
+        if k.startswith("opt_") and v is not None:
+            opts[k[4:]] = v
+    return opts
+
+
+def cmd_solve(args) -> int:
+    model, _ = load_model(args.file)
+    set_params(model, args.param)
+    if args.verbose:
+        console.print(str(model))
+        console.print(model.explain(args.solver))
+    progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
+    with progress:
+        res = model.solve(args.solver, device=args.device, dtype=args.dtype, callback=progress.update, **_options(args))
+    if args.json:
+        res.to_json(args.json)
+    if args.quiet:
+        console.print(f"{res.status.value} objective={_fmt(res.objective)}")
+    else:
+        print_result(res, verbose=args.verbose)
+    return 0 if res.status.is_success else 1
+
+
+def cmd_inspect(args) -> int:
+    model, _ = load_model(args.file)
+    set_params(model, args.param)
+    console.rule("model")
+    console.print(str(model))
+    console.rule("LaTeX")
+    console.print(model.to_latex(), markup=False)
+    console.rule("problem graph")
+    from .graph import summary
+    g = model.graph()
+    console.print(summary(g))
+    for n, d in g.nodes(data=True):
+        if d.get("kind") in ("objective", "constraint"):
+            console.print(f"  {n} <- {', '.join(sorted(g.predecessors(n)))}")
+    console.rule("dispatch")
+    console.print(model.explain(args.solver), markup=False)
+    return 0
+
+
+def cmd_solvers(args) -> int:
+    t = Table(title="optdsl backends")
+    for col in ("name", "available", "handles", "requires", "devices", "options", "description"):
+        t.add_column(col)
+    for name, b in sorted(BACKENDS.items()):
+        why = b.available()
+        t.add_row(name, "yes" if why is None else f"no: {why}", ", ".join(sorted(b.supports)) or "-",
+                  ", ".join(sorted(b.requires)) or "-", ", ".join(b.devices), ", ".join(b.options), b.description)
+    console.print(t)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    roots = [os.path.join(os.getcwd(), "benchmarks"),
+             os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")]
+    root = next((r for r in roots if os.path.isdir(r)), None)
+    if root is None:
+        raise OptdslError("no benchmarks/ folder found (run from a source checkout of optdsl)")
+    scripts = sorted(glob.glob(os.path.join(root, "bench_*.py")))
+    names = [os.path.basename(s)[6:-3] for s in scripts]
+    if not args.name:
+        console.print("benchmarks: " + ", ".join(names))
+        return 0
+    if args.name not in names:
+        raise OptdslError(f"no benchmark {args.name!r}; available: {', '.join(names)}")
+    return subprocess.call([sys.executable, os.path.join(root, f"bench_{args.name}.py"), *args.rest])
+
+
+def print_result(res, verbose: bool = False) -> None:
+    color = "green" if res.status.is_success else "red"
+    console.print(f"[bold {color}]{res.status.value}[/]  primal: {res.primal_status.value}  "
+                  f"objective: {_fmt(res.objective)}")
+    console.print(f"chain: {' -> '.join(res.chain)}   iterations: {res.iterations}   "
+                  f"compile {res.times.get('compile', 0):.3f}s  solve {res.times.get('solve', 0):.3f}s")
+    if res.message:
+        console.print(f"message: {res.message}", markup=False)
+    if res.values:
+        t = Table(title="variables")
+        t.add_column("name")
+        t.add_column("shape")
+        t.add_column("value")
+        for k, v in res.values.items():
+            t.add_row(k, str(v.shape), _arr(v))
+        console.print(t)
+    if res.duals or res.certificates:
+        t = Table(title="constraints")
+        t.add_column("name")
+        t.add_column("dual")
+        for k, v in res.duals.items():
+            t.add_row(k, _arr(v))
+        console.print(t)
+        cert = ", ".join(f"{k}={_fmt(v)}" for k, v in res.certificates.items())
+        console.print(f"certificates: {cert}", markup=False)
+    if verbose and res.history:
+        console.print(f"history: {len(res.history)} records; last: {res.history[-1]}", markup=False)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.8g}"
+    return str(v)
+
+
+def _arr(a: np.ndarray, limit: int = 8) -> str:
+    a = np.asarray(a)
+    if a.ndim == 0:
+        return f"{float(a):.6g}"
+    flat = ", ".join(f"{x:.6g}" for x in a.ravel()[:limit])
+    return f"[{flat}{', ...' if a.size > limit else ''}]"
+
+
+class _Progress:
+    """A live status line for iterative backends (only on a terminal; silent in CI and pipes)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.status = None
+
+    def __enter__(self):
+        if self.enabled:
+            self.status = err_console.status("solving...")
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.status is not None:
+            self.status.__exit__(*exc)
+
+    def update(self, info: dict):
+        if self.status is not None:
+            obj = info.get("objective")
+            self.status.update(f"iteration {info.get('iteration')}  objective {_fmt(obj)}")
+        return None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Load a model from a user's Python script: a module-level `Model` named `model`, or a `build()`."""
+from __future__ import annotations
+
+import ast
+import os
+import runpy
+import sys
+import traceback
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+from .model import Model
+
+
+class ScriptError(ModelError):
+    """The script could not be loaded, or holds no (or several) models."""
+
+
+def load_model(path: str) -> tuple[Model, dict]:
+    if not os.path.isfile(path):
+        raise ScriptError(f"no such file: {path}")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        ns = runpy.run_path(path, run_name="__optdsl__")
+    except ModelError as e:
+        raise ScriptError(f"{path}: {e}") from None
+    except SystemExit:
+        raise ScriptError(f"{path} called sys.exit() while being loaded") from None
+    except Exception as e:  # the user's code failed: show where, in their file, not in ours
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if os.path.abspath(f.filename) == os.path.abspath(path)]
+        where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+        raise ScriptError(f"{path} raised {type(e).__name__}: {e}{where}") from None
+    finally:
+        sys.path.pop(0)
+    if isinstance(ns.get("model"), Model):
+        return ns["model"], ns
+    if callable(ns.get("build")):
+        try:
+            m = ns["build"]()
+        except ModelError as e:
+            raise ScriptError(f"{path}: build() failed: {e}") from None
+        if not isinstance(m, Model):
+            raise ScriptError(f"{path}: build() returned {type(m).__name__}, expected an optdsl Model")
+        return m, ns
+    models = [k for k, v in ns.items() if isinstance(v, Model) and not k.startswith("_")]
+    if len(models) == 1:
+        return ns[models[0]], ns
+    if not models:
+        raise ScriptError(f"{path} defines no model: define a module-level `model = od.Model(...)` or a function "
+                          "`build()` that returns one")
+    raise ScriptError(f"{path} defines several models ({', '.join(models)}): name the one to solve `model`, or "
+                      "define `build()`")
+
+
+def set_params(model: Model, assignments: list[str]) -> None:
+    """Apply ``NAME=VALUE`` strings (VALUE a Python literal: number or nested list) to parameters."""
+    params = {p.name: p for p in model.parameters}
+    for a in assignments or []:
+        if "=" not in a:
+            raise ModelError(f"--param expects NAME=VALUE, got {a!r}")
+        name, text = a.split("=", 1)
+        if name not in params:
+            raise ModelError(f"--param {name}: model {model.name!r} has no parameter {name!r}; parameters: "
+                             f"{', '.join(params) or 'none'}")
+        try:
+            value: Any = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ModelError(f"--param {name}: cannot read {text!r} as a number or list") from None
+        p = params[name]
+        arr = np.asarray(value, dtype=float)
+        p.value = np.broadcast_to(arr, p.shape) if arr.ndim == 0 else arr

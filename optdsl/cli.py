@@ -21,7 +21,7 @@ from .errors import OptdslError
 from .loader import load_model, set_params
 
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Options every backend understands get fixed flags; the rest come from the backends' option tables.
 _COMMON = {"max_iter", "tol", "time_limit"}

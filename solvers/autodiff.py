@@ -49,7 +49,7 @@ class Objective:
         g = torch.zeros_like(x) if g is None else g
         if not torch.isfinite(g).all():
             raise NonFinite(f"gradient of {self.name}", self.n_grad, x.detach())
-        self._key, self._val, self._grad = key, float(val), g.detach().cpu().double().numpy()
+        self._key, self._val, self._grad = key, float(val.detach()), g.detach().cpu().double().numpy()
 
     def value(self, x_np) -> float:
         self._eval(np.ascontiguousarray(x_np, dtype=float))

@@ -62,6 +62,12 @@ def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Call
     x0_np = np.clip(x0_np, lb_np, ub_np)
 
     obj = Objective(f, device, dtype)
+    try:  # one evaluation up front: a wrong output shape is a usage error, reported before iterating
+        obj.value(x0_np)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+    except NonFinite:
+        pass  # reported as a status below
     ceq = Constraints(eq, device, dtype, "equality constraints") if eq is not None else None
     cin = Constraints(ineq, device, dtype, "inequality constraints") if ineq is not None else None
     budget = Budget(max_iter, time_limit, callback)
@@ -113,11 +119,11 @@ def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Call
             status = Status.UNBOUNDED
         elif kkt_ok:
             status = Status.OPTIMAL if convex else Status.LOCALLY_OPTIMAL
-        elif res is not None and _hit_iteration_limit(method, res, max_iter):
-            status = Status.ITERATION_LIMIT
         elif kkt.feasibility > max(1e3 * feas_tol, 1e-4):  # clearly infeasible, not merely inexact
             status = Status.INFEASIBLE
-            message = f"{message}; no feasible point found (max violation {kkt.feasibility:.3g})"
+            message = f"{message}; the local solver found no feasible point (max violation {kkt.feasibility:.3g})"
+        elif res is not None and _hit_iteration_limit(method, res, max_iter):
+            status = Status.ITERATION_LIMIT
         else:
             status = Status.SLOW_PROGRESS
             message = f"{message}; KKT stationarity {kkt.stationarity:.3g} above tolerance"

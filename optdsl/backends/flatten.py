@@ -63,10 +63,12 @@ class FlatProblem:
                 cold[o:o + v.size] = False
         x = np.clip(x, lb, ub)
         # a cold start exactly on a bound invites log(0)-type trouble: step inside when there is room
-        inside = np.where(np.isfinite(ub), np.minimum(lb + 1.0, (lb + ub) / 2), lb + 1.0)
+        with np.errstate(invalid="ignore"):  # inf - inf where a side is unbounded; masked below
+            inside = np.where(np.isfinite(ub), np.minimum(lb + 1.0, (lb + ub) / 2), lb + 1.0)
         at_lb = cold & np.isfinite(lb) & (x <= lb)
         x[at_lb] = inside[at_lb]
-        inside_ub = np.where(np.isfinite(lb), np.maximum(ub - 1.0, (lb + ub) / 2), ub - 1.0)
+        with np.errstate(invalid="ignore"):
+            inside_ub = np.where(np.isfinite(lb), np.maximum(ub - 1.0, (lb + ub) / 2), ub - 1.0)
         at_ub = cold & np.isfinite(ub) & (x >= ub)
         x[at_ub] = inside_ub[at_ub]
         return torch.as_tensor(x, dtype=self.dtype, device=self.device)

@@ -8,11 +8,12 @@
     res = m.solve()
 """
 from .errors import ModelError, NotSolvableError, OptdslError, ShapeError, SolverError
-from .expr import (Constant, Constraint, Expr, Parameter, Variable, abs, blackbox, concatenate, cos, exp, fn,
+from .expr import (Constant, Constraint, Expr, Parameter, Uncertain, Variable, abs, acyclic, maximum_over, blackbox, concatenate, cos, exp, fn,
                    hstack, log, logsumexp, matmul, max, maximum, mean, min, minimum, norm, norm1, norm_inf, pos,
                    quad_form, relu, reshape, sigmoid, sin, sqrt, square, stack, sum, sum_squares, transpose,
                    vstack)
 from .model import Model, explain
+from .solvers.robust.sets import Box, Budget, Ellipsoid, Polyhedron
 from .result import PrimalStatus, Result, TerminationStatus
 
 __version__ = "0.1.0"
@@ -20,7 +21,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Model", "Result", "TerminationStatus", "PrimalStatus", "explain",
     "OptdslError", "ModelError", "ShapeError", "SolverError", "NotSolvableError",
-    "Expr", "Variable", "Parameter", "Constant", "Constraint",
+    "Expr", "Variable", "Parameter", "Constant", "Constraint", "Uncertain", "acyclic", "maximum_over",
+    "Box", "Ellipsoid", "Budget", "Polyhedron",
     "abs", "blackbox", "concatenate", "cos", "exp", "fn", "hstack", "log", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "norm", "norm1", "norm_inf", "pos", "quad_form", "relu", "reshape", "sigmoid", "sin",
     "sqrt", "square", "stack", "sum", "sum_squares", "transpose", "vstack",

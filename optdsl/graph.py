@@ -80,12 +80,37 @@ def analyze(problem: Problem) -> Tags:
         notes["convex"] = dcp
     if "cvxpy" in problem.payload:
         props.add("cvxpy_form")
+    # declared structure (levels, min-max, robust, acyclic, finite sums, modules): each is a feature that
+    # a backend must handle or a pass must rewrite away
+    declared = {k for k, v in problem.extensions.items() if v}
+    features |= declared - _PROPERTY_EXTENSIONS
+    props |= declared & _PROPERTY_EXTENSIONS
+    if _is_linear_system(problem):
+        props.add("linear_system")
     n = sum(v.size for v in problem.variables)
     m_eq = sum(c.expr.size for c in hard if c.kind == "eq")
     m_in = sum(c.expr.size for c in hard if c.kind == "ineq")
     tags = Tags(frozenset(features), frozenset(props), {"variables": n, "equalities": m_eq, "inequalities": m_in}, notes)
     problem.payload["_tags"] = tags
     return tags
+
+
+# Declarations that only *allow* more (a finite sum is still an ordinary smooth objective for a
+# deterministic method; stochastic backends may exploit it), so they are properties, not obligations.
+_PROPERTY_EXTENSIONS = frozenset({"finite_sum"})
+
+
+def _is_linear_system(problem: Problem) -> bool:
+    """A square system of affine equations and nothing else: no objective, no bounds, no inequalities."""
+    from .expr.analysis import is_affine
+    from .expr.node import Constant
+    if not isinstance(problem.objective, Constant) or problem.has_bounds() or any(problem.extensions.values()):
+        return False
+    cons = problem.constraints
+    if not cons or any(c.kind != "eq" or c.soft for c in cons):
+        return False
+    n = sum(v.size for v in problem.variables)
+    return sum(c.expr.size for c in cons) == n and all(is_affine(c.expr) for c in cons)
 
 
 def _dcp(problem: Problem) -> str | None:

@@ -15,7 +15,7 @@ from . import certificates
 from .backends import BACKENDS
 from .dispatch import Plan, explain_plan, make_plan
 from .errors import ModelError, ShapeError, SolverError
-from .expr.node import Constraint, Expr, Parameter, Variable, as_expr
+from .expr.node import Constraint, Expr, Op, Parameter, StructuralConstraint, Uncertain, Variable, as_expr
 from .graph import analyze, build_graph
 from .lower import sympy as sym
 from .problem import ConstraintItem, Problem, RawSolution
@@ -41,6 +41,11 @@ class Model:
         self._sense = "min"
         self._constraints: list[ConstraintItem] = []
         self._user_constraints: dict[str, Constraint] = {}
+        self._levels: list = []              # follower problems (Model.level)
+        self._saddle: Optional[dict] = None   # min-max declaration (Model.saddle / od.maximum_over)
+        self._uncertain: list[Uncertain] = []
+        self._structural: list[tuple[str, StructuralConstraint]] = []
+        self._modules: list[tuple[str, Any]] = []
         self._version = 0
         self._cache: dict = {}
         self.last_result: Optional[Result] = None
@@ -83,6 +88,8 @@ class Model:
             raise ModelError(f"constraint {name or ''} is a plain Python bool ({constraint}), not an optdsl "
                              "constraint: both sides are constants, or a comparison was made on numpy/Python "
                              "values instead of optdsl expressions".replace("constraint  is", "constraint is"))
+        if isinstance(constraint, StructuralConstraint):
+            return self._add_structural(constraint, name)
         if not isinstance(constraint, Constraint):
             raise ModelError(f"subject_to expects a constraint built with ==, <= or >=, got {type(constraint).__name__}")
         if penalty is not None and not (np.isscalar(penalty) and np.isfinite(penalty) and penalty > 0):
@@ -90,15 +97,90 @@ class Model:
         if penalty_kind not in ("l1", "l2"):
             raise ModelError(f"penalty_kind must be 'l1' or 'l2', got {penalty_kind!r}")
         name = name or f"c{len(self._constraints)}"
-        if name in self._user_constraints:
-            raise ModelError(f"a constraint named {name!r} already exists in model {self.name!r}")
-        self._check_owned(constraint.expr, f"constraint {name!r}")
-        constraint.name = name
-        self._user_constraints[name] = constraint
+        self._register_constraint_name(name, constraint, f"constraint {name!r}")
         self._constraints.append(ConstraintItem(name, constraint.kind, constraint.expr,
                                                 None if penalty is None else float(penalty), penalty_kind))
         self._touch()
         return constraint
+
+    def _register_constraint_name(self, name: str, constraint, what: str) -> None:
+        if name in self._user_constraints:
+            raise ModelError(f"a constraint named {name!r} already exists in model {self.name!r}")
+        self._check_owned(constraint.expr, what)
+        constraint.name = name
+        self._user_constraints[name] = constraint
+
+    def _add_structural(self, c: StructuralConstraint, name: Optional[str]):
+        if not isinstance(c.expr, Variable):
+            raise ModelError(f"{c.kind}(...) must be applied to a matrix variable, got {c.expr.label()!r}")
+        name = name or f"{c.kind}{len(self._structural)}"
+        self._register_constraint_name(name, c, f"constraint {name!r}")
+        self._structural.append((name, c))
+        self._touch()
+        return c
+
+    # --- levels, min-max, robust, modules -------------------------------------------------------
+    def level(self, name: str):
+        """Open a follower problem: ``inner = m.level("inner")``; ``inner.variable``, ``inner.minimize``,
+        ``inner.subject_to``; nest with ``inner.level(...)``."""
+        return self._new_level(name, parent=None)
+
+    def _new_level(self, name: str, parent):
+        from .levels import Level
+        if any(lv.name == name for lv in self._levels):
+            raise ModelError(f"model {self.name!r} already has a level named {name!r}")
+        lv = Level(self, name, parent)
+        self._levels.append(lv)
+        self._touch()
+        return lv
+
+    def saddle(self, L: Any, min_vars: Iterable[Variable], max_vars: Iterable[Variable]) -> None:
+        """Declare the saddle-point problem min over `min_vars`, max over `max_vars` of `L`."""
+        L = as_expr(L)
+        if L.size != 1:
+            raise ShapeError(f"the saddle function must be a scalar; {L.label()!r} has shape {L.shape}")
+        self._check_owned(L, "the saddle function")
+        mins, maxs = list(min_vars), list(max_vars)
+        both = {v.name for v in mins} & {v.name for v in maxs}
+        if both:
+            raise ModelError(f"variables {sorted(both)} are listed for both the min and the max player")
+        for v in mins + maxs:
+            if not isinstance(v, Variable) or v.model is not self:
+                raise ModelError(f"saddle players must be variables of model {self.name!r}, got {v!r}")
+        self._saddle = {"L": L if L.shape == () else L.reshape(()), "min_vars": tuple(mins), "max_vars": tuple(maxs)}
+        self._objective, self._sense = self._saddle["L"], "min"
+        self._touch()
+
+    def uncertain(self, shape: Any = (), *, within: Any = None, name: Optional[str] = None) -> Uncertain:
+        """An uncertain quantity in the set `within` (``od.Box``, ``od.Ellipsoid``, ``od.Budget``,
+        ``od.Polyhedron``); every constraint that reads it must hold for all of its values."""
+        name = name or f"u{len(self._uncertain)}"
+        if within is None:
+            raise ModelError(f"uncertain {name!r} needs a set: within=od.Box(...), od.Ellipsoid(...), ...")
+        self._check_new_name(name)
+        u = Uncertain(shape, within=within, name=name, model=self)
+        self._uncertain.append(u)
+        self._touch()
+        return u
+
+    def recourse(self, shape: Any = (), **kw) -> Variable:
+        """A second-stage (wait-and-see) variable of a two-stage robust model: chosen after the
+        uncertainty is revealed."""
+        v = self.variable(shape, **kw)
+        v.recourse = True
+        return v
+
+    def module(self, net: Any, name: Optional[str] = None) -> Any:
+        """Declare the parameters of a torch ``nn.Module`` as decision variables, in place (no copies):
+        solving updates `net` itself. Pair with ``od.mean(loss, over=data, batch=B)``."""
+        import torch
+        if not isinstance(net, torch.nn.Module):
+            raise ModelError(f"m.module expects a torch.nn.Module, got {type(net).__name__}")
+        if not any(p.requires_grad for p in net.parameters()):
+            raise ModelError(f"module {name or type(net).__name__!r} has no trainable parameters")
+        self._modules.append((name or type(net).__name__, net))
+        self._touch()
+        return net
 
     def constraint(self, name: str) -> Constraint:
         try:
@@ -134,9 +216,41 @@ class Model:
             objective: Expr = as_expr(0.0)  # a feasibility problem
         else:
             objective = self._objective
-        prob = Problem(objective, self._sense, tuple(self._constraints), tuple(self._variables))
+        prob = Problem(objective, self._sense, tuple(self._constraints), tuple(self._variables),
+                       extensions=self._extensions())
         self._cache["problem"] = prob
         return prob
+
+    def _extensions(self) -> dict:
+        from .levels import snapshot
+        ext: dict = {}
+        if self._levels:
+            ext["bilevel"] = snapshot(self._levels)
+        if self._saddle is not None:
+            ext["minmax"] = self._saddle
+            self._check_saddle_constraints()
+        if self._uncertain:
+            ext["robust"] = tuple(self._uncertain)
+        if any(getattr(v, "recourse", False) for v in self._variables):
+            ext["recourse"] = tuple(v for v in self._variables if getattr(v, "recourse", False))
+        if self._structural:
+            for name, c in self._structural:
+                ext.setdefault(c.kind, []).append((name, c.expr))
+        if self._modules:
+            ext["module"] = tuple(self._modules)
+        if self._objective is not None and any(isinstance(n, Op) and n.name == "finite_sum" for n in self._objective.nodes()):
+            ext["finite_sum"] = True
+        return ext
+
+    def _check_saddle_constraints(self) -> None:
+        mins = set(self._saddle["min_vars"])
+        maxs = set(self._saddle["max_vars"])
+        for c in self._constraints:
+            vs = set(c.expr.variables())
+            if vs & mins and vs & maxs:
+                raise ModelError(f"constraint {c.name!r} couples the min player's and the max player's variables "
+                                 f"({', '.join(sorted(v.name for v in vs))}); a saddle model needs separate feasible "
+                                 "sets for the two players")
 
     def plan(self, solver: Optional[str] = None) -> Plan:
         key = ("plan", solver)
@@ -236,13 +350,27 @@ class Model:
             lines.append(f"  variable  {v.name} ({shape})" + (f"   {', '.join(b)}" if b else ""))
         for p in self._parameters:
             lines.append(f"  parameter {p.name} {p.shape}")
+        for u in self._uncertain:
+            lines.append(f"  uncertain {u.name} {u.shape} in {u.within!r}")
+        for lv in self._levels:
+            head = f"  level {lv.name!r}" + (f" (inside {lv.parent.name!r})" if lv.parent else "")
+            obj = f"{'minimize' if lv.sense == 'min' else 'maximize'} {lv.objective}" if lv.objective is not None else "(no objective)"
+            lines.append(f"{head}: over {', '.join(v.name for v in lv.variables)}: {obj}")
+            lines += [f"      {c.name} : {self._user_constraints[c.name]}" for c in lv.constraints]
+        if self._saddle is not None:
+            lines.append(f"  saddle    min over {', '.join(v.name for v in self._saddle['min_vars'])}, "
+                         f"max over {', '.join(v.name for v in self._saddle['max_vars'])}")
+        for name, c in self._structural:
+            lines.append(f"  structure {name} : {c}")
+        for name, _ in self._modules:
+            lines.append(f"  module    {name} (parameters updated in place)")
         if self._objective is not None:
             lines.append(f"  {'minimize' if self._sense == 'min' else 'maximize'}  {self._objective}")
         if self._constraints:
             lines.append("  subject to")
             width = max(len(c.name) for c in self._constraints)
             for c in self._constraints:
-                uc = self._user_constraints[c.name]
+                uc = self._user_constraints.get(c.name)
                 soft = f"   [soft, {c.penalty_kind} penalty {c.penalty:g}]" if c.soft else ""
                 lines.append(f"    {c.name.ljust(width)} : {uc}{soft}")
         return "\n".join(lines)
@@ -274,20 +402,28 @@ class Model:
             raise ShapeError(f"the objective must be a scalar; {expr.label()!r} has shape {expr.shape} "
                              "(use .sum() or a norm)")
         self._check_owned(expr, "the objective")
+        if isinstance(expr, Op) and expr.name == "max_over":
+            if sense != "min":
+                raise ModelError("od.maximum_over(...) belongs in minimize(): min over x of max over y")
+            maxs = list(expr.attrs["max_vars"])
+            mins = [v for v in expr.args[0].variables() if v not in set(maxs)]
+            self.saddle(expr.args[0], mins, maxs)
+            return
         self._objective = expr if expr.shape == () else expr.reshape(())
         self._sense = sense
+        self._saddle = None
         self._touch()
 
     def _check_owned(self, expr: Expr, what: str) -> None:
         for leaf in expr.leaves():
             owner = getattr(leaf, "model", None)
-            if isinstance(leaf, (Variable, Parameter)) and owner is not self:
+            if isinstance(leaf, (Variable, Parameter, Uncertain)) and owner is not self:
                 where = f"model {owner.name!r}" if owner is not None else "no model"
                 raise ModelError(f"{what} uses {type(leaf).__name__.lower()} {leaf.name!r}, which belongs to "
                                  f"{where}, not to model {self.name!r}")
 
     def _check_new_name(self, name: str) -> None:
-        taken = {v.name for v in self._variables} | {p.name for p in self._parameters}
+        taken = {v.name for v in self._variables} | {p.name for p in self._parameters} | {u.name for u in self._uncertain}
         if name in taken:
             raise ModelError(f"model {self.name!r} already has a variable or parameter named {name!r}")
 

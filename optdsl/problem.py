@@ -36,6 +36,7 @@ class Problem:
     variables: tuple[Variable, ...] = ()
     bounds: bool = True                                  # variable bounds still to be honoured by the backend
     payload: dict = field(default_factory=dict)          # what passes attach (e.g. a cvxpy problem)
+    extensions: dict = field(default_factory=dict)       # declared structure: "bilevel", "minmax", "robust", ...
     applied: tuple[str, ...] = ()                        # names of the passes applied so far
 
     def with_(self, **changes: Any) -> "Problem":

@@ -81,3 +81,4 @@ def _solver_kwargs(solver, options):
     if options.get("time_limit") is not None and name in ("CLARABEL", "HIGHS"):
         kw["time_limit"] = options["time_limit"]
     return kw
+BACKENDS = [CvxpyBackend()]

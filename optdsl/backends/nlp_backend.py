@@ -65,3 +65,4 @@ class LbfgsBackend(_Smooth):
         return lbfgs.minimize(flat.f, flat.x0(), lb=lb, ub=ub, max_iter=options["max_iter"], tol=options["tol"],
                               time_limit=options["time_limit"], callback=callback, device=flat.device,
                               dtype=flat.dtype, convex=convex)
+BACKENDS = [LbfgsBackend(), NlpBackend()]

@@ -26,7 +26,46 @@ def minimum(a, b): return op("minimum", a, b)
 def max(x, axis=None): return op("max", x, axis=axis)  # noqa: A001
 def min(x, axis=None): return op("min", x, axis=axis)  # noqa: A001
 def sum(x, axis=None): return op("sum", x, axis=axis)  # noqa: A001
-def mean(x, axis=None): return op("mean", x, axis=axis)
+def mean(x, axis=None, *, over=None, batch: int | None = None, args=()):
+    """``od.mean(x, axis)``: the mean of an expression; or a finite-sum objective
+    ``od.mean(loss, over=data, batch=B, args=(w, ...))`` = (1/n) Σᵢ loss(data[i], *args).
+
+    In the finite-sum form ``loss(batch, *tensors)`` receives a batch (``data[idx]`` — a tensor, or a tuple
+    of tensors indexed together) and the current values of ``args`` as torch tensors, and returns the
+    batch's mean loss. Stochastic backends sample batches of size ``batch``; evaluation uses all data.
+    With ``args=()`` the loss reads parameters it closes over (e.g. a module declared by `Model.module`).
+    """
+    if over is None:
+        return op("mean", x, axis=axis)
+    if not callable(x):
+        raise ModelError("od.mean(loss, over=data): loss must be a callable (batch, *tensors) -> scalar tensor")
+    n = _length(over)
+    if batch is not None and not (isinstance(batch, int) and 1 <= batch):
+        raise ModelError(f"od.mean(..., batch=B): B must be a positive int, got {batch!r}")
+    return op("finite_sum", *args, func=x, data=over, batch=batch, n=n,
+              fname=getattr(x, "__name__", "loss"))
+
+
+def _length(data) -> int:
+    """Number of examples: a tuple means several tensors indexed together, e.g. ``(X, y)``."""
+    parts = data if isinstance(data, tuple) else (data,)
+    try:
+        lens = {len(d) for d in parts}
+    except TypeError:
+        raise ModelError(f"od.mean(..., over=data): data must be indexable with a length, got {type(data).__name__}") from None
+    if len(lens) != 1:
+        raise ModelError(f"od.mean(..., over=(...)): the data tensors have different lengths {sorted(lens)}")
+    n = lens.pop()
+    if n == 0:
+        raise ModelError("od.mean(..., over=data): data is empty")
+    return n
+
+
+def maximum_over(y, expr):
+    """``max_y expr`` for use in ``m.minimize(od.maximum_over(y, L))``: a min–max (saddle) model in which
+    `y` (a variable or a list of them) is chosen by the maximizing player."""
+    ys = list(y) if isinstance(y, (list, tuple)) else [y]
+    return op("max_over", expr, max_vars=ys)
 def transpose(x): return op("transpose", x)
 def reshape(x, shape): return op("reshape", x, shape=tuple(shape))
 def logsumexp(x, axis=None): return op("logsumexp", x, axis=axis)
@@ -45,6 +84,16 @@ def norm(x, p=2):
 
 def norm1(x): return norm(x, 1)
 def norm_inf(x): return norm(x, np.inf)
+
+
+def acyclic(W):
+    """Structural constraint: the weighted adjacency matrix `W` (square) describes a DAG.
+    Use ``m.subject_to(od.acyclic(W))``."""
+    from .node import StructuralConstraint
+    W = as_expr(W)
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ModelError(f"od.acyclic needs a square matrix; {W.label()!r} has shape {W.shape}")
+    return StructuralConstraint("acyclic", W)
 
 
 def stack(exprs: Sequence[Any], axis: int = 0): return op("stack", *exprs, axis=axis)

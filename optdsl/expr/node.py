@@ -217,6 +217,32 @@ class Parameter(Leaf):
         return self.name
 
 
+class Uncertain(Leaf):
+    """A quantity known only to lie in a set (`within`): constraints that read it must hold for every
+    value in the set. Created by `Model.uncertain`; evaluates at its nominal value (the set's center)."""
+
+    def __init__(self, shape, *, within, name: str | None = None, model=None):
+        self.id = next(_ids)
+        self.shape = _shape_of(shape)
+        self.name = name or f"u{self.id}"
+        self.model = model
+        self.within = within
+        dim = getattr(within, "dim", None)
+        if dim is not None and dim != (int(np.prod(self.shape)) if self.shape else 1):
+            raise ShapeError(f"uncertain {self.name!r} has shape {self.shape} but its set has dimension {dim}")
+        center = getattr(within, "center", None)
+        self._value = None if center is None else np.asarray(center, float).reshape(self.shape)
+        self.version = 0
+
+    @property
+    def value(self):
+        """The nominal value (the set's center) used when the expression is evaluated."""
+        return self._value
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Constant(Leaf):
     """A numpy/torch/Python constant. The data are copied once at construction, never mutated."""
 
@@ -290,6 +316,22 @@ class Constraint:
         """Elementwise violation at the variables' current values (numpy, >= 0)."""
         v = np.asarray(self.expr.evaluate())
         return np.abs(v) if self.sense == "==" else np.maximum(v, 0.0)
+
+
+class StructuralConstraint:
+    """A constraint on structure rather than values (``od.acyclic(W)``); passes and backends give it meaning."""
+
+    def __init__(self, kind: str, expr: Expr):
+        self.kind, self.expr, self.name = kind, expr, None
+        self.shape = ()
+
+    def __str__(self) -> str:
+        return f"{self.kind}({self.expr})"
+
+    __repr__ = __str__
+
+    def __bool__(self):
+        raise ModelError(f"constraint '{self}' has no truth value; pass it to Model.subject_to")
 
 
 def _as_array(v: Any, what: str) -> np.ndarray:

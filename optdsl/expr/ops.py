@@ -183,5 +183,7 @@ SPECS: dict[str, OpSpec] = {
     "quad_form": OpSpec(_quad_form),
     "logsumexp": OpSpec(_reduce),
     "fn": OpSpec(_opaque),
+    "finite_sum": OpSpec(_scalar),
+    "max_over": OpSpec(_scalar),
     "blackbox": OpSpec(_opaque, smooth=False),
 }

@@ -124,6 +124,8 @@ CVXPY: dict[str, Any] = {
     "cos": _missing("cos"),
     "sigmoid": _missing("sigmoid"),
     "fn": _missing("od.fn (opaque torch function)"),
+    "finite_sum": _missing("od.mean(..., over=data) (finite sum of a torch loss)"),
+    "max_over": _missing("od.maximum_over (a min-max objective)"),
     "blackbox": _missing("od.blackbox (black-box function)"),
 }
 
@@ -146,8 +148,9 @@ class CvxpyLowering:
             if p is None:
                 p = self.parameters[leaf] = cp.Parameter(leaf.shape, name=leaf.name, value=leaf.value)
             return p
-        assert isinstance(leaf, Constant)
-        return leaf.data
+        if isinstance(leaf, Constant):
+            return leaf.data
+        raise NotRepresentable(f"{type(leaf).__name__.lower()} {leaf.name!r} needs a rewrite before cvxpy")
 
     def lower(self, expr: Expr):
         try:

@@ -119,12 +119,14 @@ def elementwise(expr: Expr, symbols: dict | None = None):
                     flat = [sp.Symbol(f"{node.name}_{i}", real=True) for i in range(int(np.prod(node.shape)))]
                     symbols[node] = np.array(flat, dtype=object).reshape(node.shape)
             return symbols[node]
-        assert isinstance(node, Constant)
+        if not isinstance(node, Constant):  # uncertain quantities: symbols like variables
+            return np.array(sp.Symbol(node.name, real=True), dtype=object) if node.shape == () else \
+                np.array([sp.Symbol(f"{node.name}_{i}", real=True) for i in range(node.size)], dtype=object).reshape(node.shape)
         return _v(lambda t: sp.Float(t) if t != int(t) else sp.Integer(int(t)), otypes=[object])(node.data) \
             if node.data.ndim else (sp.Float(float(node.data)) if float(node.data) != int(node.data) else sp.Integer(int(node.data)))
 
     table = dict(ELEMENTWISE)
-    for name in ("fn", "blackbox"):
+    for name in ("fn", "blackbox", "finite_sum", "max_over"):
         table[name] = _opaque_elementwise
     out = lower(expr, leaf, table)
     return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
@@ -164,6 +166,8 @@ _LSE = _fn("LogSumExp", r"\operatorname{{logsumexp}}\left({0}\right)")
 _Relu = _fn("Relu", r"\left({0}\right)_+")
 _Sig = _fn("Sigmoid", r"\sigma\left({0}\right)")
 _Idx = _fn("Index", r"{0}_{{{1}}}")
+_FiniteSum = _fn("FiniteSum", r"\frac{{1}}{{n}}\sum_{{i=1}}^{{n}} {0}")
+_MaxOver = _fn("MaxOver", r"\max_{{{0}}} {1}")
 
 
 def _named(name):
@@ -208,6 +212,8 @@ SYMBOLIC: dict[str, Any] = {
     "quad_form": lambda a, at: _Quad(a[0], a[1]),
     "fn": lambda a, at: sp.Function(at["fname"])(*a),
     "blackbox": lambda a, at: sp.Function(at["fname"])(*a),
+    "finite_sum": lambda a, at: _FiniteSum(sp.Function(at["fname"])(sp.Symbol("d_i"), *a)),
+    "max_over": lambda a, at: _MaxOver(sp.Symbol(",".join(v.name for v in at["max_vars"])), a[0]),
 }
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from ..expr.node import Constant, Expr, Leaf, Parameter, Variable
+from ..expr.node import Constant, Expr, Leaf, Parameter, Uncertain, Variable
 from ._walk import lower
 
 
@@ -58,7 +58,25 @@ def _fn(a, at):
     return out
 
 
+def _finite_sum(a, at):
+    """Full-data mean, computed in chunks of the declared batch size (so memory stays that of a batch)."""
+    data, n, B = at["data"], at["n"], at.get("batch") or at["n"]
+    total = None
+    for start in range(0, n, B):
+        idx = slice(start, min(n, start + B))
+        batch = tuple(d[idx] for d in data) if isinstance(data, tuple) else data[idx]
+        part = at["func"](batch, *a) * (idx.stop - idx.start)
+        total = part if total is None else total + part
+    return total / n
+
+
+def _max_over(a, at):
+    return a[0]  # evaluating max_y L(x, y) at the current (x, y) gives L: the saddle value at a solution
+
+
 TORCH: dict[str, Any] = {
+    "finite_sum": _finite_sum,
+    "max_over": _max_over,
     "add": lambda a, at: a[0] + a[1],
     "sub": lambda a, at: a[0] - a[1],
     "mul": lambda a, at: a[0] * a[1],
@@ -111,7 +129,7 @@ class TorchLowering:
                 return env[leaf]
             except KeyError:
                 raise ModelError(f"variable {leaf.name!r} has no value to evaluate with") from None
-        if isinstance(leaf, Parameter):
+        if isinstance(leaf, (Parameter, Uncertain)):
             if leaf.value is None:
                 raise ModelError(f"parameter {leaf.name!r} has no value")
             cached = self._param.get(leaf.id)

@@ -1,18 +1,27 @@
-"""Rewrite passes, one per file. `PASSES` is the set dispatch searches over."""
-from .base import Pass
-from .bounds_to_constraints import BoundsToConstraints
-from .convex_to_cvxpy import ConvexToCvxpy
-from .maximize_to_minimize import MaximizeToMinimize
-from .soft_to_penalty import SoftToPenalty
+"""Rewrite passes, one per file. Every module here that defines a module-level ``PASS`` is part of the
+set dispatch searches (`PASSES`); a new rewrite is one new file."""
+import importlib
+import pkgutil
 
-PASSES: list[Pass] = [MaximizeToMinimize(), SoftToPenalty(), BoundsToConstraints(), ConvexToCvxpy()]
+from .base import Pass
+
+PASSES: list[Pass] = []
 
 
 def register_pass(p: Pass) -> None:
-    """Add a pass to the search (later capabilities — levels, robust, acyclic — plug in here)."""
     if any(q.name == p.name for q in PASSES):
         raise ValueError(f"a pass named {p.name!r} is already registered")
     PASSES.append(p)
 
+
+def _discover() -> None:
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name != "base":
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            if hasattr(module, "PASS"):
+                register_pass(module.PASS)
+
+
+_discover()
 
 __all__ = ["PASSES", "Pass", "register_pass"]

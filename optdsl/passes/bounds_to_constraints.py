@@ -41,3 +41,4 @@ class BoundsToConstraints(Pass):
     def apply(self, problem):
         return problem.with_(constraints=problem.constraints + tuple(bound_constraints(problem)), bounds=False,
                              payload={}, applied=problem.applied + (self.name,)), None
+PASS = BoundsToConstraints()

@@ -62,3 +62,4 @@ class ConvexToCvxpy(Pass):
                 if c.dual_value is not None:
                     solution.duals[name] = np.asarray(c.dual_value, dtype=float)
         return solution
+PASS = ConvexToCvxpy()

@@ -26,3 +26,4 @@ class MaximizeToMinimize(Pass):
         if solution.objective is not None:
             solution = replace(solution, objective=-solution.objective)
         return solution
+PASS = MaximizeToMinimize()

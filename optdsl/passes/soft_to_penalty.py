@@ -59,3 +59,4 @@ class SoftToPenalty(Pass):
             solution.duals[item.name] = np.asarray(d, dtype=float)
         solution.extras["soft_violation"] = viol
         return solution
+PASS = SoftToPenalty()

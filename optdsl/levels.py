@@ -1,0 +1,91 @@
+"""Levels: follower problems inside a model (bilevel and deeper).
+
+``inner = m.level("inner")`` opens a follower whose variables are chosen by ``inner.minimize(...)``
+given the leader's (and every outer level's) variables; ``inner.level("deeper")`` nests a third level.
+Declarations only: passes and backends (``optdsl.solvers.bilevel``) give them meaning.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .errors import ModelError, ShapeError
+from .expr.node import Constraint, Expr, Variable, as_expr
+from .problem import ConstraintItem
+
+
+class Level:
+    def __init__(self, model, name: str, parent: Optional["Level"] = None):
+        self.model, self.name, self.parent = model, name, parent
+        self.variables: list[Variable] = []
+        self.objective: Optional[Expr] = None
+        self.sense = "min"
+        self.constraints: list[ConstraintItem] = []
+        self.children: list[Level] = []
+
+    @property
+    def depth(self) -> int:
+        return 1 if self.parent is None else self.parent.depth + 1
+
+    def variable(self, shape: Any = (), **kw) -> Variable:
+        v = self.model.variable(shape, **kw)
+        v.level = self
+        self.variables.append(v)
+        return v
+
+    def minimize(self, expr: Any) -> None:
+        self._objective(expr, "min")
+
+    def maximize(self, expr: Any) -> None:
+        self._objective(expr, "max")
+
+    def _objective(self, expr: Any, sense: str) -> None:
+        expr = as_expr(expr)
+        if expr.size != 1:
+            raise ShapeError(f"the objective of level {self.name!r} must be a scalar; {expr.label()!r} has shape {expr.shape}")
+        self.model._check_owned(expr, f"the objective of level {self.name!r}")
+        self.objective = expr if expr.shape == () else expr.reshape(())
+        self.sense = sense
+        self.model._touch()
+
+    def subject_to(self, constraint: Constraint, name: Optional[str] = None) -> Constraint:
+        """A constraint of this follower (it restricts the follower's choice, given the leader's)."""
+        if not isinstance(constraint, Constraint):
+            raise ModelError(f"level {self.name!r}: subject_to expects a constraint built with ==, <= or >=")
+        name = name or f"{self.name}.c{len(self.constraints)}"
+        self.model._register_constraint_name(name, constraint, f"level {self.name!r}")
+        self.constraints.append(ConstraintItem(name, constraint.kind, constraint.expr))
+        self.model._touch()
+        return constraint
+
+    def level(self, name: str) -> "Level":
+        child = self.model._new_level(name, parent=self)
+        self.children.append(child)
+        return child
+
+    def __repr__(self) -> str:
+        return f"Level({self.name!r}, depth={self.depth}, variables={[v.name for v in self.variables]})"
+
+
+@dataclass(frozen=True)
+class LevelSpec:
+    """A follower as the Problem sees it (immutable snapshot of a `Level`)."""
+
+    name: str
+    parent: Optional[str]
+    variables: tuple
+    objective: Expr
+    sense: str
+    constraints: tuple = field(default_factory=tuple)
+
+
+def snapshot(levels: list[Level]) -> tuple[LevelSpec, ...]:
+    out = []
+    for lv in levels:
+        if lv.objective is None:
+            raise ModelError(f"level {lv.name!r} has no objective: call {lv.name}.minimize(...)")
+        if not lv.variables:
+            raise ModelError(f"level {lv.name!r} has no variables of its own")
+        out.append(LevelSpec(lv.name, None if lv.parent is None else lv.parent.name, tuple(lv.variables),
+                             lv.objective, lv.sense, tuple(lv.constraints)))
+    return tuple(out)

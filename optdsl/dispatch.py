@@ -34,6 +34,7 @@ class Plan:
     backend: Backend
     cost: float
     rejections: dict[str, str] = field(default_factory=dict)
+    alternatives: dict[str, tuple[float, list[str]]] = field(default_factory=dict)  # backend -> (cost, chain)
 
     @property
     def problem(self) -> Problem:
@@ -56,12 +57,15 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
         if why or r:
             rejections[b.name] = why or r
     best: list[Optional[tuple[float, list[Step], Backend]]] = [None]
+    alternatives: dict[str, tuple[float, list[str]]] = {}
 
     def walk(prob: Problem, steps: list[Step], cost: float) -> None:
         tags: Tags = analyze(prob)
         for b in candidates:
             if b.available() is None and b.reject_reason(prob, tags) is None:
                 total = cost + b.cost
+                if b.name not in alternatives or total < alternatives[b.name][0]:
+                    alternatives[b.name] = (total, [s.pass_.name for s in steps] + [b.name])
                 if best[0] is None or total < best[0][0]:
                     best[0] = (total, list(steps), b)
         for p in PASSES:
@@ -77,10 +81,8 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
         head = (f"solver {solver!r} cannot take this model" if solver else "no backend can take this model")
         raise NotSolvableError(head + ":\n" + "\n".join(lines) + ("\n" + "\n".join(hints) if hints else ""))
     cost, steps, backend = best[0]
-    for name in list(rejections):
-        if name == backend.name:
-            rejections.pop(name)
-    return Plan(problem, steps, backend, cost, rejections)
+    rejections = {k: v for k, v in rejections.items() if k not in alternatives}
+    return Plan(problem, steps, backend, cost, rejections, alternatives)
 
 
 def explain_plan(plan: Plan) -> str:
@@ -91,8 +93,10 @@ def explain_plan(plan: Plan) -> str:
     for name, b in sorted(BACKENDS.items()):
         if name == chosen:
             continue
-        why = plan.rejections.get(name)
-        if why is None:
-            why = b.available() or b.reject_reason(plan.source, tags) or "accepts (possibly after rewrites) but costs more"
+        if name in plan.alternatives:
+            cost, chain = plan.alternatives[name]
+            why = f"accepts via {' -> '.join(chain)} but costs {cost:.2f}"
+        else:
+            why = plan.rejections.get(name) or b.available() or b.reject_reason(plan.source, tags) or "not considered"
         lines.append(f"  not {name}: {why}")
     return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""``alsketch``: exact augmented Lagrangian whose Newton–KKT systems are solved by randomized iterative
+sketching (Hong, Na, Mahoney & Kolar). The default for smooth constrained models: cheaper in dispatch
+than ``nlp`` (SciPy), which stays available as the baseline."""
+from __future__ import annotations
+
+from ..solvers import alsketch
+from .base import Option
+from .nlp_backend import _COMMON, _Smooth
+
+
+class AlsketchBackend(_Smooth):
+    name = "alsketch"
+    description = "exact augmented Lagrangian + randomized sketching for Newton-KKT systems (smooth NLP)"
+    supports = frozenset({"bounds", "equality", "inequality", "opaque"})
+    cost = 2.0
+    certificates = ("stationarity", "feasibility", "complementarity", "kkt")
+    options = {
+        **_COMMON,
+        "hessian": Option(str, "exact", "Hessian of the Lagrangian", ("exact", "bfgs")),
+        "linear_solver": Option(str, "sketch", "Newton-KKT solver", ("sketch", "direct")),
+        "sketch": Option(str, "rows", "sketch family: block Kaczmarz rows or Gaussian", ("rows", "gaussian")),
+        "sketch_size": Option(int, None, "sketch block size (default from the system size)"),
+        "seed": Option(int, 0, "random seed of the sketches"),
+    }
+
+    def run(self, flat, options, callback, convex):
+        lb, ub = flat.bounds()
+        return alsketch.minimize(
+            flat.f, flat.x0(), eq=flat.eq if flat.eq_items else None, ineq=flat.ineq if flat.in_items else None,
+            lb=lb, ub=ub, hessian=options["hessian"], linear_solver=options["linear_solver"],
+            sketch=options["sketch"], sketch_size=options["sketch_size"], max_iter=options["max_iter"],
+            tol=max(options["tol"], 1e-10), time_limit=options["time_limit"], callback=callback, device=flat.device,
+            dtype=flat.dtype, seed=options["seed"])
+
+
+BACKENDS = [AlsketchBackend()]

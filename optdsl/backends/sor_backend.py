@@ -1,0 +1,89 @@
+"""``sor``: square linear systems A x = b solved by SOR whose relaxation factor ω is learned across
+re-solves by a bandit (Khodak et al., "Learning to Relax"). The tuner lives with the compiled model, so
+
+    for t in range(T):
+        b.value = ...; res = m.solve(solver="sor")     # learns ω as it goes
+
+A and b are read off the model's (affine) equality constraints at every solve, so parameters may change
+A as well as b. ``omega="auto"`` (default) learns ω; a number fixes it. ``tuner_file`` persists the tuner
+state as JSON across processes.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from ..problem import RawSolution
+from ..solvers.linalg.bandit import SequenceSolver
+from .base import Backend, Option
+from .flatten import FlatProblem
+
+
+class SorBackend(Backend):
+    name = "sor"
+    description = "SOR with bandit-tuned relaxation across a sequence of linear systems (square A x = b)"
+    supports = frozenset({"equality"})
+    requires = frozenset({"linear_system"})
+    cost = 0.5
+    certificates = ("residual",)
+    options = {
+        "omega": Option(str, "auto", "relaxation factor in (0, 2), or 'auto' to learn it across solves"),
+        "tuner": Option(str, "tsallis", "bandit for omega='auto'", ("tsallis", "exp3", "contextual")),
+        "context": Option(float, None, "a scalar feature of this system for the contextual tuner"),
+        "context_range": Option(str, None, "'lo,hi' range of the context feature (contextual tuner)"),
+        "tol": Option(float, 1e-8, "relative residual tolerance"),
+        "max_iter": Option(int, None, "iteration cap per solve (default 10 n)"),
+        "time_limit": Option(float, None, "wall-clock limit in seconds"),
+        "symmetric": Option(bool, False, "symmetric SOR (SSOR) sweeps"),
+        "tuner_file": Option(str, None, "JSON file to load the tuner state from and save it to"),
+    }
+
+    def compile(self, problem, *, device="cpu", dtype=None):
+        return {"flat": FlatProblem(problem, device, dtype or torch.float64), "solver": None, "key": None}
+
+    def _solver(self, compiled, options):
+        key = (options["omega"], options["tuner"], options["tol"], options["max_iter"], options["symmetric"],
+               options["context_range"])
+        if compiled["solver"] is None or compiled["key"] != key:
+            omega = options["omega"]
+            tuner = options["tuner"] if str(omega).lower() == "auto" else float(omega)
+            cr = options["context_range"]
+            cr = tuple(float(v) for v in cr.split(",")) if isinstance(cr, str) else cr
+            flat = compiled["flat"]
+            solver = SequenceSolver(tuner=tuner, tol=options["tol"], max_iter=options["max_iter"],
+                                    symmetric=options["symmetric"], context_range=cr, device=flat.device,
+                                    dtype=flat.dtype)
+            path = options["tuner_file"]
+            if path and os.path.exists(path):
+                with open(path) as fh:
+                    solver = SequenceSolver.from_json(fh.read())
+            compiled["solver"], compiled["key"] = solver, key
+        return compiled["solver"]
+
+    def solve(self, compiled, problem, options, callback):
+        flat: FlatProblem = compiled["flat"]
+        x0 = torch.zeros(flat.n, dtype=flat.dtype, device=flat.device)
+        with torch.no_grad():
+            r0 = flat.eq(x0)  # c(x) = A x - b, so c(0) = -b
+        from ..solvers.autodiff import jacobian
+        A = jacobian(flat.eq, x0).detach()
+        b = -r0
+        solver = self._solver(compiled, options)
+        start = flat.x0() if any(v.value is not None for v in flat.variables) else None
+        out = solver.solve(A, b, context=options["context"], x0=start, time_limit=options["time_limit"],
+                           callback=flat.callback(callback))
+        if options["tuner_file"]:
+            with open(options["tuner_file"], "w") as fh:
+                fh.write(solver.to_json())
+        sol = RawSolution(out.status, iterations=out.iterations, message=out.message,
+                          certificates=dict(out.certificates), counts=dict(out.counts), history=out.history,
+                          extras={"omega": out.extras.get("omega"), "round": len(solver.rounds)})
+        if out.x is not None and out.status.has_point:
+            sol.values = flat.values(out.x)
+            sol.objective = 0.0
+        return sol
+
+
+BACKENDS = [SorBackend()]

@@ -12,6 +12,7 @@ from .expr import (Constant, Constraint, Expr, Parameter, Uncertain, Variable, a
                    hstack, log, logsumexp, matmul, max, maximum, mean, min, minimum, norm, norm1, norm_inf, pos,
                    quad_form, relu, reshape, sigmoid, sin, sqrt, square, stack, sum, sum_squares, transpose,
                    vstack)
+from .dag import sem_loss
 from .model import Model, explain
 from .solvers.robust.sets import Box, Budget, Ellipsoid, Polyhedron
 from .result import PrimalStatus, Result, TerminationStatus
@@ -22,7 +23,7 @@ __all__ = [
     "Model", "Result", "TerminationStatus", "PrimalStatus", "explain",
     "OptdslError", "ModelError", "ShapeError", "SolverError", "NotSolvableError",
     "Expr", "Variable", "Parameter", "Constant", "Constraint", "Uncertain", "acyclic", "maximum_over",
-    "Box", "Ellipsoid", "Budget", "Polyhedron",
+    "Box", "Ellipsoid", "Budget", "Polyhedron", "sem_loss",
     "abs", "blackbox", "concatenate", "cos", "exp", "fn", "hstack", "log", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "norm", "norm1", "norm_inf", "pos", "quad_form", "relu", "reshape", "sigmoid", "sin",
     "sqrt", "square", "stack", "sum", "sum_squares", "transpose", "vstack",

@@ -75,7 +75,8 @@ def matmul(a, b): return op("matmul", a, b)
 
 
 def norm(x, p=2):
-    """Vector 1-, 2- or inf-norm, or the Frobenius norm of a matrix (``p="fro"``; p=2 on a matrix means Frobenius)."""
+    """Vector 1-, 2- or inf-norm. On a matrix the norms are entrywise: p=1 is Σ|x_ij|, p=inf is max|x_ij|,
+    and p=2 or "fro" is the Frobenius norm."""
     x = as_expr(x)
     if p == 2 and x.ndim > 1:
         p = "fro"

@@ -140,10 +140,7 @@ def _norm(args, attrs):
         raise ShapeError(f"norm order must be 1, 2, inf or 'fro', got {p!r}")
     if p == "inf":
         attrs["p"] = np.inf
-    if args[0].ndim > 1 and p not in ("fro", 2):
-        raise ShapeError(f"norm(p={p}) of a matrix {args[0].label(30)!r} is not supported; use p='fro' "
-                         "or flatten it")
-    return ()
+    return ()  # on matrices, p = 1 and inf are entrywise (sum / max of |x_ij|), 2 means Frobenius
 
 
 def _opaque(args, attrs):

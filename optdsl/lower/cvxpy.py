@@ -36,8 +36,8 @@ def _reduce(fn):
 def _norm(a, at):
     p = at["p"]
     x = a[0]
-    if p == "fro" or (p == 2 and x.ndim > 1):
-        return cp.norm(cp.vec(x, order="C"), 2)
+    if x.ndim > 1:  # entrywise, as in the torch lowering (cvxpy's matrix norms are induced norms)
+        return cp.norm(cp.vec(x, order="C"), 2 if p == "fro" else p)
     return cp.norm(x, p)
 
 

@@ -321,6 +321,8 @@ class Model:
                 objective = float(source.objective.evaluate(values))
             except Exception:  # a black box may fail at the end point; keep the backend's value
                 pass
+        elif source.extensions.get("module") and raw.status.has_point and raw.iterations > 0:
+            primal = PrimalStatus.FEASIBLE_POINT  # the module's parameters hold the point, updated in place
         msg = raw.message
         if raw.status == Status.INFEASIBLE and certs.get("worst_constraint"):
             msg = f"{msg}; largest violation {certs['max_violation']:.3g} in constraint {certs['worst_constraint']!r}"

@@ -24,6 +24,11 @@ def to_str(e: Expr) -> str:
         return f"{_wrap(args[0], 'power')}^T"
     if name == "index":
         return f"{_wrap(args[0], 'power')}[{_key_str(attrs['key'])}]"
+    if name == "finite_sum":
+        inner = ", ".join(["d_i"] + [to_str(a) for a in args])
+        return f"mean_i {attrs['fname']}({inner}) over {attrs['n']} examples" + (f" (batch {attrs['batch']})" if attrs.get("batch") else "")
+    if name == "max_over":
+        return f"max over {', '.join(v.name for v in attrs['max_vars'])} of {to_str(args[0])}"
     if name in ("fn", "blackbox"):
         return f"{attrs['fname']}({', '.join(to_str(a) for a in args)})"
     extra = ""

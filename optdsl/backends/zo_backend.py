@@ -1,0 +1,115 @@
+"""``zo``: zeroth-order optimization (two-point Gaussian/SPSA, coordinate, sparse, forward-gradient and
+rank-based estimators) for models without usable gradients.
+
+Two shapes of model:
+* **black-box / flat**: variables, an objective with ``od.blackbox`` (or anything else), bounds (by
+  projection) and constraints (by an augmented Lagrangian around the ZO loop);
+* **fine-tuning**: ``m.module(net)`` with ``m.minimize(od.mean(loss, over=data, batch=B))``: the module's
+  parameters are trained in place with MeZO-style seeded perturbations (memory ≈ inference); mini-batches
+  are drawn from `data` by a seeded stream, so a resumed run equals an uninterrupted one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..expr.node import Op
+from ..problem import RawSolution
+from ..solvers import zo
+from ..solvers.common import resolve_device
+from .base import Backend, Option
+from .flatten import FlatProblem
+
+_ESTIMATORS = ("gaussian", "rademacher", "coordinate", "sparse", "forward", "rank")
+
+
+class ZoBackend(Backend):
+    name = "zo"
+    description = "zeroth-order optimization: black-box objectives, in-place fine-tuning of torch modules"
+    supports = frozenset({"bounds", "equality", "inequality", "blackbox", "opaque", "nonsmooth", "module"})
+    cost = 10.0  # derivative-free: only when nothing with gradients fits, or when asked for
+    certificates = ("feasibility",)
+    options = {
+        "estimator": Option(str, "gaussian", "gradient estimator", _ESTIMATORS),
+        "q": Option(int, 1, "queries (perturbations) per estimate"),
+        "eps": Option(float, 1e-3, "perturbation radius"),
+        "lr": Option(float, 1e-3, "learning rate"),
+        "optimizer": Option(str, "sgd", "update rule", ("sgd", "momentum", "sign", "adam", "conservative")),
+        "schedule": Option(str, "constant", "learning-rate schedule", ("constant", "linear", "cosine")),
+        "max_iter": Option(int, 1000, "ZO steps"),
+        "tol": Option(float, None, "stop when the running mean of the estimated gradient norm falls below"),
+        "time_limit": Option(float, None, "wall-clock limit in seconds"),
+        "seed": Option(int, 0, "seed of the perturbation and batch streams"),
+        "checkpoint_every": Option(int, None, "fine-tuning: save a checkpoint every K steps"),
+        "checkpoint_path": Option(str, None, "fine-tuning: checkpoint file"),
+        "resume_from": Option(str, None, "fine-tuning: resume from this checkpoint"),
+    }
+
+    def reject_reason(self, problem, tags):
+        why = super().reject_reason(problem, tags)
+        if why or "module" not in tags.features:
+            return why
+        if problem.variables or problem.constraints:
+            return "fine-tuning a module takes no other variables or constraints"
+        if _finite_sum(problem.objective) is None:
+            return "fine-tuning a module needs the objective od.mean(loss, over=data, batch=B)"
+        return None
+
+    def compile(self, problem, *, device="cpu", dtype=None):
+        if problem.extensions.get("module"):
+            return {"device": device}
+        device, dtype = resolve_device(device, dtype)
+        return FlatProblem(problem, device, dtype)
+
+    def solve(self, compiled, problem, options, callback):
+        if problem.extensions.get("module"):
+            return self._fine_tune(problem, options, callback)
+        flat: FlatProblem = compiled
+        lb, ub = flat.bounds()
+        kw = dict(estimator=options["estimator"], q=options["q"], eps=options["eps"], lr=options["lr"],
+                  optimizer=options["optimizer"], schedule=options["schedule"], seed=options["seed"],
+                  tol=options["tol"], time_limit=options["time_limit"], callback=flat.callback(callback),
+                  lb=lb, ub=ub, device=flat.device, dtype=flat.dtype)
+        f = lambda x: flat.f(x)  # noqa: E731 - evaluated without autograd by the ZO loop
+        if flat.eq_items or flat.in_items:
+            out = zo.minimize_constrained(f, flat.x0(), eq=flat.eq if flat.eq_items else None,
+                                          ineq=flat.ineq if flat.in_items else None,
+                                          inner_iter=options["max_iter"], **kw)
+        else:
+            out = zo.minimize(f, flat.x0(), max_iter=options["max_iter"], **kw)
+        sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
+                          certificates=dict(out.certificates), counts=dict(out.counts), history=out.history)
+        if out.x is not None and out.status.has_point:
+            sol.values = flat.values(out.x.reshape(-1))
+            sol.duals = flat.duals(out.duals) if out.duals else {}
+        return sol
+
+    def _fine_tune(self, problem, options, callback):
+        (_, net), = problem.extensions["module"]
+        fs = _finite_sum(problem.objective)
+        data, n, B, func = fs.attrs["data"], fs.attrs["n"], fs.attrs.get("batch") or fs.attrs["n"], fs.attrs["func"]
+        seed = options["seed"]
+
+        def batch(k: int):
+            # a seeded stream of mini-batches: batch k depends only on (seed, k), so resuming is exact
+            idx = torch.as_tensor(np.random.default_rng([seed, k]).choice(n, size=min(B, n), replace=False))
+            return tuple(d[idx] for d in data) if isinstance(data, tuple) else data[idx]
+
+        out = zo.fine_tune(net, lambda module, b: func(b), batch, steps=options["max_iter"],
+                           estimator=options["estimator"] if options["estimator"] != "coordinate" else "gaussian",
+                           q=options["q"], eps=options["eps"], lr=options["lr"], optimizer=options["optimizer"],
+                           schedule=options["schedule"], seed=seed, checkpoint_every=options["checkpoint_every"],
+                           checkpoint_path=options["checkpoint_path"], resume_from=options["resume_from"],
+                           time_limit=options["time_limit"], callback=callback)
+        return RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
+                           certificates=dict(out.certificates), counts=dict(out.counts), history=out.history,
+                           extras={"bytes_per_step": out.extras.get("bytes_per_step")})
+
+
+def _finite_sum(e):
+    if isinstance(e, Op) and e.name == "finite_sum" and not e.args:
+        return e
+    return None
+
+
+BACKENDS = [ZoBackend()]

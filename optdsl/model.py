@@ -360,13 +360,13 @@ class Model:
             lines.append(f"{head}: over {', '.join(v.name for v in lv.variables)}: {obj}")
             lines += [f"      {c.name} : {self._user_constraints[c.name]}" for c in lv.constraints]
         if self._saddle is not None:
-            lines.append(f"  saddle    min over {', '.join(v.name for v in self._saddle['min_vars'])}, "
-                         f"max over {', '.join(v.name for v in self._saddle['max_vars'])}")
+            lines.append(f"  min over {', '.join(v.name for v in self._saddle['min_vars'])}, "
+                         f"max over {', '.join(v.name for v in self._saddle['max_vars'])}:  {self._saddle['L']}")
         for name, c in self._structural:
             lines.append(f"  structure {name} : {c}")
         for name, _ in self._modules:
             lines.append(f"  module    {name} (parameters updated in place)")
-        if self._objective is not None:
+        if self._objective is not None and self._saddle is None:
             lines.append(f"  {'minimize' if self._sense == 'min' else 'maximize'}  {self._objective}")
         if self._constraints:
             lines.append("  subject to")

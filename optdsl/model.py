@@ -317,10 +317,11 @@ class Model:
                     certs["kkt_stationarity"] = st
             feas_tol = 1e-6 * (1 + max((float(np.max(np.abs(a), initial=0)) for a in values.values()), default=0))
             primal = PrimalStatus.FEASIBLE_POINT if certs["max_violation"] <= max(feas_tol, 1e-6) else PrimalStatus.INFEASIBLE_POINT
-            try:
-                objective = float(source.objective.evaluate(values))
-            except Exception:  # a black box may fail at the end point; keep the backend's value
-                pass
+            if not (source.extensions.get("robust") or source.extensions.get("recourse")):
+                try:  # the user's objective at the point (without penalty terms added by passes)
+                    objective = float(source.objective.evaluate(values))
+                except Exception:  # a black box may fail at the end point; keep the backend's value
+                    pass
         elif source.extensions.get("module") and raw.status.has_point and raw.iterations > 0:
             primal = PrimalStatus.FEASIBLE_POINT  # the module's parameters hold the point, updated in place
         msg = raw.message

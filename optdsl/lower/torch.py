@@ -124,6 +124,8 @@ class TorchLowering:
         self._param: dict[int, tuple[int, torch.Tensor]] = {}
 
     def tensor(self, leaf: Leaf, env: dict) -> torch.Tensor:
+        if leaf in env:  # variables, or any leaf the caller pins (e.g. an uncertain value being maximized over)
+            return env[leaf]
         if isinstance(leaf, Variable):
             try:
                 return env[leaf]

@@ -301,6 +301,9 @@ class Model:
         source = plan.source
         certs: dict[str, Any] = dict(raw.certificates)
         values = raw.values if raw.status.has_point else {}
+        if values and not all(np.all(np.isfinite(a)) for a in values.values()):
+            values = {}  # a diverged iterate is not a point to hand back (or to warm-start from)
+            certs["nonfinite_iterate"] = True
         objective = raw.objective
         primal = PrimalStatus.NO_SOLUTION
         if values:

@@ -1,0 +1,156 @@
+"""``bilevel``: models with levels (``m.level(...)``): min_x f(x, y) with y ∈ argmin_y {g(x, y) : h(x, y) ≤ 0}.
+
+Methods (``optdsl.solvers.bilevel``): the value-function penalty method (Kwon et al. 2024, default),
+BO-REP, LV-HBA (chosen automatically when the follower has constraints), ScaleBiO, and the baselines
+implicit differentiation and unrolled differentiation. Three or more levels (a chain of nested levels,
+one variable each) are solved by nested penalties. Bounds on leader or follower variables are handled
+by projection; the leader may have no other constraints (a follower variable in a leader constraint
+cannot be handled by these methods).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..lower.torch import TorchLowering
+from ..problem import RawSolution
+from ..solvers import bilevel
+from ..solvers.common import resolve_device
+from .base import Backend, Option
+
+_METHODS = ("auto", "penalty", "borep", "lvhba", "scalebio", "implicit", "unrolled")
+
+
+def _proj(vars_):
+    """Projection onto the variables' bounds, on a tuple of tensors (None when unbounded)."""
+    if all(v.lb is None and v.ub is None for v in vars_):
+        return None
+    lo = [None if v.lb is None else torch.as_tensor(v.lb) for v in vars_]
+    hi = [None if v.ub is None else torch.as_tensor(v.ub) for v in vars_]
+
+    def P(ts):
+        single = isinstance(ts, torch.Tensor)
+        parts = (ts,) if single else tuple(ts)
+        out = tuple(p.clamp(min=None if a is None else a.to(p), max=None if b is None else b.to(p))
+                    for p, a, b in zip(parts, lo, hi))
+        return out[0] if single else out
+    return P
+
+
+class BilevelBackend(Backend):
+    name = "bilevel"
+    description = "bilevel / multilevel models: value-function penalty, BO-REP, LV-HBA, ScaleBiO; implicit and unrolled baselines"
+    supports = frozenset({"bilevel", "bounds", "opaque"})
+    requires = frozenset({"smooth"})
+    cost = 1.0
+    certificates = ("lower_level_gap", "stationarity")
+    options = {
+        "method": Option(str, "auto", "bilevel method (auto: lvhba with follower constraints, else penalty)", _METHODS),
+        "sigma": Option(float, None, "penalty parameter σ (penalty methods)"),
+        "lr_x": Option(float, None, "leader step size"),
+        "lr_y": Option(float, None, "follower step size"),
+        "inner_steps": Option(int, None, "follower steps per leader step"),
+        "max_iter": Option(int, None, "leader iterations"),
+        "tol": Option(float, None, "stationarity tolerance"),
+        "time_limit": Option(float, None, "wall-clock limit in seconds"),
+    }
+
+    def reject_reason(self, problem, tags):
+        why = super().reject_reason(problem, tags)
+        if why:
+            return why
+        levels = problem.extensions.get("bilevel") or ()
+        follower_vars = {v for lv in levels for v in lv.variables}
+        for c in problem.constraints:
+            if set(c.expr.variables()) & follower_vars:
+                return (f"leader constraint {c.name!r} reads follower variables; the bilevel methods cannot "
+                        "handle coupled leader constraints (move it into the follower's level)")
+            return f"leader constraint {c.name!r}: the leader may have bounds only"
+        if len(levels) > 1:
+            for a, b in zip(levels, levels[1:]):
+                if b.parent != a.name:
+                    return "three or more levels must form a chain (each level inside the previous one)"
+            if any(len(lv.variables) != 1 or lv.constraints for lv in levels):
+                return "multilevel models: one variable per level and no follower constraints"
+        return None
+
+    def compile(self, problem, *, device="cpu", dtype=None):
+        device, dtype = resolve_device(device, dtype)
+        return {"device": device, "dtype": dtype, "low": TorchLowering(device, dtype)}
+
+    def solve(self, compiled, problem, options, callback):
+        levels = problem.extensions["bilevel"]
+        low, device, dtype = compiled["low"], compiled["device"], compiled["dtype"]
+        leader = [v for v in problem.variables if getattr(v, "level", None) is None]
+        sign = lambda s: -1.0 if s == "max" else 1.0  # noqa: E731
+
+        def start(v):
+            val = np.zeros(v.shape) if v.value is None else v.value
+            return torch.as_tensor(val, dtype=dtype, device=device)
+
+        def ev(expr, env, s=1.0):
+            return s * low.evaluate(expr, env).reshape(())
+
+        kw = {k: options[k] for k in ("sigma", "lr_x", "lr_y", "inner_steps", "max_iter", "tol", "time_limit")
+              if options[k] is not None}
+        kw.update(callback=callback, device=device, dtype=dtype)
+        if len(levels) == 1:
+            (lv,) = levels
+            follower = list(lv.variables)
+            f = lambda x, y: ev(problem.objective, {**dict(zip(leader, x)), **dict(zip(follower, y))},  # noqa: E731
+                                sign(problem.sense))
+            g = lambda x, y: ev(lv.objective, {**dict(zip(leader, x)), **dict(zip(follower, y))}, sign(lv.sense))  # noqa: E731
+            ineq = [c for c in lv.constraints if c.kind == "ineq"]
+            eq = [c for c in lv.constraints if c.kind == "eq"]
+
+            def rows(items):
+                if not items:
+                    return None
+                return lambda x, y: torch.cat([low.evaluate(c.expr, {**dict(zip(leader, x)), **dict(zip(follower, y))}).reshape(-1)
+                                               for c in items])
+            method = options["method"]
+            if method == "auto":
+                method = "lvhba" if lv.constraints else "penalty"
+            extra = {}
+            if eq:
+                extra["lower_equalities"] = rows(eq)
+            out = bilevel.solve(f, g, tuple(start(v) for v in leader), tuple(start(v) for v in follower),
+                                method=method, lower_constraints=rows(ineq), proj_x=_proj(leader),
+                                proj_y=_proj(follower), **extra, **kw)
+            x, y = out.x if out.x is not None else (None, None)
+            pairs = list(zip(leader, x or ())) + list(zip(follower, y or ()))
+        else:
+            chain = [leader] + [list(lv.variables) for lv in levels]
+            flat_vars = [v for block in chain for v in block]
+            exprs = [(problem.objective, sign(problem.sense))] + [(lv.objective, sign(lv.sense)) for lv in levels]
+
+            def level_fn(expr, s):
+                def fn(*us):
+                    env = {}
+                    for block, u in zip(chain, us):
+                        parts = (u,) if isinstance(u, torch.Tensor) else tuple(u)
+                        env.update(zip(block, parts))
+                    return ev(expr, env, s)
+                return fn
+            starts = [start(block[0]) if len(block) == 1 else tuple(start(v) for v in block) for block in chain]
+            out = bilevel.solve_multilevel([level_fn(e, s) for e, s in exprs], starts,
+                                           method="penalty" if options["method"] == "auto" else options["method"], **kw)
+            pairs = []
+            if out.x is not None:
+                u1, rest = out.x
+                us = [u1] + list(rest)
+                for block, u in zip(chain, us):
+                    parts = (u,) if isinstance(u, torch.Tensor) else tuple(u)
+                    pairs += list(zip(block, parts))
+            del flat_vars
+        sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
+                          certificates={k: v for k, v in out.certificates.items() if isinstance(v, (int, float)) and math.isfinite(v)},
+                          counts=dict(out.counts), history=out.history)
+        if out.status.has_point and pairs:
+            sol.values = {v: t.detach().cpu().double().numpy().reshape(v.shape) for v, t in pairs}
+        return sol
+
+
+BACKENDS = [BilevelBackend()]

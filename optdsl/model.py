@@ -325,6 +325,8 @@ class Model:
                     objective = float(source.objective.evaluate(values))
                 except Exception:  # a black box may fail at the end point; keep the backend's value
                     pass
+        if values and raw.status == Status.NUMERICAL_ERROR:
+            primal = PrimalStatus.UNKNOWN
         elif source.extensions.get("module") and raw.status.has_point and raw.iterations > 0:
             primal = PrimalStatus.FEASIBLE_POINT  # the module's parameters hold the point, updated in place
         msg = raw.message

@@ -21,6 +21,7 @@ class PrimalStatus(str, Enum):
     FEASIBLE_POINT = "FEASIBLE_POINT"
     INFEASIBLE_POINT = "INFEASIBLE_POINT"
     NO_SOLUTION = "NO_SOLUTION"
+    UNKNOWN = "UNKNOWN"  # a point came back from a run that failed numerically: use with care
 
 
 @dataclass

@@ -41,12 +41,13 @@ class SorBackend(Backend):
     }
 
     def compile(self, problem, *, device="cpu", dtype=None):
-        return {"flat": FlatProblem(problem, device, dtype or torch.float64), "solver": None, "key": None}
+        # one SequenceSolver per configuration, so switching omega back to "auto" keeps what was learned
+        return {"flat": FlatProblem(problem, device, dtype or torch.float64), "solvers": {}}
 
     def _solver(self, compiled, options):
         key = (options["omega"], options["tuner"], options["tol"], options["max_iter"], options["symmetric"],
                options["context_range"])
-        if compiled["solver"] is None or compiled["key"] != key:
+        if key not in compiled["solvers"]:
             omega = options["omega"]
             tuner = options["tuner"] if str(omega).lower() == "auto" else float(omega)
             cr = options["context_range"]
@@ -59,8 +60,8 @@ class SorBackend(Backend):
             if path and os.path.exists(path):
                 with open(path) as fh:
                     solver = SequenceSolver.from_json(fh.read())
-            compiled["solver"], compiled["key"] = solver, key
-        return compiled["solver"]
+            compiled["solvers"][key] = solver
+        return compiled["solvers"][key]
 
     def solve(self, compiled, problem, options, callback):
         flat: FlatProblem = compiled["flat"]

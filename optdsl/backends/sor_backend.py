@@ -30,7 +30,9 @@ class SorBackend(Backend):
     certificates = ("residual",)
     options = {
         "omega": Option(str, "auto", "relaxation factor in (0, 2), or 'auto' to learn it across solves"),
-        "tuner": Option(str, "tsallis", "bandit for omega='auto'", ("tsallis", "exp3", "contextual")),
+        "tuner": Option(str, "smooth", "learner for omega='auto': smooth (SmoothCB, uses context when given), "
+                        "tsallis (Tsallis-INF), exp3, contextual (binned Tsallis-INF), chebcb",
+                        ("smooth", "tsallis", "exp3", "contextual", "chebcb")),
         "context": Option(float, None, "a scalar feature of this system for the contextual tuner"),
         "context_range": Option(str, None, "'lo,hi' range of the context feature (contextual tuner)"),
         "tol": Option(float, 1e-8, "relative residual tolerance"),

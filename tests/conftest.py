@@ -5,7 +5,8 @@ import pytest
 import torch
 
 # Deterministic, and polite on a 2-core CI machine.
-torch.set_num_threads(int(os.environ.get("OPTDSL_TEST_THREADS", "2")))
+# One thread: the suite is mostly small tensors, where intra-op threads only add contention.
+torch.set_num_threads(int(os.environ.get("OPTDSL_TEST_THREADS", "1")))
 
 
 @pytest.fixture(autouse=True)

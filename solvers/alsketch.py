@@ -1,0 +1,643 @@
+r"""Exact augmented Lagrangian SQP with randomized iterative sketching (AdaSketch-SQP).
+
+Hong, Na, Mahoney & Kolar, "Constrained optimization via exact augmented Lagrangian and randomized iterative
+sketching", ICML 2023 (merit function from Na, Anitescu & Kolar, Math. Prog. 2023).
+
+Problem ``min f(x)  s.t.  c(x) = 0``; Lagrangian L = f + λᵀc, KKT residual ‖(∇ₓL, c)‖.
+
+* Merit (differentiable, exact for η₁ large / η₂ small):
+      L_η(x, λ) = L(x, λ) + (η₁/2)‖c‖² + (η₂/2)‖∇ₓL‖²,
+      ∇ₓL_η = ∇ₓL + η₂ H ∇ₓL + η₁ Jᵀc,   ∇_λL_η = c + η₂ J ∇ₓL      (H = ∇²ₓₓL, one HVP).
+* Newton–KKT step  [[B, Jᵀ], [J, 0]] (dx, dλ) = −(∇ₓL, c), B = H + tI with t = 0 if the reduced Hessian ZᵀHZ ≻ 0
+  (Z a null-space basis of J), else t = ξ_B + ‖H‖₂, solved *inexactly* by randomized sketch-and-project
+  (``optdsl.solvers.linalg.sketch``) until the adaptive accuracy condition ‖K dz + ∇L‖ ≤ δ_k ‖∇L‖ holds, with
+  δ_k = min(δ, ‖∇L‖) when ``sharpen`` (the gradually sharpened condition that gives local superlinear rate).
+* Descent test ∇L_ηᵀdz ≤ −(η₂/2)‖∇L‖²; on failure η₁ ← ν²η₁, η₂ ← η₂/ν, δ ← δ/ν⁴ and the sketch solver
+  continues from the current dz. Armijo backtracking on L_η (β = 0.1, ρ = 0.5). Defaults are the reference
+  code's: η₁ = 1, η₂ = 0.1, δ = 0.1, ξ_B = 0.1, ν = 1.4.
+
+Inequalities and bounds (the paper treats equalities only): inequalities c_I(x) ≤ 0 become c_I(x) + s = 0 with
+slacks s > 0, and slacks and bounded variables get a log-barrier −μ Σ log(·) (interior point outer loop,
+μ ← max(tol/10, min(μ/5, μ^1.5)) once the barrier subproblem's KKT residual is ≤ 10μ, fraction-to-boundary
+τ = 0.995). Each barrier subproblem is equality-constrained and solved by the method above. Duals: μ_I = λ of the
+slack rows, bound duals μ/(x − l), μ/(u − x).
+
+Structured (large, sparse) problems: pass ``jac_eq(x)`` (scipy.sparse / torch sparse (m, n)) and
+``hess_lag(x, λ)`` (sparse (n, n) Hessian of f + λᵀc_eq); then KKT matrices are assembled sparse, never dense
+(equality constraints only, no Hessian modification: the caller vouches for a positive definite reduced Hessian).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from optdsl.solvers.common import Budget, SolverOutput, Status, resolve_device
+from optdsl.solvers.linalg import sketch as sk
+
+__all__ = ["minimize"]
+
+_SAFE_INF = 1e20
+
+
+def _vec(fn, x, what):
+    v = fn(x)
+    if not isinstance(v, torch.Tensor):
+        raise TypeError(f"alsketch: {what}(x) must return a torch tensor, got {type(v).__name__}")
+    return v.reshape(-1)
+
+
+class _Dense:
+    """Small/medium problems: derivatives by autograd, dense KKT on the input's device."""
+
+    def __init__(self, f, eq, ineq, n, me, mi, counts):
+        self.f, self.eq, self.ineq, self.n, self.me, self.mi, self.counts = f, eq, ineq, n, me, mi, counts
+
+    def cons(self, x):
+        parts = []
+        if self.me:
+            parts.append(_vec(self.eq, x, "eq"))
+        if self.mi:
+            parts.append(_vec(self.ineq, x, "ineq"))
+        return torch.cat(parts) if parts else x.new_zeros(0)
+
+    def eval(self, x, need_jac=True):
+        """f, ∇f, c = (c_E, c_I), J (m, n)."""
+        xg = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            fx = self.f(xg)
+            if not isinstance(fx, torch.Tensor) or fx.numel() != 1:
+                raise TypeError("alsketch: f(x) must return a scalar torch tensor")
+            g, = torch.autograd.grad(fx, xg, allow_unused=True)
+        g = torch.zeros_like(x) if g is None else g
+        self.counts["f"] += 1
+        self.counts["grad"] += 1
+        c = self.cons(x.detach())
+        J = None
+        if need_jac and c.numel():
+            J = torch.autograd.functional.jacobian(self.cons, x.detach())
+            self.counts["jac"] += 1
+        elif need_jac:
+            J = x.new_zeros(0, self.n)
+        return fx.detach().reshape(()), g.detach(), c.detach(), J
+
+    def hess(self, x, lam):
+        """∇²ₓₓ(f + λᵀc) via autograd (n Hessian-vector products)."""
+        def lag(v):
+            out = self.f(v)
+            if lam.numel():
+                out = out + (lam * self.cons(v)).sum()
+            return out
+        self.counts["hvp"] += self.n
+        return torch.autograd.functional.hessian(lag, x.detach()).detach()
+
+
+def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, ineq: Optional[Callable] = None,
+             lb=None, ub=None, hessian: str = "exact", linear_solver: str = "sketch", sketch: str = "rows",
+             sketch_size: Optional[int] = None, max_iter: int = 500, tol: float = 1e-8,
+             time_limit: Optional[float] = None, callback: Optional[Callable] = None, device=None, dtype=None,
+             eta1: float = 1.0, eta2: float = 0.1, delta: float = 0.1, xi_B: float = 0.1, beta: float = 0.1,
+             nu: float = 1.4, rho: float = 0.5, sharpen: bool = True, max_inner: int = 100_000,
+             mu0: float = 0.1, seed: int = 0, jac_eq: Optional[Callable] = None,
+             hess_lag: Optional[Callable] = None, lam0: Optional[torch.Tensor] = None) -> SolverOutput:
+    """Minimize ``f(x)`` subject to ``eq(x) = 0``, ``ineq(x) <= 0``, ``lb <= x <= ub``.
+
+    Parameters
+    ----------
+    f : ``Tensor(n) -> scalar tensor``, differentiable by torch autograd.
+    x0 : starting point, shape (n,). Not modified (moved strictly inside the bounds if needed).
+    eq, ineq : ``Tensor(n) -> Tensor(m)`` constraint functions (``ineq`` means ≤ 0).
+    lb, ub : bounds (scalars, sequences or tensors; ±inf for none).
+    hessian : ``"exact"`` (autograd Hessian of the Lagrangian) or ``"bfgs"`` (damped BFGS).
+    linear_solver : ``"sketch"`` (randomized sketch-and-project with the adaptive accuracy test) or ``"direct"``.
+    sketch, sketch_size : sketch family (``"rows"`` block Kaczmarz / ``"gaussian"``) and block size q
+        (default ``ceil((n+m)/2)`` for dense systems, ``ceil(sqrt(n+m))`` otherwise).
+    tol : KKT tolerance on stationarity, feasibility and complementarity (∞-norms); raised to 1e-5 in float32.
+    eta1, eta2, delta, xi_B, beta, nu, rho : merit penalties, accuracy factor, Hessian-modification bound,
+        Armijo constant, penalty factor, backtracking factor (reference-code defaults).
+    sharpen : tighten the accuracy to δ_k = min(δ, ‖∇L‖) (superlinear local rate).
+    mu0 : initial barrier parameter (only used with inequalities or bounds).
+    jac_eq, hess_lag : structured derivatives for large sparse problems (see module docstring).
+    lam0 : initial equality multipliers (default: least-squares estimate).
+
+    Returns a :class:`SolverOutput`: ``x``; ``duals = {"eq": λ, "ineq": μ ≥ 0, "lb": z_l, "ub": z_u}`` with
+    L = f + λᵀc_eq + μᵀc_ineq − z_lᵀ(x − l) + z_uᵀ(x − u); certificates ``stationarity``, ``feasibility``,
+    ``complementarity``, ``kkt``; counts f/grad/hvp/jac/linear_iterations; extras ``eta1``, ``eta2``,
+    ``worst_constraint`` (``("eq"|"ineq"|"lb"|"ub", index)`` of the largest violation) and ``barrier_mu``.
+    """
+    t_start = time.perf_counter()
+    if not callable(f):
+        raise TypeError(f"alsketch: f must be callable, got {type(f).__name__}")
+    if not isinstance(x0, torch.Tensor):
+        raise TypeError(f"alsketch: x0 must be a torch tensor, got {type(x0).__name__}")
+    if x0.dim() != 1:
+        raise ValueError(f"alsketch: x0 must be 1-D of shape (n,), got shape {tuple(x0.shape)}")
+    if hessian not in ("exact", "bfgs"):
+        raise ValueError(f"hessian must be 'exact' or 'bfgs', got {hessian!r}")
+    if linear_solver not in ("sketch", "direct"):
+        raise ValueError(f"linear_solver must be 'sketch' or 'direct', got {linear_solver!r}")
+    if sketch not in ("rows", "gaussian"):
+        raise ValueError(f"sketch must be 'rows' or 'gaussian', got {sketch!r}")
+    for name, v in (("eta1", eta1), ("eta2", eta2), ("delta", delta), ("xi_B", xi_B), ("mu0", mu0)):
+        if not v > 0:
+            raise ValueError(f"alsketch: {name} must be > 0, got {v}")
+    if not (0 < beta < 0.5 and 0 < rho < 1 and nu > 1):
+        raise ValueError(f"alsketch: need 0 < beta < 0.5, 0 < rho < 1, nu > 1; got beta={beta}, rho={rho}, nu={nu}")
+    dev, dt = resolve_device(device, dtype, like=x0)
+    x = x0.detach().to(device=dev, dtype=dt).clone()
+    n = x.numel()
+    tol = max(tol, 1e-5) if dt in (torch.float32, torch.float16, torch.bfloat16) else tol
+    if (jac_eq is None) != (hess_lag is None):
+        raise ValueError("alsketch: structured mode needs both jac_eq and hess_lag (or neither)")
+
+    lbt = _bound(lb, n, -math.inf, dev, dt, "lb")
+    ubt = _bound(ub, n, math.inf, dev, dt, "ub")
+    if bool((lbt > ubt).any()):
+        i = int(torch.nonzero(lbt > ubt)[0])
+        raise ValueError(f"alsketch: lb[{i}] = {float(lbt[i])} > ub[{i}] = {float(ubt[i])}")
+    me = _vec(eq, x, "eq").numel() if eq is not None else 0
+    mi = _vec(ineq, x, "ineq").numel() if ineq is not None else 0
+    counts = {"f": 0, "grad": 0, "hvp": 0, "jac": 0, "linear_iterations": 0, "operator": 0}
+    if jac_eq is not None:
+        if mi or torch.isfinite(lbt).any() or torch.isfinite(ubt).any():
+            raise ValueError("alsketch: structured mode (jac_eq/hess_lag) supports equality constraints only")
+        return _solve_structured(
+            f, eq, jac_eq, hess_lag, x, me, counts=counts, linear_solver=linear_solver, sketch=sketch,
+            sketch_size=sketch_size, max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback,
+            eta1=eta1, eta2=eta2, delta=delta, beta=beta, nu=nu, rho=rho, sharpen=sharpen,
+            max_inner=max_inner, seed=seed, lam0=lam0, t_start=t_start)
+
+    hasl, hasu = torch.isfinite(lbt), torch.isfinite(ubt)
+    # start strictly inside the bounds (barrier needs it); x0 itself is not touched
+    if hasl.any() or hasu.any():
+        width = torch.where(hasl & hasu, ubt - lbt, torch.full_like(x, math.inf))
+        push = torch.minimum(1e-2 * torch.maximum(x.abs(), torch.ones_like(x)), 0.5 * width)
+        lo = torch.where(hasl, lbt + push, torch.full_like(x, -math.inf))
+        hi = torch.where(hasu, ubt - push, torch.full_like(x, math.inf))
+        x = torch.minimum(torch.maximum(x, lo), hi)
+    model = _Dense(f, eq, ineq, n, me, mi, counts)
+    barrier = bool(mi or hasl.any() or hasu.any())
+    mu = mu0 if barrier else 0.0
+
+    _, _, c, _ = model.eval(x, need_jac=False)
+    s = torch.clamp(-c[me:], min=1e-2) if mi else x.new_zeros(0)  # slacks: c_I + s = 0, s > 0
+    N = n + mi
+    m = me + mi
+    lam = x.new_zeros(m)
+    if lam0 is not None:
+        lam[:me] = lam0.to(device=dev, dtype=dt).reshape(-1)[:me]
+
+    generator = torch.Generator(device=dev)
+    generator.manual_seed(seed)
+    budget = Budget(max_iter, time_limit, callback)
+    Bq = None  # BFGS matrix (n, n)
+    status, message, it = None, "", 0
+    last_alpha = 0.0
+    unit_steps = 0
+    infeas_streak = 0
+
+    def evaluate(z, lam_, need_hess=True):
+        """Barrier-subproblem quantities at (z, λ): φ, ∇φ, c, J (m, N), ∇L, and the Hessian of L in z."""
+        xx, ss = z[:n], z[n:]
+        fx, gx, cx, Jx = model.eval(xx)
+        phi = fx
+        g = torch.cat([gx, x.new_zeros(mi)])
+        hdiag = x.new_zeros(N)
+        if barrier:
+            if mi:
+                phi = phi - mu * torch.log(ss).sum()
+                g[n:] -= mu / ss
+                hdiag[n:] += mu / ss**2
+            dl, du = (xx - lbt)[hasl], (ubt - xx)[hasu]
+            phi = phi - mu * (torch.log(dl).sum() + torch.log(du).sum())
+            g[:n][hasl] -= mu / dl
+            g[:n][hasu] += mu / du
+            hdiag[:n][hasl] += mu / dl**2
+            hdiag[:n][hasu] += mu / du**2
+        cz = cx.clone()
+        if mi:
+            cz[me:] = cz[me:] + ss
+        J = torch.zeros(m, N, device=dev, dtype=dt)
+        if m:
+            J[:, :n] = Jx
+            if mi:
+                J[me:, n:] = torch.eye(mi, device=dev, dtype=dt)
+        gL = g + J.T @ lam_
+        H = None
+        if need_hess:
+            Hx = model.hess(xx, lam_) if hessian == "exact" else Bq
+            H = torch.diag(hdiag)
+            H[:n, :n] += Hx
+        return dict(phi=phi, f=fx, g=g, gx=gx, c=cz, cx=cx, J=J, gL=gL, H=H, hdiag=hdiag)
+
+    def merit(ev, lam_, e1, e2):
+        return float(ev["phi"] + lam_ @ ev["c"] + 0.5 * e1 * (ev["c"] @ ev["c"]) + 0.5 * e2 * (ev["gL"] @ ev["gL"]))
+
+    def max_step(z, dz):
+        """Fraction-to-boundary: largest α ≤ 1 keeping slacks and bounded x at ≥ (1−τ) of their distance."""
+        tau = 0.995
+        a = 1.0
+        if mi:
+            ss, ds = z[n:], dz[n:]
+            neg = ds < 0
+            if neg.any():
+                a = min(a, float((-tau * ss[neg] / ds[neg]).min()))
+        xx, dx = z[:n], dz[:n]
+        for mask, dist, dd in ((hasl, xx - lbt, dx), (hasu, ubt - xx, -dx)):
+            sel = mask & (dd < 0)
+            if sel.any():
+                a = min(a, float((-tau * dist[sel] / dd[sel]).min()))
+        return a
+
+    z = torch.cat([x, s])
+    if hessian == "bfgs":
+        Bq = torch.eye(n, device=dev, dtype=dt)
+    ev = evaluate(z, lam)
+    if lam0 is None and m:  # least-squares multiplier estimate  min ‖∇φ + Jᵀλ‖
+        lam = _lstsq(ev["J"].T, -ev["g"])
+        ev["gL"] = ev["g"] + ev["J"].T @ lam
+        if hessian == "exact":
+            ev = evaluate(z, lam)
+    e1, e2, dlt = eta1, eta2, delta
+
+    for it in budget:
+        cert = _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu)
+        kkt_sub = float(torch.cat([ev["gL"], ev["c"]]).abs().max()) if N + m else 0.0
+        if not (math.isfinite(kkt_sub) and math.isfinite(float(ev["phi"]))):
+            status, message = Status.NUMERICAL_ERROR, f"non-finite objective/derivatives at iteration {it}"
+            break
+        if budget.report(it, x=z[:n], objective=float(ev["f"]), kkt=cert["kkt"], eta1=e1, eta2=e2, mu=mu,
+                         alpha=last_alpha):
+            break
+        if cert["kkt"] <= tol and (not barrier or mu <= tol):
+            status = Status.LOCALLY_OPTIMAL
+            break
+        if barrier and kkt_sub <= 10 * mu:
+            if mu <= tol:  # barrier floor reached: primal-barrier duals μ/(x−l) limit accuracy to ~100·tol
+                if cert["kkt"] <= 100 * tol:
+                    status = Status.LOCALLY_OPTIMAL
+                else:
+                    status, message = Status.SLOW_PROGRESS, (f"barrier subproblem solved at mu={mu:.1e} but the "
+                                                             f"KKT residual is {cert['kkt']:.2e}")
+                break
+            mu = max(tol, min(mu / 5, mu**1.5))
+            ev = evaluate(z, lam, need_hess=True)
+            continue
+        # -- locally infeasible: Jᵀc ≈ 0 with c ≠ 0 (a stationary point of ‖c‖²)
+        cn = float(ev["c"].norm())
+        if cn > 1e-6 and float((ev["J"].T @ ev["c"]).norm()) <= 1e-8 * max(1.0, cn) * max(1.0, float(ev["J"].norm())):
+            infeas_streak += 1
+            if infeas_streak >= 3:
+                status = Status.INFEASIBLE
+                break
+        else:
+            infeas_streak = 0
+
+        # -- Newton–KKT system with Hessian modification / LICQ regularization
+        H = ev["H"]
+        J = ev["J"]
+        B = _modify_hessian(H, J, xi_B) if hessian == "exact" else H
+        K = torch.zeros(N + m, N + m, device=dev, dtype=dt)
+        K[:N, :N] = B
+        K[:N, N:] = J.T
+        K[N:, :N] = J
+        rankdef = bool(m) and _rank_deficient(J)
+        rhs = -torch.cat([ev["gL"], ev["c"]])
+        bn = float(rhs.norm())
+        # merit gradient: uses the true Hessian H (paper), one HVP-equivalent product
+        gmx = ev["gL"] + e2 * (H @ ev["gL"]) + e1 * (J.T @ ev["c"])
+        gml = ev["c"] + e2 * (J @ ev["gL"])
+        gm = torch.cat([gmx, gml])
+
+        dz = None
+        for _ in range(60):  # penalty / accuracy adaptation loop (finite: η₁ ≤ 1e8, η₂ ≥ 1e-8)
+            thr = dlt * bn if not sharpen else min(dlt, bn) * bn
+            dz = _linear_solve(K, rhs, dz, thr, rankdef, linear_solver, sketch, sketch_size, max_inner, generator, counts)
+            if dz is None:
+                break
+            gm = torch.cat([ev["gL"] + e2 * (H @ ev["gL"]) + e1 * (J.T @ ev["c"]), ev["c"] + e2 * (J @ ev["gL"])])
+            if float(gm @ dz) <= -0.5 * e2 * bn**2 or e1 > 1e8 or e2 < 1e-8:
+                break
+            e1, e2, dlt = e1 * nu**2, e2 / nu, dlt / nu**4
+        if dz is None or not bool(torch.isfinite(dz).all()):
+            status, message = Status.NUMERICAL_ERROR, f"KKT solve failed at iteration {it}"
+            break
+        slope = float(gm @ dz)
+        if slope >= 0:  # not a descent direction even after adaptation: steepest descent on the merit
+            dz = -gm
+            slope = -float(gm @ gm)
+
+        # -- Armijo line search on L_η (with fraction-to-boundary cap)
+        m0 = merit(ev, lam, e1, e2)
+        slack = 10 * torch.finfo(dt).eps * max(1.0, abs(m0))  # rounding of the merit in low precision
+        alpha = max_step(z, dz[:N]) if barrier else 1.0
+        accepted = False
+        for _ in range(60):
+            zt, lt = z + alpha * dz[:N], lam + alpha * dz[N:]
+            evt = evaluate(zt, lt, need_hess=False)
+            mt = merit(evt, lt, e1, e2)
+            if math.isfinite(mt) and mt <= m0 + beta * alpha * slope + slack:
+                accepted = True
+                break
+            alpha *= rho
+        if not accepted:
+            status = Status.SLOW_PROGRESS
+            message = f"line search on the merit function failed at iteration {it}"
+            break
+        last_alpha = alpha
+        unit_steps = unit_steps + 1 if alpha == 1.0 else 0
+        if hessian == "bfgs":
+            gl_old = ev["gx"] + ev["J"][:, :n].T @ lt if m else ev["gx"]
+            gl_new = evt["gx"] + evt["J"][:, :n].T @ lt if m else evt["gx"]
+            Bq = _damped_bfgs(Bq, zt[:n] - z[:n], gl_new - gl_old)
+        z, lam = zt, lt
+        ev = evaluate(z, lam)
+
+    if status is None:
+        status = budget.status or Status.ITERATION_LIMIT
+    x = z[:n]
+    cert = _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu)
+    worst = _worst(ev["cx"], me, mi, x, lbt, ubt)
+    if status in (Status.ITERATION_LIMIT, Status.SLOW_PROGRESS) and cert["feasibility"] > max(1e-6, 100 * tol):
+        # stalled away from the feasible set: report the constraint with the largest violation
+        if float((ev["J"].T @ ev["c"]).norm()) <= 1e-4 * max(1.0, float(ev["c"].norm())):
+            status = Status.INFEASIBLE
+    if status == Status.INFEASIBLE:
+        message = (f"locally infeasible: constraint {worst[0]}[{worst[1]}] has the largest violation "
+                   f"{worst[2]:.3e} (iteration {it})")
+    elif status == Status.ITERATION_LIMIT and not message:
+        message = f"max_iter={max_iter} reached with KKT residual {cert['kkt']:.3e}"
+    duals = {"eq": lam[:me].clone(), "ineq": lam[me:].clone()}
+    if barrier:
+        duals["lb"] = torch.where(hasl, mu / (x - lbt).clamp_min(1e-300), torch.zeros_like(x))
+        duals["ub"] = torch.where(hasu, mu / (ubt - x).clamp_min(1e-300), torch.zeros_like(x))
+    return SolverOutput(x=x.clone(), status=status, objective=float(ev["f"]), iterations=it, message=message,
+                        duals=duals, certificates=cert, counts=counts, history=budget.history,
+                        solve_time=time.perf_counter() - t_start,
+                        extras={"eta1": e1, "eta2": e2, "barrier_mu": mu, "worst_constraint": worst[:2],
+                                "worst_violation": worst[2], "unit_steps_at_end": unit_steps,
+                                "linear_solver": linear_solver, "sketch": sketch})
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+def _bound(b, n, default, dev, dt, name):
+    if b is None:
+        return torch.full((n,), default, device=dev, dtype=dt)
+    t = torch.as_tensor(b, dtype=dt).to(dev)
+    if t.dim() == 0:
+        t = t.expand(n)
+    if t.shape != (n,):
+        raise ValueError(f"alsketch: {name} must be a scalar or have shape ({n},), got {tuple(t.shape)}")
+    return t.clone()
+
+
+def _lstsq(A, b):
+    """Minimum-norm least squares (device-agnostic, via pinv)."""
+    if A.shape[1] == 0:
+        return A.new_zeros(0)
+    return torch.linalg.pinv(A) @ b
+
+
+def _rank_deficient(J):
+    sv = torch.linalg.svdvals(J)
+    return bool(sv.numel() < J.shape[0] or sv[-1] <= 1e-10 * max(1.0, float(sv[0])))
+
+
+def _modify_hessian(H, J, xi_B):
+    """B = H when the reduced Hessian ZᵀHZ ⪰ 1e-8·I, else B = H + (ξ_B + ‖H‖₂)·I (reference code)."""
+    N = H.shape[0]
+    m = J.shape[0]
+    if m:
+        _, sv, Vh = torch.linalg.svd(J, full_matrices=True)
+        r = int((sv > 1e-10 * max(1.0, float(sv[0]) if sv.numel() else 1.0)).sum())
+        Z = Vh[r:].T
+    else:
+        Z = torch.eye(N, device=H.device, dtype=H.dtype)
+    if Z.shape[1] == 0:
+        return H
+    Hs = 0.5 * (H + H.T)
+    lmin = float(torch.linalg.eigvalsh(Z.T @ Hs @ Z)[0])
+    if lmin >= 1e-8:
+        return Hs
+    t = xi_B + float(torch.linalg.matrix_norm(Hs, 2))  # the paper's rule: t = ξ_B + ‖H‖₂
+    return Hs + t * torch.eye(N, device=H.device, dtype=H.dtype)
+
+
+def _linear_solve(K, rhs, dz0, thr, rankdef, linear_solver, sketch, sketch_size, max_inner, generator, counts):
+    if linear_solver == "direct" or rankdef:
+        # rank-deficient J makes K z = b inconsistent, where projections never meet the accuracy test:
+        # take the minimum-norm least-squares step directly
+        if dz0 is not None:
+            return dz0
+        dz = None
+        if not rankdef:
+            try:
+                dz = torch.linalg.solve(K, rhs)
+            except RuntimeError:
+                dz = None
+        if dz is None:  # singular (e.g. LICQ fails): minimum-norm least-squares step
+            dz = torch.linalg.pinv(K, hermitian=True) @ rhs
+        counts["linear_iterations"] += 1
+        return dz
+    Ntot = K.shape[0]
+    q = sketch_size if sketch_size is not None else max(1, math.ceil(Ntot / 2))
+    # symmetric row-norm equilibration D K D: barrier terms make row scales differ by orders of magnitude,
+    # which slows Kaczmarz-type methods; ‖K dz − b‖ ≤ ‖D(K dz − b)‖ / min(D) keeps the test conservative
+    d = K.norm(dim=1).clamp_min(1e-300).rsqrt()
+    y0 = None if dz0 is None else dz0 / d
+    out = sk.solve(d[:, None] * K * d[None, :], d * rhs, x0=y0, sketch=sketch, sketch_size=min(q, Ntot),
+                   atol=thr * float(d.min()), tol=0.0, max_iter=max_inner, generator=generator, symmetric=True)
+    out.x = d * out.x
+    counts["linear_iterations"] += out.counts["linear_iterations"]
+    counts["operator"] += out.counts["operator"]
+    if out.status == Status.NUMERICAL_ERROR:
+        return None
+    return out.x
+
+
+def _damped_bfgs(B, s, y):
+    """Powell-damped BFGS update (keeps B positive definite)."""
+    sBs = float(s @ B @ s)
+    if sBs <= 1e-16:
+        return B
+    sy = float(s @ y)
+    theta = 1.0 if sy >= 0.2 * sBs else 0.8 * sBs / (sBs - sy)
+    r = theta * y + (1 - theta) * (B @ s)
+    Bs = B @ s
+    return B - torch.outer(Bs, Bs) / sBs + torch.outer(r, r) / float(s @ r)
+
+
+def _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu):
+    """KKT residuals of the *original* problem (∞-norms): stationarity, feasibility, complementarity."""
+    x = z[:n]
+    gx = ev["gx"] + (ev["J"][:, :n].T @ lam if lam.numel() else 0)
+    zl = torch.where(hasl, mu / (x - lbt).clamp_min(1e-300), torch.zeros_like(x))
+    zu = torch.where(hasu, mu / (ubt - x).clamp_min(1e-300), torch.zeros_like(x))
+    stat = float((gx - zl + zu).abs().max()) if n else 0.0
+    cE, cI = ev["cx"][:me], ev["cx"][me:]
+    viol = [cE.abs(), cI.clamp_min(0), (lbt - x).clamp_min(0)[hasl], (x - ubt).clamp_min(0)[hasu]]
+    feas = max([float(v.max()) for v in viol if v.numel()] + [0.0])
+    comp = [(lam[me:] * cI).abs(), (zl * (x - lbt))[hasl].abs(), (zu * (ubt - x))[hasu].abs(),
+            lam[me:].clamp_max(0).abs()]
+    compl = max([float(v.max()) for v in comp if v.numel()] + [0.0])
+    return {"stationarity": stat, "feasibility": feas, "complementarity": compl, "kkt": max(stat, feas, compl)}
+
+
+def _worst(cx, me, mi, x, lbt, ubt):
+    """(group, index, violation) of the most violated constraint."""
+    cands = []
+    if me:
+        v = cx[:me].abs()
+        i = int(v.argmax())
+        cands.append(("eq", i, float(v[i])))
+    if mi:
+        v = cx[me:].clamp_min(0)
+        i = int(v.argmax())
+        cands.append(("ineq", i, float(v[i])))
+    for name, v in (("lb", (lbt - x).clamp_min(0)), ("ub", (x - ubt).clamp_min(0))):
+        v = torch.nan_to_num(v, nan=0.0)
+        if v.numel():
+            i = int(v.argmax())
+            cands.append((name, i, float(v[i])))
+    return max(cands, key=lambda t: t[2]) if cands else ("", -1, 0.0)
+
+
+# ------------------------------------------------------------------------------- structured (sparse) mode
+
+def _to_scipy(A, what):
+    import scipy.sparse as sp
+    if sp.issparse(A):
+        return A.tocsr()
+    if isinstance(A, torch.Tensor):
+        if A.layout == torch.strided:
+            return sp.csr_matrix(A.detach().cpu().numpy())
+        A = A.detach().to_sparse_coo().coalesce().cpu()
+        i = A.indices().numpy()
+        return sp.csr_matrix((A.values().numpy(), (i[0], i[1])), shape=tuple(A.shape))
+    raise TypeError(f"alsketch: {what} must return a scipy.sparse matrix or a torch tensor, got {type(A).__name__}")
+
+
+def _solve_structured(f, eq, jac_eq, hess_lag, x, me, *, counts, linear_solver, sketch, sketch_size, max_iter,
+                      tol, time_limit, callback, eta1, eta2, delta, beta, nu, rho, sharpen, max_inner, seed,
+                      lam0, t_start):
+    """Equality-constrained AdaSketch-SQP with sparse KKT matrices (scipy on CPU; f and c on x's device)."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    dev, dt = x.device, x.dtype
+    n = x.numel()
+    T = lambda a: torch.as_tensor(a, dtype=dt).to(dev)  # noqa: E731
+    Np = lambda t: t.detach().cpu().double().numpy()  # noqa: E731
+
+    def evaluate(xx, lam, need_hess=True):
+        xg = xx.detach().requires_grad_(True)
+        with torch.enable_grad():
+            fx = f(xg)
+            g, = torch.autograd.grad(fx, xg)
+        c = _vec(eq, xx.detach(), "eq").detach()
+        J = _to_scipy(jac_eq(xx.detach()), "jac_eq")
+        if J.shape != (me, n):
+            raise ValueError(f"alsketch: jac_eq(x) must have shape ({me}, {n}), got {J.shape}")
+        counts["f"] += 1
+        counts["grad"] += 1
+        counts["jac"] += 1
+        g, c = Np(g), Np(c)
+        gL = g + J.T @ lam
+        H = None
+        if need_hess:
+            H = _to_scipy(hess_lag(xx.detach(), T(lam)), "hess_lag")
+            counts["hvp"] += 1
+        return dict(f=float(fx.detach()), g=g, c=c, J=J, gL=gL, H=H)
+
+    def merit(e, lam, e1, e2):
+        return e["f"] + lam @ e["c"] + 0.5 * e1 * (e["c"] @ e["c"]) + 0.5 * e2 * (e["gL"] @ e["gL"])
+
+    lam = np.zeros(me) if lam0 is None else Np(lam0.reshape(-1))
+    xx = x
+    e = evaluate(xx, lam)
+    e1, e2, dlt = eta1, eta2, delta
+    budget = Budget(max_iter, time_limit, callback)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    status, message, it, alpha = None, "", 0, 0.0
+    for it in budget:
+        stat, feas = float(np.abs(e["gL"]).max(initial=0.0)), float(np.abs(e["c"]).max(initial=0.0))
+        if not (math.isfinite(stat) and math.isfinite(feas)):
+            status, message = Status.NUMERICAL_ERROR, f"non-finite derivatives at iteration {it}"
+            break
+        if budget.report(it, x=xx, objective=e["f"], kkt=max(stat, feas), eta1=e1, eta2=e2, alpha=alpha):
+            break
+        if max(stat, feas) <= tol:
+            status = Status.LOCALLY_OPTIMAL
+            break
+        H, J = e["H"], e["J"]
+        K = sp.bmat([[H, J.T], [J, None]], format="csc")
+        rhs = -np.concatenate([e["gL"], e["c"]])
+        bn = float(np.linalg.norm(rhs))
+        gm = np.concatenate([e["gL"] + e2 * (H @ e["gL"]) + e1 * (J.T @ e["c"]), e["c"] + e2 * (J @ e["gL"])])
+        dz, lu = None, None
+        for _ in range(60):
+            thr = (min(dlt, bn) if sharpen else dlt) * bn
+            if linear_solver == "direct":
+                if lu is None:
+                    try:
+                        lu = spla.splu(K)
+                    except RuntimeError:  # singular KKT: regularize the (2,2) block
+                        lu = spla.splu(sp.bmat([[H, J.T], [J, -1e-8 * sp.identity(me)]], format="csc"))
+                    dz = lu.solve(rhs)
+                    counts["linear_iterations"] += 1
+            else:
+                # symmetric row-norm equilibration (see _linear_solve)
+                d = 1.0 / np.sqrt(np.maximum(np.sqrt(np.asarray(K.multiply(K).sum(1)).ravel()), 1e-300))
+                Dm = sp.diags(d)
+                out = sk.solve((Dm @ K @ Dm).tocsr(), T(d * rhs), x0=None if dz is None else T(dz / d),
+                               sketch=sketch, sketch_size=sketch_size, atol=thr * float(d.min()), tol=0.0,
+                               max_iter=max_inner, generator=generator, symmetric=True, device=dev, dtype=dt)
+                out.x = T(d) * out.x
+                counts["linear_iterations"] += out.counts["linear_iterations"]
+                counts["operator"] += out.counts["operator"]
+                dz = Np(out.x)
+            gm = np.concatenate([e["gL"] + e2 * (H @ e["gL"]) + e1 * (J.T @ e["c"]),
+                                 e["c"] + e2 * (J @ e["gL"])])
+            if gm @ dz <= -0.5 * e2 * bn**2 or e1 > 1e8 or e2 < 1e-8:
+                break
+            e1, e2, dlt = e1 * nu**2, e2 / nu, dlt / nu**4
+        if not np.all(np.isfinite(dz)):
+            status, message = Status.NUMERICAL_ERROR, f"KKT solve failed at iteration {it}"
+            break
+        slope = float(gm @ dz)
+        if slope >= 0:
+            dz, slope = -gm, -float(gm @ gm)
+        m0 = merit(e, lam, e1, e2)
+        slack = 10 * torch.finfo(dt).eps * max(1.0, abs(m0))
+        alpha, ok = 1.0, False
+        for _ in range(60):
+            xt, lt = xx + alpha * T(dz[:n]), lam + alpha * dz[n:]
+            et = evaluate(xt, lt, need_hess=False)
+            mt = merit(et, lt, e1, e2)
+            if math.isfinite(mt) and mt <= m0 + beta * alpha * slope + slack:
+                ok = True
+                break
+            alpha *= rho
+        if not ok:
+            status, message = Status.SLOW_PROGRESS, f"line search on the merit function failed at iteration {it}"
+            break
+        xx, lam = xt, lt
+        e = evaluate(xx, lam)
+    if status is None:
+        status = budget.status or Status.ITERATION_LIMIT
+    stat, feas = float(np.abs(e["gL"]).max(initial=0.0)), float(np.abs(e["c"]).max(initial=0.0))
+    worst = int(np.abs(e["c"]).argmax()) if me else -1
+    if status == Status.ITERATION_LIMIT and not message:
+        message = f"max_iter={max_iter} reached with KKT residual {max(stat, feas):.3e}"
+    return SolverOutput(x=xx.detach().clone(), status=status, objective=e["f"], iterations=it, message=message,
+                        duals={"eq": T(lam), "ineq": x.new_zeros(0)},
+                        certificates={"stationarity": stat, "feasibility": feas, "complementarity": 0.0,
+                                      "kkt": max(stat, feas)},
+                        counts=counts, history=budget.history, solve_time=time.perf_counter() - t_start,
+                        extras={"eta1": e1, "eta2": e2, "worst_constraint": ("eq", worst), "worst_violation": feas,
+                                "linear_solver": linear_solver, "sketch": sketch, "structured": True})

@@ -1,0 +1,1 @@
+"""Test-problem generators for the tensor-level solvers (Hock–Schittkowski set, Poisson optimal control)."""

@@ -1,0 +1,259 @@
+"""Zeroth-order minimization of a black-box f: R^d -> R on a flat tensor, with bounds by projection.
+
+    x_{k+1} = P_C( x_k − η_k · U(ĝ_k) ),     ĝ_k from a ZO estimator at x_k,
+
+where U is an update rule of `optim` (SGD, momentum, sign, Adam, conservative) and P_C the projection onto
+the box [lb, ub] or a user projection. Estimators (``estimator=``):
+
+* ``"gaussian"`` / ``"rademacher"``: two-point (central by default) with q queries, seeded and in place on
+  the solver's own working copy of x (MeZO-style; Nesterov & Spokoiny 2017, Spall 1992, Malladi et al. 2023);
+* ``"sparse"``: Gaussian directions masked to the ``keep`` fraction of smallest-|x| coordinates
+  (Sparse-MeZO, Liu et al. 2024);
+* ``"coordinate"``: CGE over all coordinates or a random block of ``coord_batch`` per step (DeepZero);
+* ``"forward"``: forward gradient (jvp) -- needs f in differentiable torch ops (Baydin et al. 2022);
+* ``"rank"``: ZO-RankSGD from value comparisons or a ``rank_oracle`` (Tang et al., ICLR 2024).
+
+Failures of f (raises, non-scalar, NaN/inf) end the run with a status (OTHER_ERROR / NUMERICAL_ERROR) and a
+message naming the iteration; the iterate before the failure is returned.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional
+
+import torch
+
+from ..common import Budget, SolverOutput, Status, resolve_device
+from ..oracles.zo_coordinate import coordinate
+from ..oracles.zo_forward import forward_gradient
+from ..oracles.zo_noise import derive_seed
+from ..oracles.zo_rank import rank_direction
+from ..oracles.zo_twopoint import (ZOEvalError, ZONonFinite, check_eps, check_q, safe_eval, two_point)
+from .optim import DenseUpdate, check_optimizer, make_schedule
+
+ESTIMATORS = ("gaussian", "rademacher", "sparse", "coordinate", "forward", "rank")
+
+
+def box_projection(lb=None, ub=None, like: Optional[torch.Tensor] = None) -> Optional[Callable]:
+    """Projection onto {lb <= x <= ub} (scalars or tensors shaped like x); None when both are None."""
+    if lb is None and ub is None:
+        return None
+    d = like.numel() if like is not None else None
+
+    def as_t(b, name):
+        if b is None:
+            return None
+        t = torch.as_tensor(b, dtype=like.dtype, device=like.device)
+        if t.numel() not in (1, d):
+            raise ValueError(f"{name} must be a scalar or have {d} entries like x0, got shape {tuple(t.shape)}")
+        return t.reshape(-1) if t.numel() == d else t
+    lo, hi = as_t(lb, "lb"), as_t(ub, "ub")
+    if lo is not None and hi is not None and bool((lo > hi).any()):
+        raise ValueError("bounds: some lb > ub")
+    return lambda x: x.clamp_(min=lo, max=hi)
+
+
+def minimize(f: Callable[[torch.Tensor], Any], x0: torch.Tensor, *, estimator: str = "gaussian", q: int = 1,
+             eps: float = 1e-3, lr=1e-3, optimizer: str = "sgd", schedule: str = "constant", warmup: int = 0,
+             momentum: float = 0.9, betas=(0.9, 0.999), antithetic: bool = True, keep: float = 0.5,
+             coord_batch: Optional[int] = None, vectorized: bool = False, rank_oracle=None, rank_m: int = 4,
+             lb=None, ub=None, projection: Optional[Callable] = None, seed: int = 0, max_iter: int = 1000,
+             tol: Optional[float] = None, time_limit: Optional[float] = None, callback=None,
+             device=None, dtype=None, log_every: int = 1) -> SolverOutput:
+    """Minimize a black-box ``f(x) -> scalar`` from ``x0`` with zeroth-order estimates.
+
+    Args:
+        f: objective on a 1-D tensor (the solver's working copy; do not keep references to it). Returns a
+            Python float or a one-element tensor. ``vectorized=True`` (coordinate estimator only): f takes
+            a (B, d) batch and returns B values.
+        x0: starting point, any shape (flattened internally; the result has x0's shape). Not modified.
+        estimator: one of ``ESTIMATORS``. q: queries per estimate (>= 1). eps: smoothing radius (> 0),
+            also the coordinate step μ and the rank perturbation radius.
+        lr, optimizer, schedule, warmup, momentum, betas: see ``optdsl.solvers.zo.optim``.
+        antithetic: central differences (default) vs forward differences sharing f(x).
+        keep: fraction of coordinates perturbed by ``"sparse"``. coord_batch: coordinates per step for
+            ``"coordinate"`` (default: all). rank_oracle / rank_m: ZO-RankSGD oracle and candidates.
+        lb, ub / projection: bounds handled by projection after every step (or a custom projection
+            ``P(x) -> x``, may work in place).
+        seed: run seed; step k uses ``derive_seed(seed, k)``. max_iter, tol, time_limit, callback: budget.
+            ``tol``: stop (LOCALLY_OPTIMAL) when the running mean of ‖ĝ‖ over the last 10 steps is < tol.
+
+    Returns:
+        SolverOutput with ``x`` (shape of x0), ``objective`` = f(x) at the end, ``history`` (per
+        iteration: loss estimate, grad_norm, variance, lr, evals), ``counts["f"]`` and certificates
+        ``{"grad_estimate_norm": ...}`` (an estimate, not a proof).
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if not isinstance(x0, torch.Tensor):
+        x0 = torch.as_tensor(x0)
+    if x0.numel() == 0:
+        raise ValueError("x0 is empty; expected at least one variable")
+    eps = check_eps(eps)
+    q = check_q(q)
+    check_optimizer(optimizer)
+    if estimator == "rank" and optimizer != "sgd":
+        raise ValueError("estimator='rank' gives a direction, not a gradient scale; use optimizer='sgd'")
+    if tol is not None and not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    device, dtype = resolve_device(device, dtype, like=x0)
+    x = x0.detach().to(device=device, dtype=dtype).reshape(-1).clone()
+    proj = projection or box_projection(lb, ub, x)
+    if proj is not None:
+        x = proj(x)
+    eta = make_schedule(lr, schedule, max_iter, warmup)
+    upd = DenseUpdate(optimizer, momentum, betas)
+    shape = x0.shape
+    fx = lambda v: f(v.view(shape))  # noqa: E731  (user sees x0's shape)
+    budget = Budget(max_iter, time_limit, callback)
+    counts = {"f": 0, "jac": 0}
+    status, message, gnorms, last_loss = None, "", [], None
+    it, done = 0, 0
+    try:
+        for k in budget:
+            it = k
+            s = derive_seed(seed, k)
+            where = f"iteration {k}"
+            if estimator in ("gaussian", "rademacher", "sparse"):
+                kind = "rademacher" if estimator == "rademacher" else "gaussian"
+                masks = None
+                if estimator == "sparse":
+                    h = x.abs().kthvalue(max(1, int(round(keep * x.numel())))).values
+                    masks = [x.abs() <= h]
+                est = two_point(lambda: fx(x), [x], seed=s, eps=eps, q=q, kind=kind, antithetic=antithetic,
+                                masks=masks, where=where)
+                g = est.dense([x], kind, masks)[0]
+                counts["f"] += est.n_evals
+                loss, var = est.loss, est.variance
+            elif estimator == "coordinate":
+                coords = None
+                if coord_batch is not None and coord_batch < x.numel():
+                    gen = torch.Generator().manual_seed(s)
+                    coords = torch.randperm(x.numel(), generator=gen)[:coord_batch].to(device)
+                g, n, f0 = coordinate((lambda v: f(v.view(-1, *shape)) if vectorized else fx(v)), x, mu=eps,
+                                      coords=coords, central=antithetic, vectorized=vectorized, where=where)
+                if coords is not None:  # unbiased block-coordinate estimate
+                    g.mul_(x.numel() / coords.numel())
+                counts["f"] += n
+                loss, var = f0, 0.0
+            elif estimator == "forward":
+                est = forward_gradient(fx, [x], seed=s, q=q, where=where)
+                g = est.dense([x])[0]
+                counts["jac"] += est.n_evals
+                loss, var = est.f0, est.variance
+            else:
+                g, n, loss = rank_direction(x, seed=s, mu=eps, m=rank_m, f=None if rank_oracle else fx,
+                                            rank=rank_oracle, where=where)
+                counts["f"] += n
+                var = 0.0
+            if not bool(torch.isfinite(g).all()):
+                raise ZONonFinite(f"gradient estimate has NaN/inf at {where}")
+            d = upd.direction(g)
+            step = eta(k)
+            if optimizer == "conservative":
+                x = _conservative(fx, x, d, step, loss, counts, where)
+            else:
+                x.add_(d, alpha=-step)
+            if proj is not None:
+                x = proj(x)
+            gn = float(g.norm())
+            gnorms.append(gn)
+            done = k + 1
+            last_loss = loss
+            rec = (k % log_every == 0)
+            if budget.report(k, record=rec, x=x.view(shape), objective=loss, grad_norm=gn, variance=var,
+                             lr=step, evals=counts["f"] + counts["jac"]):
+                break
+            if tol is not None and len(gnorms) >= 10 and sum(gnorms[-10:]) / 10 < tol:
+                status, message = Status.LOCALLY_OPTIMAL, f"mean ‖ĝ‖ over 10 steps < tol={tol} at iteration {k}"
+                break
+    except ZONonFinite as exc:
+        status, message = Status.NUMERICAL_ERROR, str(exc)
+    except ZOEvalError as exc:
+        status, message = Status.OTHER_ERROR, str(exc)
+    except KeyboardInterrupt:
+        budget.interrupt()
+    status = status or budget.status or Status.ITERATION_LIMIT
+    objective = last_loss
+    if status not in (Status.NUMERICAL_ERROR, Status.OTHER_ERROR):
+        try:
+            objective = safe_eval(fx, "the final point", x)
+            counts["f"] += 1
+        except ZOEvalError as exc:
+            status, message = (Status.NUMERICAL_ERROR if isinstance(exc, ZONonFinite) else Status.OTHER_ERROR,
+                               str(exc))
+    if not message:
+        message = {Status.ITERATION_LIMIT: f"reached max_iter={max_iter}",
+                   Status.TIME_LIMIT: f"time limit {time_limit}s reached at iteration {it}",
+                   Status.INTERRUPTED: f"interrupted at iteration {it}"}.get(status, "")
+    return SolverOutput(x=x.view(shape), status=status, objective=objective,
+                        iterations=done,
+                        message=message, counts=counts, history=budget.history, solve_time=budget.elapsed,
+                        certificates={"grad_estimate_norm": gnorms[-1] if gnorms else float("nan")},
+                        extras={"estimator": estimator, "optimizer": optimizer, "seed": seed})
+
+
+def _conservative(fx, x, d, step, loss, counts, where):
+    """ZO-SGD-Cons: keep the best of {x, x − ηd, x + ηd} (two extra evaluations)."""
+    f0 = loss if loss is not None else safe_eval(fx, where, x)
+    cands = [(f0, None), (None, -step), (None, step)]
+    best_v, best_a = f0, 0.0
+    for _, a in cands[1:]:
+        x.add_(d, alpha=a)
+        try:
+            v = safe_eval(fx, f"{where} (conservative candidate)", x)
+        finally:
+            x.add_(d, alpha=-a)
+        counts["f"] += 1
+        if v < best_v:
+            best_v, best_a = v, a
+    return x.add_(d, alpha=best_a)
+
+
+def minimize_constrained(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None,
+                         ineq: Optional[Callable] = None, rho: float = 10.0, outer: int = 10,
+                         inner_iter: int = 500, rho_growth: float = 2.0, ctol: float = 1e-4,
+                         **kw) -> SolverOutput:
+    """Black-box constraints by the augmented Lagrangian (method of multipliers) around ``minimize``.
+
+    L_ρ(x, λ, μ) = f(x) + λᵀc(x) + (ρ/2)‖c(x)‖² + (1/2ρ)(‖max(0, μ + ρ h(x))‖² − ‖μ‖²)
+    for eq(x) = c(x) = 0 and ineq(x) = h(x) <= 0 (vector callables); λ ← λ + ρc, μ ← max(0, μ + ρh),
+    ρ grows by ``rho_growth`` when the violation did not fall by 4x. ``kw`` go to ``minimize``; a numeric
+    ``lr`` is divided by (1 + ρ) in each inner solve, since the penalty adds ~ρ‖∇c‖² to the curvature.
+    Returns the last inner SolverOutput with duals {"eq", "ineq"} and certificate "feasibility".
+    """
+    x = torch.as_tensor(x0).detach().clone()
+    vec = lambda fn, v: torch.as_tensor(fn(v), dtype=torch.float64).reshape(-1) if fn else torch.zeros(0)  # noqa
+    lam = vec(eq, x) * 0
+    mu = vec(ineq, x) * 0
+    viol_prev, out, total, viol = math.inf, None, {"f": 0}, float("nan")
+    for j in range(outer):
+        def L(v, lam=lam, mu=mu, rho=rho):
+            c, h = vec(eq, v), vec(ineq, v)
+            val = torch.as_tensor(f(v), dtype=torch.float64).reshape(())
+            val = val + lam @ c + 0.5 * rho * (c @ c)
+            val = val + (torch.clamp(mu + rho * h, min=0).pow(2).sum() - mu.pow(2).sum()) / (2 * rho)
+            return val
+        inner = dict(kw)
+        if isinstance(inner.get("lr", 1e-3), (int, float)):
+            inner["lr"] = inner.get("lr", 1e-3) / (1.0 + rho)
+        inner["seed"] = kw.get("seed", 0) + j
+        out = minimize(L, x, max_iter=inner_iter, **inner)
+        total["f"] += out.counts.get("f", 0)
+        if out.status in (Status.NUMERICAL_ERROR, Status.OTHER_ERROR, Status.INTERRUPTED, Status.TIME_LIMIT):
+            break
+        x = out.x.detach()
+        c, h = vec(eq, x), vec(ineq, x)
+        lam = lam + rho * c
+        mu = torch.clamp(mu + rho * h, min=0)
+        viol = float(torch.cat([c.abs(), h.clamp(min=0)]).max()) if c.numel() + h.numel() else 0.0
+        if viol < ctol:
+            break
+        if viol > 0.25 * viol_prev:
+            rho *= rho_growth
+        viol_prev = viol
+    out.duals = {"eq": lam, "ineq": mu}
+    out.certificates["feasibility"] = viol if out.x is not None else float("nan")
+    out.counts = {**out.counts, "f": total["f"]}
+    out.objective = float(torch.as_tensor(f(out.x)))
+    return out

@@ -1,0 +1,176 @@
+"""AdaSketch-SQP (solvers/alsketch.py) on Hock–Schittkowski, closed forms, scipy agreement and the Poisson QP."""
+import math
+
+import numpy as np
+import pytest
+import scipy.optimize as so
+import torch
+
+from optdsl.solvers import alsketch
+from optdsl.solvers.common import Status
+from optdsl.solvers.testing import hock_schittkowski as hs
+from optdsl.solvers.testing import poisson_control as pc
+
+
+def _run(p, **kw):
+    return alsketch.minimize(p.f, p.x0_tensor(), eq=p.eq, ineq=p.ineq, lb=p.lb, ub=p.ub, **kw)
+
+
+def test_gallery_has_the_24_listed_problems():
+    assert set(hs.NUMBERS) == {6, 7, 9, 21, 26, 27, 28, 35, 39, 40, 42, 46, 47, 48, 49, 50, 51, 52, 56, 61, 71,
+                               77, 78, 79}
+
+
+@pytest.mark.parametrize("num", hs.NUMBERS)
+def test_hs_direct_reaches_published_optimum(num):
+    p = hs.get(num)
+    out = _run(p, linear_solver="direct")
+    assert out.status == Status.LOCALLY_OPTIMAL, out.message
+    assert hs.relative_error(out.objective, p.f_star) <= 1e-6
+    assert out.certificates["kkt"] <= 1e-6
+    if p.x_star is not None and num != 9:
+        # high-order (quartic/sextic) minima pin x only to ~f_tol^(1/4..1/6)
+        atol = 1e-2 if num in (26, 46, 47, 49, 50) else 1e-5
+        assert torch.allclose(out.x, torch.tensor(p.x_star, dtype=torch.float64), atol=atol)
+
+
+@pytest.mark.parametrize("num,kind", [(6, "rows"), (7, "gaussian"), (9, "rows"), (28, "gaussian"), (39, "rows"),
+                                      (40, "gaussian"), (42, "rows"), (48, "rows"), (56, "gaussian"),
+                                      (61, "rows"), (77, "gaussian"), (78, "rows"), (79, "gaussian"),
+                                      (21, "rows")])
+def test_hs_with_sketching_solver(num, kind):
+    p = hs.get(num)
+    out = _run(p, linear_solver="sketch", sketch=kind)
+    assert out.status == Status.LOCALLY_OPTIMAL, out.message
+    assert hs.relative_error(out.objective, p.f_star) <= 1e-6 and out.certificates["kkt"] <= 1e-6
+    assert out.counts["linear_iterations"] > out.iterations  # inexact inner solves did happen
+
+
+def test_t1_one_newton_step_and_closed_form_duals():
+    n = 6
+    out = alsketch.minimize(lambda x: 0.5 * (x * x).sum(), torch.zeros(n, dtype=torch.float64),
+                            eq=lambda x: x.sum()[None] - 1, linear_solver="direct", lam0=torch.zeros(1))
+    assert out.iterations == 1 and out.status == Status.LOCALLY_OPTIMAL
+    assert torch.allclose(out.x, torch.full((n,), 1 / n, dtype=torch.float64), atol=1e-12)
+    assert abs(float(out.duals["eq"][0]) + 1 / n) < 1e-12
+
+
+def test_circle_dual_and_unit_steps_at_end():
+    out = alsketch.minimize(lambda x: x.sum(), torch.tensor([-0.5, -1.5], dtype=torch.float64),
+                            eq=lambda x: (x * x).sum()[None] - 2, linear_solver="sketch", sketch="gaussian")
+    assert out.status == Status.LOCALLY_OPTIMAL
+    assert torch.allclose(out.x, -torch.ones(2, dtype=torch.float64), atol=1e-8)
+    assert abs(float(out.duals["eq"][0]) - 0.5) < 1e-8
+    assert out.extras["unit_steps_at_end"] >= 2 and out.history[-2]["alpha"] == 1.0
+
+
+def test_inequality_duals_closed_form():
+    # min (x1-2)^2 + (x2-1)^2  s.t. x1 + x2 <= 2, x1^2 - x2 <= 0  ->  x* = (1, 1), mu = (2/3, 2/3), f* = 1
+    out = alsketch.minimize(lambda x: (x[0] - 2) ** 2 + (x[1] - 1) ** 2, torch.zeros(2, dtype=torch.float64),
+                            ineq=lambda x: torch.stack([x[0] + x[1] - 2, x[0] ** 2 - x[1]]), linear_solver="direct")
+    assert out.status == Status.LOCALLY_OPTIMAL
+    assert abs(out.objective - 1) < 1e-6 and torch.allclose(out.x, torch.ones(2, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(out.duals["ineq"], torch.full((2,), 2 / 3, dtype=torch.float64), atol=1e-5)
+    assert out.certificates["complementarity"] <= 1e-6
+
+
+def test_merit_gradient_matches_finite_differences():
+    # grad of L_eta = f + lam c + e1/2 |c|^2 + e2/2 |grad L|^2 on HS7, vs torch autograd of the same expression
+    p = hs.get(7)
+    e1, e2 = 3.0, 0.2
+    x = torch.tensor([0.7, 1.3], dtype=torch.float64)
+    lam = torch.tensor([0.4], dtype=torch.float64)
+
+    def merit(x, lam):
+        xr = x.requires_grad_(True) if not x.requires_grad else x
+        L = p.f(xr) + lam @ p.eq(xr)
+        gL, = torch.autograd.grad(L, xr, create_graph=True)
+        c = p.eq(xr)
+        return L + 0.5 * e1 * (c @ c) + 0.5 * e2 * (gL @ gL)
+    xa, la = x.clone().requires_grad_(True), lam.clone().requires_grad_(True)
+    gx, gl = torch.autograd.grad(merit(xa, la), (xa, la))
+    H = torch.autograd.functional.hessian(lambda v: p.f(v) + lam @ p.eq(v), x)
+    J = torch.autograd.functional.jacobian(p.eq, x)
+    xg = x.clone().requires_grad_(True)
+    g, = torch.autograd.grad(p.f(xg), xg)
+    gL, c = g + J.T @ lam, p.eq(x)
+    assert torch.allclose(gx, gL + e2 * H @ gL + e1 * J.T @ c, rtol=1e-10)
+    assert torch.allclose(gl, c + e2 * J @ gL, rtol=1e-10)
+
+
+@pytest.mark.parametrize("num", [7, 26, 39, 40, 42, 46, 56, 77, 78, 79])
+def test_agrees_with_scipy_trust_constr(num):
+    p = hs.get(num)
+    T = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    con = so.NonlinearConstraint(lambda v: p.eq(T(v)).numpy(), 0, 0)
+    ref = so.minimize(lambda v: float(p.f(T(v))), np.array(p.x0), method="trust-constr", constraints=[con],
+                      options={"gtol": 1e-10, "xtol": 1e-12, "maxiter": 500})
+    out = _run(p, linear_solver="direct")
+    if ref.status in (1, 2):
+        assert abs(out.objective - ref.fun) <= 1e-5 * max(1, abs(ref.fun))
+
+
+def test_bfgs_option_and_float32():
+    p = hs.get(42)
+    out = _run(p, hessian="bfgs", linear_solver="direct", max_iter=200)
+    assert out.status == Status.LOCALLY_OPTIMAL and hs.relative_error(out.objective, p.f_star) <= 1e-6
+    out32 = alsketch.minimize(p.f, p.x0_tensor(torch.float32), eq=p.eq, linear_solver="direct")
+    assert out32.x.dtype == torch.float32 and out32.status == Status.LOCALLY_OPTIMAL
+    assert hs.relative_error(out32.objective, p.f_star) <= 1e-5
+
+
+def test_poisson_control_structured_matches_closed_form():
+    P = pc.make(24, alpha=1e-2)
+    out = alsketch.minimize(P.f, P.x0, eq=P.eq, jac_eq=P.jac_eq, hess_lag=P.hess_lag, linear_solver="direct")
+    assert out.status == Status.LOCALLY_OPTIMAL and out.iterations == 1
+    assert float((out.x - P.x_star).abs().max()) <= 1e-8 * float(P.x_star.abs().max())
+    assert torch.allclose(out.duals["eq"], P.lam_star, rtol=1e-6, atol=1e-12)
+    assert abs(out.objective - P.f_star) <= 1e-10
+
+
+def test_poisson_control_sketch_on_small_grid():
+    P = pc.make(4, alpha=1.0)
+    out = alsketch.minimize(P.f, P.x0, eq=P.eq, jac_eq=P.jac_eq, hess_lag=P.hess_lag, linear_solver="sketch",
+                            sketch="rows", sketch_size=24, tol=1e-7, max_iter=50)
+    assert out.status == Status.LOCALLY_OPTIMAL
+    assert float((out.x - P.x_star).abs().max()) <= 1e-5
+
+
+def test_infeasible_problem_names_worst_constraint():
+    # x1^2 + 1 = 0 has no solution; x2 = 3 is fine
+    out = alsketch.minimize(lambda x: (x * x).sum(), torch.tensor([1.0, 0.0], dtype=torch.float64),
+                            eq=lambda x: torch.stack([x[1] - 3, x[0] ** 2 + 1]), linear_solver="direct",
+                            max_iter=200)
+    assert out.status == Status.INFEASIBLE
+    assert out.extras["worst_constraint"] == ("eq", 1) and "eq[1]" in out.message
+
+
+def test_singular_kkt_does_not_crash_and_callback_stops():
+    # duplicated constraint: J is rank deficient everywhere (LICQ fails)
+    out = alsketch.minimize(lambda x: (x * x).sum(), torch.tensor([2.0, 1.0], dtype=torch.float64),
+                            eq=lambda x: torch.stack([x[0] + x[1] - 1, 2 * x[0] + 2 * x[1] - 2]),
+                            linear_solver="direct")
+    assert out.status == Status.LOCALLY_OPTIMAL
+    assert torch.allclose(out.x, torch.full((2,), 0.5, dtype=torch.float64), atol=1e-8)
+    stop = alsketch.minimize(hs.get(6).f, hs.get(6).x0_tensor(), eq=hs.get(6).eq, callback=lambda info: False)
+    assert stop.status == Status.INTERRUPTED and stop.iterations == 0
+
+
+def test_input_validation_and_no_mutation():
+    p = hs.get(21)
+    x0 = p.x0_tensor()
+    _run(p, linear_solver="direct", max_iter=3)
+    assert torch.equal(x0, p.x0_tensor())
+    with pytest.raises(ValueError, match="x0 must be 1-D"):
+        alsketch.minimize(p.f, torch.zeros(2, 1))
+    with pytest.raises(ValueError, match="lb must be a scalar or have shape"):
+        alsketch.minimize(p.f, x0, lb=[0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="linear_solver"):
+        alsketch.minimize(p.f, x0, linear_solver="qr")
+    with pytest.raises(ValueError, match=r"lb\[0\]"):
+        alsketch.minimize(p.f, x0, lb=[3.0, 0.0], ub=[1.0, 1.0])
+    with pytest.raises(ValueError, match="both jac_eq and hess_lag"):
+        alsketch.minimize(p.f, x0, eq=lambda x: x[:1], jac_eq=lambda x: None)
+    nan = alsketch.minimize(lambda x: (x * x).sum() * math.nan, torch.ones(2, dtype=torch.float64),
+                            eq=lambda x: x[:1] - 1)
+    assert nan.status == Status.NUMERICAL_ERROR and "iteration 0" in nan.message

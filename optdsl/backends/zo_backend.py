@@ -35,7 +35,7 @@ class ZoBackend(Backend):
         "eps": Option(float, 1e-3, "perturbation radius"),
         "lr": Option(float, 1e-3, "learning rate"),
         "optimizer": Option(str, "sgd", "update rule", ("sgd", "momentum", "sign", "adam", "conservative")),
-        "schedule": Option(str, "constant", "learning-rate schedule", ("constant", "linear", "cosine")),
+        "schedule": Option(str, "constant", "learning-rate schedule", ("constant", "linear", "cosine", "inv_sqrt")),
         "max_iter": Option(int, 1000, "ZO steps"),
         "tol": Option(float, None, "stop when the running mean of the estimated gradient norm falls below"),
         "time_limit": Option(float, None, "wall-clock limit in seconds"),

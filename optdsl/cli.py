@@ -233,8 +233,9 @@ class _Progress:
 
     def update(self, info: dict):
         if self.status is not None:
-            obj = info.get("objective")
-            self.status.update(f"iteration {info.get('iteration')}  objective {_fmt(obj)}")
+            metrics = [(k, v) for k, v in info.items()
+                       if k not in ("iteration", "values") and isinstance(v, (int, float, np.floating))][:5]
+            self.status.update(f"iteration {info.get('iteration')}  " + "  ".join(f"{k} {_fmt(v)}" for k, v in metrics))
         return None
 
 

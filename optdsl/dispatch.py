@@ -59,15 +59,28 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
     best: list[Optional[tuple[float, list[Step], Backend]]] = [None]
     alternatives: dict[str, tuple[float, list[str]]] = {}
 
+    deepest: dict[str, tuple[int, str]] = {}   # backend -> (passes applied, its reason there)
+    pass_reasons: dict[str, str] = {}
+
     def walk(prob: Problem, steps: list[Step], cost: float) -> None:
         tags: Tags = analyze(prob)
+        for p in PASSES:
+            why = p.why_not(prob, tags)
+            if why and p.name not in pass_reasons:
+                pass_reasons[p.name] = why
         for b in candidates:
-            if b.available() is None and b.reject_reason(prob, tags) is None:
-                total = cost + b.cost
-                if b.name not in alternatives or total < alternatives[b.name][0]:
-                    alternatives[b.name] = (total, [s.pass_.name for s in steps] + [b.name])
-                if best[0] is None or total < best[0][0]:
-                    best[0] = (total, list(steps), b)
+            reason = b.available() or b.reject_reason(prob, tags)
+            if reason is not None:
+                # the reason after the most rewrites is the informative one ("cannot handle maximize" at the
+                # root hides what is left once the objective has been flipped)
+                if len(steps) >= deepest.get(b.name, (-1, ""))[0]:
+                    deepest[b.name] = (len(steps), reason)
+                continue
+            total = cost + b.cost
+            if b.name not in alternatives or total < alternatives[b.name][0]:
+                alternatives[b.name] = (total, [s.pass_.name for s in steps] + [b.name])
+            if best[0] is None or total < best[0][0]:
+                best[0] = (total, list(steps), b)
         for p in PASSES:
             if p.name in prob.applied or not p.accepts(prob, tags):
                 continue
@@ -75,8 +88,12 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
             walk(new, steps + [Step(p, new, inv)], cost + p.cost)
 
     walk(problem, [], 0.0)
+    for name, (depth, why) in deepest.items():
+        if name in rejections and depth > 0:
+            rejections[name] = why
     if best[0] is None:
         lines = [f"  {name}: {why}" for name, why in rejections.items()]
+        lines += [f"  (rewrite {name}: {why})" for name, why in pass_reasons.items()]
         hints = [h for t, h in _HINTS.items() if t in root_tags]
         head = (f"solver {solver!r} cannot take this model" if solver else "no backend can take this model")
         raise NotSolvableError(head + ":\n" + "\n".join(lines) + ("\n" + "\n".join(hints) if hints else ""))

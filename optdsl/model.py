@@ -14,7 +14,7 @@ import numpy as np
 from . import certificates
 from .backends import BACKENDS
 from .dispatch import Plan, explain_plan, make_plan
-from .errors import ModelError, ShapeError, SolverError
+from .errors import ModelError, NotSolvableError, ShapeError, SolverError
 from .expr.node import Constraint, Expr, Op, Parameter, StructuralConstraint, Uncertain, Variable, as_expr
 from .graph import analyze, build_graph
 from .lower import sympy as sym
@@ -259,8 +259,12 @@ class Model:
         return self._cache[key]
 
     def explain(self, solver: Optional[str] = None) -> str:
-        """The chain dispatch chooses and, for every other backend, why it was not chosen."""
-        return explain_plan(self.plan(solver))
+        """The chain dispatch chooses and, for every other backend, why it was not chosen (or, when none
+        fits, why each backend and rewrite refused)."""
+        try:
+            return explain_plan(self.plan(solver))
+        except NotSolvableError as e:
+            return f"tags: {', '.join(self.tags())}\n{e}"
 
     # --- solving -------------------------------------------------------------------------------
     def solve(self, solver: Optional[str] = None, *, device: str = "cpu", dtype: Any = None,

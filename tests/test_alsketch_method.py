@@ -174,3 +174,25 @@ def test_input_validation_and_no_mutation():
     nan = alsketch.minimize(lambda x: (x * x).sum() * math.nan, torch.ones(2, dtype=torch.float64),
                             eq=lambda x: x[:1] - 1)
     assert nan.status == Status.NUMERICAL_ERROR and "iteration 0" in nan.message
+
+
+def test_constrained_logistic_regression_matches_cvxpy():
+    import cvxpy as cp
+    rng = np.random.default_rng(0)
+    N, d = 200, 8
+    A = rng.standard_normal((N, d))
+    y = np.sign(A @ rng.standard_normal(d) + 0.5 * rng.standard_normal(N))
+    C = rng.standard_normal((2, d))
+    b = np.array([0.5, -0.3])
+    At, yt, Ct, bt = (torch.tensor(v) for v in (A, y, C, b))
+    f = lambda w: torch.nn.functional.softplus(-yt * (At @ w)).mean()  # noqa: E731
+    out = alsketch.minimize(f, torch.zeros(d, dtype=torch.float64), eq=lambda w: Ct @ w - bt,
+                            ineq=lambda w: (w @ w - 1.0)[None], linear_solver="sketch", sketch="gaussian")
+    w = cp.Variable(d)
+    prob = cp.Problem(cp.Minimize(cp.sum(cp.logistic(-cp.multiply(y, A @ w))) / N),
+                      [C @ w == b, cp.sum_squares(w) <= 1.0])
+    prob.solve()
+    assert out.status == Status.LOCALLY_OPTIMAL
+    assert abs(out.objective - prob.value) <= 1e-6 * max(1, abs(prob.value))
+    assert np.allclose(out.x.numpy(), w.value, atol=1e-4)
+    assert abs(float(out.duals["ineq"][0]) - float(np.ravel(prob.constraints[1].dual_value)[0])) <= 1e-4

@@ -10,13 +10,14 @@ state as JSON across processes.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 import torch
 
 from ..problem import RawSolution
-from ..solvers.linalg.bandit import SequenceSolver
+from ..solvers.linalg.bandit import SequenceSolver, tuner_from_state
 from .base import Backend, Option
 from .flatten import FlatProblem
 
@@ -59,9 +60,16 @@ class SorBackend(Backend):
                                     symmetric=options["symmetric"], context_range=cr, device=flat.device,
                                     dtype=flat.dtype)
             path = options["tuner_file"]
-            if path and os.path.exists(path):
+            if path and os.path.exists(path) and not isinstance(tuner, float):
+                # resume what was *learned* (arms, tuner state, round log); the settings asked for now win
                 with open(path) as fh:
-                    solver = SequenceSolver.from_json(fh.read())
+                    state = json.load(fh)
+                if state.get("tuner", {}).get("kind") != solver.tuner.state_dict().get("kind"):
+                    raise ValueError(f"tuner_file {path!r} holds a {state.get('tuner', {}).get('kind')!r} tuner, "
+                                     f"but tuner={options['tuner']!r} was asked for")
+                solver.omegas = [float(w) for w in state["omegas"]]
+                solver.tuner = tuner_from_state(state["tuner"])
+                solver.rounds = [dict(r) for r in state["rounds"]]
             compiled["solvers"][key] = solver
         return compiled["solvers"][key]
 

@@ -24,5 +24,9 @@ class Pass:
     def invert(self, solution: RawSolution, inverse_data: Any) -> RawSolution:
         return solution
 
+    def why_not(self, problem: Problem, tags: Tags) -> str | None:
+        """When the pass is relevant to the problem but cannot rewrite it: the reason, for error messages."""
+        return None
+
     def __repr__(self) -> str:
         return self.name

@@ -70,6 +70,20 @@ class RobustToCounterpart(Pass):
         us = uncertain_of(problem.objective)
         return len(us) <= 1 and (not us or is_affine(problem.objective, us))
 
+    def why_not(self, problem, tags):
+        if "robust" not in tags.features or self.accepts(problem, tags):
+            return None
+        if "recourse" in tags.features:
+            return "two-stage models (recourse variables) are solved by robust_ccg, not by a counterpart"
+        rows, why = robust_rows(problem)
+        if rows is None:
+            return why
+        us = uncertain_of(problem.objective)
+        if len(us) > 1 or (us and not is_affine(problem.objective, us)):
+            return "the objective is not affine in a single uncertain quantity"
+        extra = sorted(tags.features - {"robust", "bounds", "equality", "inequality", "nonsmooth", "maximize"})
+        return f"cannot rewrite models with {', '.join(extra)}" if extra else None
+
     def apply(self, problem):
         low = FixedULowering()
         for u in problem.extensions["robust"]:

@@ -135,7 +135,8 @@ def scipy_hs(p, method):
 
 def ours_hs(p, linear_solver):
     t = time.perf_counter()
-    o = alsketch.minimize(p.f, p.x0_tensor(), eq=p.eq, ineq=p.ineq, lb=p.lb, ub=p.ub, linear_solver=linear_solver)
+    o = alsketch.minimize(p.f, p.x0_tensor(), eq=p.eq, ineq=p.ineq, lb=p.lb, ub=p.ub, linear_solver=linear_solver,
+                          time_limit=5.0)
     return o.objective, o.iterations, time.perf_counter() - t, o.status.is_success
 
 

@@ -9,8 +9,9 @@ Two problems (optdsl.solvers.bilevel.testing):
 Each (problem, method) runs in a fresh subprocess so peak memory (ru_maxrss growth over the post-setup
 baseline, VmHWM after a reset, or torch.cuda.max_memory_allocated on GPU) is its own. Prints a table with ratios to implicit.
 
-    python benchmarks/bench_bilevel.py            # n = 1e5, ~2-4 min on 2 cores
-    python benchmarks/bench_bilevel.py --full     # n = 1e6
+    OMP_NUM_THREADS=1 python benchmarks/bench_bilevel.py   # n = 1e5, ~1 min
+    (on a shared 2-core box, 2 intra-op threads made every run 10-50x slower and the timings noisy)
+    OMP_NUM_THREADS=1 python benchmarks/bench_bilevel.py --full   # n = 1e6, ~3 min
     python benchmarks/bench_bilevel.py --device cuda
 """
 from __future__ import annotations

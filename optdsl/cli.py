@@ -58,17 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity = s.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print only the status line")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="also print the dispatch explanation and history")
-    seen = set(_RESERVED)
+    # One flag per option name. A name several backends share (method, seed, ...) is a plain string here;
+    # the chosen backend validates and converts it (Backend.check_options), so each keeps its own choices.
+    owners: dict[str, list] = {}
     for bname, b in sorted(BACKENDS.items()):
-        group = None
         for oname, opt in b.options.items():
-            if oname in seen:
-                continue
-            seen.add(oname)
-            group = group or s.add_argument_group(f"{bname} options")
+            if oname not in _RESERVED:
+                owners.setdefault(oname, []).append((bname, opt))
+    group = s.add_argument_group("backend options (see `optdsl solvers`)")
+    for oname, uses in sorted(owners.items()):
+        names = ", ".join(b for b, _ in uses)
+        if len(uses) == 1:
+            opt = uses[0][1]
             typ = _parse_bool if opt.type is bool else opt.type
             group.add_argument(_flag(oname), dest=f"opt_{oname}", type=typ, choices=opt.choices,
-                               help=f"{opt.help} (default: {opt.default})")
+                               help=f"[{names}] {opt.help} (default: {opt.default})")
+        else:
+            group.add_argument(_flag(oname), dest=f"opt_{oname}", type=str, metavar=oname.upper(),
+                               help=f"[{names}] " + "; ".join(f"{b}: {o.help}" for b, o in uses))
 
     i = sub.add_parser("inspect", help="show the model's math, LaTeX, tags, graph and dispatch")
     i.add_argument("file")
@@ -143,11 +150,12 @@ def cmd_inspect(args) -> int:
 
 def cmd_solvers(args) -> int:
     t = Table(title="optdsl backends")
-    for col in ("name", "available", "handles", "requires", "devices", "options", "description"):
+    for col in ("name", "available", "structure", "handles", "requires", "devices", "options", "description"):
         t.add_column(col)
     for name, b in sorted(BACKENDS.items()):
         why = b.available()
-        t.add_row(name, "yes" if why is None else f"no: {why}", ", ".join(sorted(b.supports)) or "-",
+        t.add_row(name, "yes" if why is None else f"no: {why}", ", ".join(sorted(b.structure)) or "-",
+                  ", ".join(sorted(b.supports)) or "-",
                   ", ".join(sorted(b.requires)) or "-", ", ".join(b.devices), ", ".join(b.options), b.description)
     console.print(t)
     return 0

@@ -315,7 +315,9 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         dz = None
         for _ in range(60):  # penalty / accuracy adaptation loop (finite: η₁ ≤ 1e8, η₂ ≥ 1e-8)
             thr = dlt * bn if not sharpen else min(dlt, bn) * bn
-            dz = _linear_solve(K, rhs, dz, thr, rankdef, linear_solver, sketch, sketch_size, max_inner, generator, counts)
+            t_left = None if time_limit is None else max(1e-3, time_limit - budget.elapsed)
+            dz = _linear_solve(K, rhs, dz, thr, rankdef, linear_solver, sketch, sketch_size, max_inner, generator,
+                               counts, t_left)
             if dz is None:
                 break
             gm = torch.cat([ev["gL"] + e2 * (H @ ev["gL"]) + e1 * (J.T @ ev["c"]), ev["c"] + e2 * (J @ ev["gL"])])
@@ -427,7 +429,8 @@ def _modify_hessian(H, J, xi_B):
     return Hs + t * torch.eye(N, device=H.device, dtype=H.dtype)
 
 
-def _linear_solve(K, rhs, dz0, thr, rankdef, linear_solver, sketch, sketch_size, max_inner, generator, counts):
+def _linear_solve(K, rhs, dz0, thr, rankdef, linear_solver, sketch, sketch_size, max_inner, generator, counts,
+                  t_left=None):
     if linear_solver == "direct" or rankdef:
         # rank-deficient J makes K z = b inconsistent, where projections never meet the accuracy test:
         # take the minimum-norm least-squares step directly
@@ -450,7 +453,8 @@ def _linear_solve(K, rhs, dz0, thr, rankdef, linear_solver, sketch, sketch_size,
     d = K.norm(dim=1).clamp_min(1e-300).rsqrt()
     y0 = None if dz0 is None else dz0 / d
     out = sk.solve(d[:, None] * K * d[None, :], d * rhs, x0=y0, sketch=sketch, sketch_size=min(q, Ntot),
-                   atol=thr * float(d.min()), tol=0.0, max_iter=max_inner, generator=generator, symmetric=True)
+                   atol=thr * float(d.min()), tol=0.0, max_iter=max_inner, generator=generator, symmetric=True,
+                   time_limit=t_left)
     out.x = d * out.x
     counts["linear_iterations"] += out.counts["linear_iterations"]
     counts["operator"] += out.counts["operator"]
@@ -584,11 +588,29 @@ def _solve_structured(f, eq, jac_eq, hess_lag, x, me, *, counts, linear_solver, 
             thr = (min(dlt, bn) if sharpen else dlt) * bn
             if linear_solver == "direct":
                 if lu is None:
-                    try:
-                        lu = spla.splu(K)
-                    except RuntimeError:  # singular KKT: regularize the (2,2) block
-                        lu = spla.splu(sp.bmat([[H, J.T], [J, -1e-8 * sp.identity(me)]], format="csc"))
-                    dz = lu.solve(rhs)
+                    hd = H.diagonal()
+                    if H.count_nonzero() == np.count_nonzero(hd) and np.all(hd > 0):
+                        # diagonal H ≻ 0: Schur complement (J H⁻¹ Jᵀ) dλ = J H⁻¹ r₁ − r₂ is m x m and much
+                        # cheaper to factor than the (n+m) indefinite KKT matrix
+                        Dinv = sp.diags(1.0 / hd)
+                        try:
+                            lu = spla.splu((J @ Dinv @ J.T).tocsc())
+
+                            def schur_solve(r):
+                                r1, r2 = r[:n], r[n:]
+                                dl = lu.solve(J @ (r1 / hd) - r2)
+                                return np.concatenate([(r1 - J.T @ dl) / hd, dl])
+                            dz = schur_solve(rhs)
+                            for _ in range(2):  # iterative refinement: J H⁻¹ Jᵀ squares the conditioning
+                                dz = dz + schur_solve(rhs - K @ dz)
+                        except RuntimeError:  # rank-deficient J: fall back to the regularized KKT below
+                            lu = None
+                    if lu is None:
+                        try:
+                            lu = spla.splu(K)
+                        except RuntimeError:  # singular KKT: regularize the (2,2) block
+                            lu = spla.splu(sp.bmat([[H, J.T], [J, -1e-8 * sp.identity(me)]], format="csc"))
+                        dz = lu.solve(rhs)
                     counts["linear_iterations"] += 1
             else:
                 # symmetric row-norm equilibration (see _linear_solve)

@@ -17,7 +17,10 @@ class AlsketchBackend(_Smooth):
     options = {
         **_COMMON,
         "hessian": Option(str, "exact", "Hessian of the Lagrangian", ("exact", "bfgs")),
-        "linear_solver": Option(str, "sketch", "Newton-KKT solver", ("sketch", "direct")),
+        "linear_solver": Option(str, "auto", "Newton-KKT solver: randomized sketching, a direct factorization, or "
+                                "auto (direct when n + m <= sketch_threshold, sketching above)",
+                                ("auto", "sketch", "direct")),
+        "sketch_threshold": Option(int, 500, "linear_solver='auto': system size from which sketching is used"),
         "sketch": Option(str, "rows", "sketch family: block Kaczmarz rows or Gaussian", ("rows", "gaussian")),
         "sketch_size": Option(int, None, "sketch block size (default from the system size)"),
         "seed": Option(int, 0, "random seed of the sketches"),
@@ -25,9 +28,15 @@ class AlsketchBackend(_Smooth):
 
     def run(self, flat, options, callback, convex):
         lb, ub = flat.bounds()
+        solver = options["linear_solver"]
+        if solver == "auto":
+            # small KKT systems: a factorization costs less than sketching and never stalls on the
+            # ill-conditioned degenerate cases (HS26/46/47); large ones are what sketching is for
+            m = sum(c.expr.size for c in flat.eq_items + flat.in_items)
+            solver = "direct" if flat.n + m <= options["sketch_threshold"] else "sketch"
         return alsketch.minimize(
             flat.f, flat.x0(), eq=flat.eq if flat.eq_items else None, ineq=flat.ineq if flat.in_items else None,
-            lb=lb, ub=ub, hessian=options["hessian"], linear_solver=options["linear_solver"],
+            lb=lb, ub=ub, hessian=options["hessian"], linear_solver=solver,
             sketch=options["sketch"], sketch_size=options["sketch_size"], max_iter=options["max_iter"],
             tol=max(options["tol"], 1e-10), time_limit=options["time_limit"], callback=callback, device=flat.device,
             dtype=flat.dtype, seed=options["seed"])

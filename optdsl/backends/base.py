@@ -1,7 +1,8 @@
 """Backend adapters: capabilities as data, plus compile/solve on a `Problem`.
 
-A backend *supports* features (things it can handle: ``bounds``, ``equality``, ``blackbox``, ...) and
-*requires* properties (``smooth``, ``convex``, ``cvxpy_form``, ...). It accepts a problem when every
+A backend *supports* features (things it can handle: ``bounds``, ``equality``, ``blackbox``, ...),
+*requires* properties (``smooth``, ``convex``, ``cvxpy_form``, ...), and may exist for a declared
+*structure* (``bilevel``, ``minmax``, ...), which the model must then have. It accepts a problem when every
 feature of the problem is supported and every requirement is a property of the problem. Dispatch reads
 these attributes; nothing else about a backend is special-cased.
 """
@@ -29,6 +30,7 @@ class Backend:
     description: str = ""
     supports: frozenset = frozenset()
     requires: frozenset = frozenset()
+    structure: frozenset = frozenset()   # declared structures (features) the backend exists for and needs
     cost: float = 1.0
     devices: tuple = ("cpu", "cuda")
     certificates: tuple = ()
@@ -39,6 +41,9 @@ class Backend:
         return None
 
     def reject_reason(self, problem: Problem, tags: Tags) -> Optional[str]:
+        absent = sorted(self.structure - tags.features)
+        if absent:
+            return f"handles models with {', '.join(absent)} only"
         missing = sorted(tags.features - self.supports)
         if missing:
             return f"cannot handle {', '.join(missing)}"
@@ -63,7 +68,23 @@ class Backend:
         out = {k: o.default for k, o in self.options.items()}
         for k, v in options.items():
             o = self.options[k]
+            if isinstance(v, str) and o.type is not str:  # from the CLI, where shared flags are strings
+                v = _coerce(k, v, o.type, self.name)
             if v is not None and o.choices and v not in o.choices:
                 raise ValueError(f"option {k}={v!r} for solver {self.name!r}: expected one of {o.choices}")
             out[k] = v
         return out
+
+
+def _coerce(name: str, text: str, typ: type, backend: str):
+    try:
+        if typ is bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        return typ(text)
+    except ValueError:
+        raise ValueError(f"option {name}={text!r} for solver {backend!r}: expected {typ.__name__}") from None

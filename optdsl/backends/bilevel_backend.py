@@ -44,6 +44,7 @@ class BilevelBackend(Backend):
     description = "bilevel / multilevel models: value-function penalty, BO-REP, LV-HBA, ScaleBiO; implicit and unrolled baselines"
     supports = frozenset({"bilevel", "bounds", "opaque"})
     requires = frozenset({"smooth"})
+    structure = frozenset({"bilevel"})
     cost = 1.0
     certificates = ("lower_level_gap", "stationarity")
     options = {
@@ -135,8 +136,11 @@ class BilevelBackend(Backend):
                     return ev(expr, env, s)
                 return fn
             starts = [start(block[0]) if len(block) == 1 else tuple(start(v) for v in block) for block in chain]
+            # nested penalties need gentler steps than two levels (the tested settings of solve_multilevel)
+            ml = {"sigma": 0.02, "lr_x": 0.3, "lr_y": 0.01, "inner_steps": 20, "max_iter": 200, **kw}
             out = bilevel.solve_multilevel([level_fn(e, s) for e, s in exprs], starts,
-                                           method="penalty" if options["method"] == "auto" else options["method"], **kw)
+                                           sigmas=[ml["sigma"]] * (len(chain) - 2), inner_lr=1.0,
+                                           method="penalty" if options["method"] == "auto" else options["method"], **ml)
             pairs = []
             if out.x is not None:
                 u1, rest = out.x

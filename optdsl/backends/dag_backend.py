@@ -51,6 +51,7 @@ class DagBackend(Backend):
     name = "dag"
     description = "acyclic weighted adjacency matrices: NOTEARS, log-det, TOPO swaps, CoLiDE"
     supports = frozenset({"acyclic", "nonsmooth", "opaque"})
+    structure = frozenset({"acyclic"})
     cost = 1.0
     certificates = ("h(W)", "is_dag")
     options = {

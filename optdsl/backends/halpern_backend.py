@@ -54,6 +54,7 @@ class HalpernBackend(Backend):
     description = "convex-concave saddle points: Halpern (restarted), EAG, extragradient, variance-reduced Halpern"
     supports = frozenset({"minmax", "bounds", "equality", "inequality", "opaque"})
     requires = frozenset({"smooth"})
+    structure = frozenset({"minmax"})
     cost = 1.0
     certificates = ("operator_residual", "duality_gap")
     options = {
@@ -71,8 +72,6 @@ class HalpernBackend(Backend):
         why = super().reject_reason(problem, tags)
         if why:
             return why
-        if "minmax" not in tags.features:
-            return "handles saddle models only (m.saddle / od.maximum_over)"
         spec = problem.extensions["minmax"]
         for v in spec["min_vars"] + spec["max_vars"]:
             s, names = _set_of(v, problem.constraints)

@@ -32,6 +32,7 @@ _FEATURES = frozenset({"robust", "bounds", "equality", "inequality", "nonsmooth"
 
 class RobustCuttingPlane(Backend):
     name = "robust_cp"
+    structure = frozenset({"robust"})
     description = "robust constraints not affine in the uncertainty: adversarial cutting planes over cvxpy masters"
     supports = _FEATURES
     cost = 3.0
@@ -130,6 +131,7 @@ def _eval_with_u(tl: TorchLowering, expr, env, u: Uncertain, ut: torch.Tensor):
 
 class RobustCCG(Backend):
     name = "robust_ccg"
+    structure = frozenset({"robust", "recourse"})
     description = "two-stage robust models with recourse: column-and-constraint generation (cvxpy/HiGHS)"
     supports = _FEATURES | {"recourse"}
     cost = 2.0
@@ -146,8 +148,6 @@ class RobustCCG(Backend):
         why = super().reject_reason(problem, tags)
         if why:
             return why
-        if "recourse" not in tags.features:
-            return "handles two-stage models with recourse variables (m.recourse) only"
         us = problem.extensions.get("robust") or ()
         if len(us) != 1:
             return "needs exactly one uncertain quantity"

@@ -14,7 +14,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from optdsl.solvers.common import SolverOutput, Status, resolve_device
+from optdsl.solvers.common import SolverOutput, resolve_device
 from optdsl.solvers.dag.acyclicity import h_expm
 from optdsl.solvers.dag.colide import colide
 from optdsl.solvers.dag.logdet import logdet
@@ -25,7 +25,7 @@ from optdsl.solvers.dag.threshold import threshold_dag
 from optdsl.solvers.dag.topo import topo
 
 METHODS = ("notears", "logdet", "topo", "colide")
-DEFAULT_LAMBDA = {"notears": 0.05, "logdet": 0.03, "colide": 0.05, "topo": 0.0}
+DEFAULT_LAMBDA = {"notears": 0.05, "logdet": 0.03, "colide": 0.05, "topo": 0.01}
 
 
 def _check_data(X, device, dtype) -> torch.Tensor:
@@ -83,7 +83,8 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
 
     method: 'topo' (default for loss='l2'), 'logdet' (default otherwise), 'notears', 'colide'.
     loss: 'l2', 'logistic' (binary X) or a callable f(W) -> scalar (notears/logdet only).
-    lambda1: ℓ1 weight (defaults: notears 0.05, logdet 0.03, colide 0.05; TOPO has none).
+    lambda1: ℓ1 weight (defaults: notears 0.05, logdet 0.03, colide 0.05, topo 0.01: the final
+    ℓ1-penalised refit for the found order).
     refine: after notears/logdet/colide with loss='l2', run TOPO from the topological order of the
     thresholded result (TOPO as post-processing). B_true: true graph → extras["metrics"] (shd, tpr, fdr, ...).
     Options are passed to the method (e.g. T, mu_factor, s for logdet; variance for colide; init for topo).
@@ -113,7 +114,7 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
     if tol is not None:
         common["tol"] = tol
     if method == "topo":
-        out = topo(X, **common, **options)
+        out = topo(X, lambda1=lam, **common, **options)
     elif method == "colide":
         out = colide(X, lambda1=lam, **common, **options)
     else:
@@ -124,7 +125,7 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
         W0, _ = threshold_dag(out.x, w_threshold or 0.0)
         order = list(nx.topological_sort(nx.DiGraph(W0.cpu().numpy() != 0)))
         order += [k for k in range(d) if k not in order]
-        ref = topo(X, init=order, device=device, dtype=dtype)
+        ref = topo(X, init=order, lambda1=DEFAULT_LAMBDA["topo"], device=device, dtype=dtype)
         out.extras.update({"W_before_refine": out.x, "order": ref.extras["order"]})
         out.x = ref.x
         out.counts["topo_f"] = ref.counts["f"]

@@ -13,7 +13,6 @@ alternates an Adam step on W with the closed-form σ; here σ is *profiled out* 
 """
 from __future__ import annotations
 
-from typing import Optional
 
 import torch
 

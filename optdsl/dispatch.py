@@ -71,9 +71,10 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
         for b in candidates:
             reason = b.available() or b.reject_reason(prob, tags)
             if reason is not None:
-                # the reason after the most rewrites is the informative one ("cannot handle maximize" at the
-                # root hides what is left once the objective has been flipped)
-                if len(steps) >= deepest.get(b.name, (-1, ""))[0]:
+                # after normalizing rewrites only, the reason is the informative one ("cannot handle maximize"
+                # at the root hides what is left once the objective is flipped); after structural rewrites
+                # (bounds -> constraints, ...) it would blame the rewrite's own output instead
+                if all(s.pass_.normalizing for s in steps) and len(steps) >= deepest.get(b.name, (-1, ""))[0]:
                     deepest[b.name] = (len(steps), reason)
                 continue
             total = cost + b.cost

@@ -24,7 +24,7 @@ def _net(x):
 def build() -> od.Model:
     m = od.Model("fn_torch_network")
     x = m.variable(3, name="x")
-    m.minimize(od.fn(_net, x))
+    m.minimize(od.fn(_net)(x))
     return m
 
 

@@ -9,7 +9,8 @@ import optdsl as od
 
 def build() -> od.Model:
     m = od.Model("hs028")
-    x = m.variable(3, name="x", init=[-4.0, 1.0, 1.0])
+    x = m.variable(3, name="x")
+    x.value = [-4.0, 1.0, 1.0]  # start point
     m.minimize(od.square(x[0] + x[1]) + od.square(x[1] + x[2]))
     m.subject_to(x[0] + 2 * x[1] + 3 * x[2] == 1, name="eq")
     return m

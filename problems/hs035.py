@@ -10,7 +10,8 @@ import optdsl as od
 
 def build() -> od.Model:
     m = od.Model("hs035")
-    x = m.variable(3, lb=0, name="x", init=[0.5, 0.5, 0.5])
+    x = m.variable(3, lb=0, name="x")
+    x.value = [0.5, 0.5, 0.5]  # start point
     x1, x2, x3 = x[0], x[1], x[2]
     m.minimize(9 - 8 * x1 - 6 * x2 - 4 * x3 + 2 * od.square(x1) + 2 * od.square(x2) + od.square(x3)
                + 2 * x1 * x2 + 2 * x1 * x3)

@@ -10,7 +10,8 @@ import optdsl as od
 
 def build() -> od.Model:
     m = od.Model("hs071")
-    x = m.variable(4, lb=1, ub=5, name="x", init=[1.0, 5.0, 5.0, 1.0])
+    x = m.variable(4, lb=1, ub=5, name="x")
+    x.value = [1.0, 5.0, 5.0, 1.0]  # start point
     m.minimize(x[0] * x[3] * (x[0] + x[1] + x[2]) + x[2])
     m.subject_to(x[0] * x[1] * x[2] * x[3] >= 25, name="product")
     m.subject_to(od.sum_squares(x) == 40, name="sphere")

@@ -8,7 +8,8 @@ import optdsl as od
 
 def build() -> od.Model:
     m = od.Model("rosenbrock_disk")
-    x = m.variable(2, name="x", init=[-1.0, 0.5])
+    x = m.variable(2, name="x")
+    x.value = [-1.0, 0.5]  # start point
     m.minimize(100 * od.square(x[1] - od.square(x[0])) + od.square(1 - x[0]))
     m.subject_to(od.sum_squares(x) <= 2, name="disk")
     return m

@@ -2,10 +2,10 @@
 
     min_x max_y  (1/n) Σᵢ Lᵢ(x, y),   Lᵢ(x, y) = xᵀAᵢy + bᵢᵀx + cᵢᵀy + (μ/2)‖x‖² − (μ/2)‖y‖²,
 
-x, y ∈ R³, n = 32 components, μ = 1 (strongly convex–strongly concave). The model writes it as
-``od.mean(loss, over=(As, bs, cs), batch=2, args=(x, y))``: `loss` receives a batch of rows of the data and
+x, y ∈ R³, n = 24 components, μ = 1 (strongly convex–strongly concave). The model writes it as
+``od.mean(loss, over=(As, bs, cs), batch=1, args=(x, y))``: `loss` receives a batch of rows of the data and
 the players' values and returns the batch's mean of Lᵢ, so the Halpern backend picks ``vr_halpern`` (Cai,
-Alacaoglu & Diakonikolas 2024), sampling mini-batches of components.
+Alacaoglu & Diakonikolas 2024), sampling one component per stochastic step (batch=1).
 
 Known answer (closed form of the mean problem): with Ā, b̄, c̄ the means of the data, the saddle point solves
 the nonsingular linear system F(z) = 0,
@@ -19,7 +19,7 @@ import torch
 
 import optdsl as od
 
-N, D, MU, BATCH = 32, 3, 1.0, 2
+N, D, MU, BATCH = 24, 3, 1.0, 1
 _rng = np.random.default_rng(5)
 AS = _rng.standard_normal((D, D)) / np.sqrt(D) + 0.5 * _rng.standard_normal((N, D, D)) / np.sqrt(D)
 BS = _rng.standard_normal((N, D))

@@ -88,9 +88,6 @@ def test_bilinear_game_reaches_the_closed_form_saddle_point():
         np.testing.assert_allclose(res.values[k], v, atol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the halpern backend attaches the exact bilinear duality gap even when a "
-                   "player's set is unbounded; the gap is then +inf and solve_saddle turns the converged run into "
-                   "NUMERICAL_ERROR (halpern_backend.solve / solvers/halpern/api.py solve_saddle)")
 def test_bilinear_game_converged_run_is_reported_optimal():
     # the run converged (residual <= tol, checked above); on unbounded sets the exact gap is +inf by nature,
     # so it must not be certified, or at least must not overturn the status
@@ -170,10 +167,6 @@ def test_finite_sum_is_solved_by_vr_halpern_to_the_closed_form():
     assert "duality_gap" not in res.certificates        # L is quadratic in each player: no affine-gap certificate
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: halpern_backend.solve checks the args with `list(fs.args) != mins + maxs`; list "
-                   "comparison calls Variable.__eq__, which builds a constraint, and bool() of it raises "
-                   "\"constraint 'y == x' has no truth value\" instead of the intended ValueError")
 def test_vr_halpern_needs_min_then_max_args():
     mod = load("saddle_finite_sum")
     m = od.Model("fs_swapped")
@@ -185,10 +178,6 @@ def test_vr_halpern_needs_min_then_max_args():
 
 # --- box player vs ball player -----------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=od.NotSolvableError,
-                   reason="BUG: a ball player declared as od.norm(y) <= r (the documented form) tags the model "
-                   "'nonsmooth' (graph.analyze counts the norm in the set constraint) and the halpern backend "
-                   "requires 'smooth', so dispatch rejects it: 'halpern: cannot handle nonsmooth'")
 def test_box_ball_game_matches_cvxpy():
     mod = load("saddle_box_ball")
     res = mod.build().solve()
@@ -247,9 +236,6 @@ def test_max_player_set_that_is_not_box_simplex_or_ball_is_explained():
         m.solve(solver="halpern")
 
 
-@pytest.mark.xfail(strict=True, reason="REGRESSION in the uncommitted optdsl/dispatch.py change (report the reason "
-                   "from the deepest pass chain): after bounds_to_constraints the halpern line blames the min "
-                   "player's box (\"the constraints ['x.lb', 'x.ub'] on 'x'\") instead of 'poly' on 'y'")
 def test_rejection_names_the_offending_constraint_and_player():
     m = polyhedral_max_player_model()
     line = next(ln for ln in explain_text(m).splitlines() if ln.strip().startswith("halpern:"))

@@ -17,6 +17,7 @@ import torch
 
 from ..expr.analysis import is_affine
 from ..expr.node import Constant, Op, Variable
+from ..expr.ops import SPECS
 from ..lower.torch import TorchLowering
 from ..problem import RawSolution
 from ..solvers import halpern as H
@@ -52,8 +53,8 @@ def _set_of(v: Variable, items) -> tuple[object, list[str]]:
 class HalpernBackend(Backend):
     name = "halpern"
     description = "convex-concave saddle points: Halpern (restarted), EAG, extragradient, variance-reduced Halpern"
-    supports = frozenset({"minmax", "bounds", "equality", "inequality", "opaque"})
-    requires = frozenset({"smooth"})
+    # constraints are handled by projection (a ball's norm is fine there), so smoothness is asked of L alone
+    supports = frozenset({"minmax", "bounds", "equality", "inequality", "opaque", "nonsmooth"})
     structure = frozenset({"minmax"})
     cost = 1.0
     certificates = ("operator_residual", "duality_gap")
@@ -73,6 +74,9 @@ class HalpernBackend(Backend):
         if why:
             return why
         spec = problem.extensions["minmax"]
+        rough = sorted({n.name for n in spec["L"].nodes() if isinstance(n, Op) and not SPECS[n.name].smooth})
+        if rough:
+            return f"the saddle function must be smooth (it uses {', '.join(rough)})"
         for v in spec["min_vars"] + spec["max_vars"]:
             s, names = _set_of(v, problem.constraints)
             if s is None:
@@ -113,7 +117,8 @@ class HalpernBackend(Backend):
         PY = H.Product(sets_y, sy, [v.shape for v in maxs])
         x0, y0 = PX(start(mins)), PY(start(maxs))
         gap_fn = None
-        if is_affine(L_expr, mins) and is_affine(L_expr, maxs):
+        bounded = all(_bounded(st) for st in sets_x + sets_y)
+        if bounded and is_affine(L_expr, mins) and is_affine(L_expr, maxs):
             gap_fn = _affine_gap(L, PX, PY, x0, y0)
         kw = {}
         fs = L_expr if isinstance(L_expr, Op) and L_expr.name == "finite_sum" else None
@@ -121,7 +126,8 @@ class HalpernBackend(Backend):
         if method == "auto":
             method = "vr_halpern" if fs is not None else "halpern"
         if method == "vr_halpern":
-            if fs is None or [a for a in fs.args] != mins + maxs:
+            order = list(fs.args) if fs is not None else []
+            if fs is None or len(order) != len(mins + maxs) or any(a is not v for a, v in zip(order, mins + maxs)):
                 raise ValueError("method 'vr_halpern' needs L = od.mean(loss, over=data, args=(x, y)) with the "
                                  "min player's variables then the max player's as args")
             data, func = fs.attrs["data"], fs.attrs["func"]
@@ -143,6 +149,15 @@ class HalpernBackend(Backend):
             if gap_fn is not None and "duality_gap" not in sol.certificates:
                 sol.certificates["duality_gap"] = float(gap_fn(x, y))
         return sol
+
+
+def _bounded(s) -> bool:
+    """Whether a projection's set is bounded (the duality gap is finite only over bounded sets)."""
+    if isinstance(s, (H.Simplex, H.Ball)):
+        return True
+    if isinstance(s, H.Box):
+        return bool(torch.isfinite(torch.as_tensor(s.lo)).all() and torch.isfinite(torch.as_tensor(s.hi)).all())
+    return False
 
 
 def _affine_gap(L, PX, PY, x0, y0):

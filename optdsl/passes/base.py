@@ -14,6 +14,7 @@ from ..problem import Problem, RawSolution
 class Pass:
     name: str = "pass"
     cost: float = 0.1  # dispatch prefers chains with fewer/cheaper rewrites
+    normalizing: bool = False  # a change of form only (max -> min, soft -> penalty), not of structure
 
     def accepts(self, problem: Problem, tags: Tags) -> bool:
         raise NotImplementedError

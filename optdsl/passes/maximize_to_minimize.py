@@ -13,6 +13,7 @@ from .base import Pass
 
 class MaximizeToMinimize(Pass):
     name = "maximize_to_minimize"
+    normalizing = True
     cost = 0.01
 
     def accepts(self, problem, tags):

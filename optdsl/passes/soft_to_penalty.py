@@ -29,6 +29,7 @@ def penalty_term(item):
 
 class SoftToPenalty(Pass):
     name = "soft_to_penalty"
+    normalizing = True
     cost = 0.05
 
     def accepts(self, problem, tags):

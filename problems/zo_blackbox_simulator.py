@@ -67,7 +67,8 @@ def _reference():
 
 
 _u, _obj = _reference()
-EXPECTED = {"objective": float(_obj), "rtol": 1e-2, "atol_values": 1e-2, "values": {"u": _u}}
+EXPECTED = {"objective": float(_obj), "rtol": 1e-2, "atol_values": 1e-2, "values": {"u": _u},
+            "status": "ITERATION_LIMIT"}
 SOLVERS = ["zo"]
 OPTIONS = {"estimator": "rademacher", "lr": 0.1, "eps": 1e-3, "schedule": "linear", "max_iter": 1000, "seed": 0}
 

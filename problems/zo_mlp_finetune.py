@@ -5,13 +5,18 @@
 declared as ``m.module(net)`` + ``od.mean(loss, over=(Xtr, ytr), batch=BATCH)``: MeZO-style seeded
 two-point steps (forward passes only, memory of inference), mini-batches from the backend's seeded stream.
 
-Known answer: there is no closed form; the reference is backprop. The file trains the same architecture from
-the same initialisation with Adam (torch autograd, full batch) to its training-loss plateau and records its
-test accuracy (about 0.97). ZO with OPTIONS (4000 steps, a few seconds on one CPU thread) reaches, over
-seeds 0..2, test accuracy 0.90 .. 0.92 (449 test images); EXPECTED["accuracy"] = 0.85 as asked, and
-EXPECTED["objective"] bounds the final *full* training loss from above (``upper``): ZO does not reach the
-backprop plateau in this budget -- d = 2410 parameters cost a factor ~d in variance per step.
+Known answer: there is no closed form; the reference is backprop. ``backprop_reference()`` trains the same
+architecture from the same initialisation with Adam (torch autograd, full batch, 150 steps): training loss
+0.010, test accuracy 0.962. ZO with OPTIONS (4000 steps of batch 256, ~3 s on one CPU thread) reached, over
+seeds 0..2, test accuracy 0.922 .. 0.931 (450 test images) and full training loss 0.317 .. 0.329; the last
+mini-batch loss it reports (res.objective) was 0.276 .. 0.340 (seeds 1..4 are checked by a slow test).
+EXPECTED["accuracy"] = 0.85 is the threshold asked for (met with margin). ZO does not reach the backprop
+plateau in this budget -- with d = 2410 parameters a two-point estimate has ~d times the variance of the
+gradient -- so EXPECTED["objective"] is *not* the backprop optimum but the measured ZO level, with a
+stochastic tolerance (atol 0.1) for the mini-batch estimate; tests also bound the full training loss by 0.4.
 """
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 
@@ -44,8 +49,10 @@ def build(net=None) -> od.Model:
     return m
 
 
-def _reference(steps: int = 300):
-    """Backprop reference: Adam (lr 1e-2), full batch, same architecture and initialisation."""
+@lru_cache(maxsize=None)
+def backprop_reference(steps: int = 150) -> tuple:
+    """Backprop reference (computed on demand, ~1 s): Adam (lr 1e-2), full batch, same architecture and
+    initialisation; returns (training loss, test accuracy)."""
     net = make_net()
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(steps):
@@ -55,13 +62,13 @@ def _reference(steps: int = 300):
     return train_loss(net), accuracy(net)
 
 
-BACKPROP_LOSS, BACKPROP_ACCURACY = _reference()
-EXPECTED = {"objective": 0.5, "upper": True, "accuracy": 0.85, "status": "ITERATION_LIMIT"}
+EXPECTED = {"objective": 0.32, "atol": 0.1, "accuracy": 0.85, "train_loss_max": 0.4, "status": "ITERATION_LIMIT"}
 SOLVERS = ["zo"]
-OPTIONS = {"estimator": "gaussian", "lr": 2e-3, "eps": 1e-3, "schedule": "constant", "max_iter": 4000, "seed": 0}
+OPTIONS = {"estimator": "gaussian", "lr": 3e-3, "eps": 1e-3, "schedule": "constant", "max_iter": 4000, "seed": 0}
 
 if __name__ == "__main__":
     _net = make_net()
     print(build(_net).solve(**OPTIONS))
-    print(f"train loss {train_loss(_net):.4f} (backprop {BACKPROP_LOSS:.4f}), test accuracy {accuracy(_net):.4f} "
-          f"(backprop {BACKPROP_ACCURACY:.4f})")
+    _loss, _acc = backprop_reference()
+    print(f"train loss {train_loss(_net):.4f} (backprop {_loss:.4f}), test accuracy {accuracy(_net):.4f} "
+          f"(backprop {_acc:.4f})")

@@ -43,7 +43,8 @@ def build() -> od.Model:
     return m
 
 
-EXPECTED = {"objective": 0.0, "atol": 0.035, "values": {"x": C}, "atol_values": 5e-3}
+EXPECTED = {"objective": 0.0, "atol": 0.035, "values": {"x": C}, "atol_values": 5e-3,
+            "status": "ITERATION_LIMIT"}
 SOLVERS = ["zo"]
 OPTIONS = {"estimator": "rademacher", "eps": 0.05, "lr": 0.02, "schedule": "linear", "max_iter": 1500, "seed": 0}
 

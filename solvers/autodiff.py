@@ -16,8 +16,8 @@ import torch
 class NonFinite(Exception):
     """A callable returned NaN/inf; `where` says which one and at which evaluation."""
 
-    def __init__(self, where: str, evaluation: int, x: Optional[torch.Tensor] = None):
-        super().__init__(f"{where} is not finite (NaN/inf) at evaluation {evaluation}")
+    def __init__(self, where: str, evaluation: Optional[int] = None, x: Optional[torch.Tensor] = None):
+        super().__init__(f"{where} is not finite (NaN/inf)" + (f" at evaluation {evaluation}" if evaluation else ""))
         self.where, self.evaluation, self.x = where, evaluation, x
 
 

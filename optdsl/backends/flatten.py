@@ -77,7 +77,7 @@ class FlatProblem:
     def f(self, x: torch.Tensor) -> torch.Tensor:
         val = self.low.evaluate(self.problem.objective, self.env(x)).reshape(())
         if not torch.isfinite(val):
-            raise NonFinite("objective", 0)
+            raise NonFinite("objective")
         return val
 
     def _rows(self, items, x):
@@ -90,7 +90,7 @@ class FlatProblem:
         if not torch.isfinite(out).all():
             for c, p in zip(items, parts):
                 if not torch.isfinite(p).all():
-                    raise NonFinite(f"constraint {c.name!r}", 0)
+                    raise NonFinite(f"constraint {c.name!r}")
         return out
 
     def eq(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from ..autodiff import NonFinite
 from .zo_noise import add_noise_, check_kind, derive_seed, noise_like, unpack_mask
 
 
@@ -56,6 +57,8 @@ def safe_eval(f: Callable, where: str, *args) -> float:
         out = f(*args)
     except ZOEvalError:
         raise
+    except NonFinite as exc:  # a wrapped model (optdsl.solvers.autodiff) found NaN/inf itself
+        raise ZONonFinite(f"{exc} at {where}") from exc
     except Exception as exc:  # user code: report, never crash the solver
         raise ZOEvalError(f"objective raised {type(exc).__name__}: {exc} at {where}") from exc
     return to_scalar(out, where)

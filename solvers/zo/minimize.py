@@ -255,5 +255,10 @@ def minimize_constrained(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable
     out.duals = {"eq": lam, "ineq": mu}
     out.certificates["feasibility"] = viol if out.x is not None else float("nan")
     out.counts = {**out.counts, "f": total["f"]}
-    out.objective = float(torch.as_tensor(f(out.x)))
+    if out.status not in (Status.NUMERICAL_ERROR, Status.OTHER_ERROR):
+        try:
+            out.objective = safe_eval(f, "the final point", out.x)
+        except ZOEvalError as exc:
+            out.status = Status.NUMERICAL_ERROR if isinstance(exc, ZONonFinite) else Status.OTHER_ERROR
+            out.message = str(exc)
     return out

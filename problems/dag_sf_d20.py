@@ -1,0 +1,43 @@
+"""DAG structure learning: linear-Gaussian SEM on a scale-free graph, d = 20, ~4d edges (SF4), n = 1000.
+
+Ground truth: ``optdsl.solvers.dag.data.make_problem("sf4_d20", seed=0)`` — ``simulate_dag(20, 80, "SF")  (Barabási–Albert growth, 4 edges per new node, hubs)``,
+weights ±U[0.5, 2] (``simulate_parameter``), X from ``simulate_linear_sem`` with unit Gaussian noise, all
+drawn from ``numpy.random.default_rng(0)``. The known answer is the true graph ``B_TRUE`` (70 edges); the
+learned graph is compared with it by SHD. Method "auto" picks TOPO for an ``od.sem_loss`` objective
+(measured: SHD 0 with topo in 0.15 s; logdet reaches SHD 24 in 30 s on this graph).
+"""
+import numpy as np
+
+import optdsl as od
+from optdsl.solvers.dag import data
+
+X, W_TRUE = data.make_problem("sf4_d20", seed=0)
+B_TRUE = (W_TRUE != 0).astype(int)
+LAMBDA = 0.05
+
+
+def build() -> od.Model:
+    d = X.shape[1]
+    m = od.Model("dag_sf_d20")
+    W = m.variable((d, d), name="W")
+    m.minimize(od.sem_loss(W, X) + LAMBDA * od.norm1(W))
+    m.subject_to(od.acyclic(W), name="dag")
+    return m
+
+
+def score(W) -> float:
+    """The model's objective (1/2n)||X - XW||^2 + LAMBDA ||W||_1, in numpy."""
+    return float(0.5 / len(X) * ((X - X @ W) ** 2).sum() + LAMBDA * np.abs(W).sum())
+
+
+# The graph B_TRUE is the known answer (checked by SHD in tests/test_dag_models.py). "objective" is what the
+# gallery conformance suite checks: an upper bound, SCORE_SLACK times the score of the true weights.
+# TOPO regresses each node on all its predecessors and then drops |w| < 0.3 without refitting; on the hubs
+# of this graph that costs ~14% of the score (measured 16.47 vs 14.46 at the true weights) at SHD 0.
+SCORE_SLACK = 1.15
+EXPECTED = {"shd_max": 0, "objective": SCORE_SLACK * score(W_TRUE), "upper": True, "status": "LOCALLY_OPTIMAL"}
+SOLVERS = ["dag"]
+OPTIONS = {"method": "topo"}
+
+if __name__ == "__main__":
+    print(build().solve(**OPTIONS))

@@ -38,29 +38,49 @@ def violations(problem: Problem, values: dict) -> dict[str, float]:
     return out
 
 
-def stationarity(problem: Problem, values: dict, duals: dict) -> Optional[float]:
-    """‖∇ₓL‖∞ for L = ±f + Σ λ_c·c (+ bound terms); None when a multiplier is missing."""
-    hard = problem.hard_constraints
-    if any(c.name not in duals for c in hard) or any(v not in values for v in problem.variables):
-        return None
+def lagrangian_gradient(problem: Problem, values: dict, duals: dict, skip: frozenset = frozenset()):
+    """Flat ∇ₓL for L = ±f + Σ λ_c·c over every constraint with a multiplier in `duals` (soft ones act with
+    their penalty's derivative) plus bound multipliers ``"x.lb"``/``"x.ub"``; constraints in `skip` left out."""
     low = TorchLowering()
     xs = {v: torch.as_tensor(values[v], dtype=torch.float64).clone().requires_grad_(True) for v in problem.variables}
     sign = -1.0 if problem.sense == "max" else 1.0
     L = sign * low.evaluate(problem.objective, xs).reshape(())
     memo: dict = {}
-    for c in hard:
-        lam = torch.as_tensor(np.asarray(duals[c.name], dtype=float), dtype=torch.float64)
-        L = L + (lam * low.evaluate(c.expr, xs, memo)).sum()
+    for c in problem.constraints:
+        if c.name in duals and c.name not in skip:
+            lam = torch.as_tensor(np.asarray(duals[c.name], dtype=float), dtype=torch.float64)
+            L = L + (lam * low.evaluate(c.expr, xs, memo)).sum()
     grads = torch.autograd.grad(L, list(xs.values()), allow_unused=True)
-    worst = 0.0
+    parts = []
     for v, g in zip(xs, grads):
         g = torch.zeros(v.shape, dtype=torch.float64) if g is None else g.detach().clone()
         for which, s in (("lb", -1.0), ("ub", 1.0)):
             z = duals.get(f"{v.name}.{which}")
             if z is not None and z.shape == tuple(v.shape):
                 g = g + s * torch.as_tensor(z)
-        worst = max(worst, float(g.abs().max()) if g.numel() else 0.0)
-    return worst
+        parts.append(g.reshape(-1))
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+
+def constraint_jacobian(problem: Problem, values: dict, expr, rows) -> np.ndarray:
+    """Rows `rows` of the Jacobian of a constraint expression w.r.t. all variables (flattened)."""
+    low = TorchLowering()
+    xs = {v: torch.as_tensor(values[v], dtype=torch.float64).clone().requires_grad_(True) for v in problem.variables}
+    e = low.evaluate(expr, xs).reshape(-1)
+    out = []
+    for i in rows:
+        grads = torch.autograd.grad(e[i], list(xs.values()), retain_graph=True, allow_unused=True)
+        out.append(torch.cat([(torch.zeros(v.size, dtype=torch.float64) if g is None else g.reshape(-1))
+                              for v, g in zip(xs, grads)]).numpy())
+    return np.array(out).reshape(len(out), -1)
+
+
+def stationarity(problem: Problem, values: dict, duals: dict) -> Optional[float]:
+    """‖∇ₓL‖∞ for L = ±f + Σ λ_c·c (+ bound terms); None when a hard constraint's multiplier is missing."""
+    if any(c.name not in duals for c in problem.hard_constraints) or any(v not in values for v in problem.variables):
+        return None
+    g = lagrangian_gradient(problem, values, duals)
+    return float(g.abs().max()) if g.numel() else 0.0
 
 
 def _reads_uncertain(expr) -> bool:

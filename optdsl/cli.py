@@ -193,13 +193,24 @@ def print_result(res, verbose: bool = False) -> None:
         for k, v in res.values.items():
             t.add_row(k, str(v.shape), _arr(v))
         console.print(t)
-    if res.duals or res.certificates:
+    if res.duals:
         t = Table(title="constraints")
         t.add_column("name")
         t.add_column("dual")
         for k, v in res.duals.items():
             t.add_row(k, _arr(v))
         console.print(t)
+    edges = res.extras.get("edges")
+    if edges:  # DAG models: the learned graph, strongest edges first
+        t = Table(title=f"edges ({len(edges)})")
+        for col in ("source", "target", "weight"):
+            t.add_column(col)
+        for i, j, w in edges[: None if verbose else 20]:
+            t.add_row(str(i), str(j), f"{w:.4g}")
+        console.print(t)
+        if len(edges) > 20 and not verbose:
+            console.print(f"... {len(edges) - 20} more (-v for all, --edges-csv to save)")
+    if res.certificates:
         cert = ", ".join(f"{k}={_fmt(v)}" for k, v in res.certificates.items())
         console.print(f"certificates: {cert}", markup=False)
     if verbose and res.history:

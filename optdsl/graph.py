@@ -61,7 +61,7 @@ def analyze(problem: Problem) -> Tags:
         features.add("equality")
     if any(c.kind == "ineq" for c in hard):
         features.add("inequality")
-    if not hard:
+    if not hard and not any(lv.constraints for lv in problem.extensions.get("bilevel") or ()):
         props.add("unconstrained")
     if any(o.name == "blackbox" for o in ops):
         features.add("blackbox")
@@ -73,7 +73,9 @@ def analyze(problem: Problem) -> Tags:
         notes["smooth"] = f"non-smooth atoms: {', '.join(nonsmooth)}"
     else:
         props.add("smooth")
-    dcp = _dcp(problem)
+    # structural declarations that leave the realm of one convex program
+    nonconvex_structure = {"acyclic", "bilevel", "minmax"} & {k for k, v in problem.extensions.items() if v}
+    dcp = _dcp(problem) if not nonconvex_structure else f"declared structure: {', '.join(sorted(nonconvex_structure))}"
     if dcp is None:
         props.add("convex")
     else:

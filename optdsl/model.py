@@ -318,7 +318,12 @@ class Model:
             certs["max_violation"] = viol[worst] if worst else 0.0
             if worst and viol[worst] > 1e-9:
                 certs["worst_constraint"] = worst
-            if "smooth" in analyze(source).properties and raw.duals:
+            soft = raw.extras.get("soft_violation")
+            if soft:  # soft constraints may be violated by design: reported, not counted as infeasibility
+                sv = {k: float(np.max(v, initial=0.0)) for k, v in soft.items()}
+                certs["soft_violation"] = sv
+                certs["max_soft_violation"] = max(sv.values())
+            if "smooth" in analyze(source.with_(constraints=source.hard_constraints, payload={})).properties and raw.duals:
                 st = certificates.stationarity(source, values, raw.duals)
                 if st is not None:
                     certs["kkt_stationarity"] = st
@@ -400,6 +405,14 @@ class Model:
             uc = self._user_constraints[c.name]
             rel = {"==": "=", "<=": r"\le"}[uc.sense]
             rows.append(rf"\text{{{c.name}}}: & {sym.to_latex(uc.lhs)} {rel} {sym.to_latex(uc.rhs)}")
+        for lv in self._levels:
+            opt = r"\min" if lv.sense == "min" else r"\max"
+            over = ", ".join(v.name for v in lv.variables)
+            rows.append(rf"\text{{level {lv.name}}}: & {over} \in \arg{opt}_{{{over}}}\; {sym.to_latex(lv.objective)}")
+            for c in lv.constraints:
+                uc = self._user_constraints[c.name]
+                rel = {"==": "=", "<=": r"\le"}[uc.sense]
+                rows.append(rf"\quad\text{{{c.name}}}: & {sym.to_latex(uc.lhs)} {rel} {sym.to_latex(uc.rhs)}")
         for v in self._variables:
             if v.lb is not None or v.ub is not None:
                 lo = "" if v.lb is None else f"{_bound_str(v.lb)} \\le "

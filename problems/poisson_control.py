@@ -11,7 +11,10 @@ the same instance as ``optdsl.solvers.testing.poisson_control.make(N, alpha)``, 
 solution in closed form (tests/test_hs_models.py compares the two).
 
 N (module constant) is kept small so every backend solves it quickly; ``build(N=...)`` makes other sizes.
-At N = 16 the flat problem has n = 2N^2 = 512 unknowns and N^2 = 256 equality rows.
+At N = 12 the flat problem has n = 2N^2 = 288 unknowns and N^2 = 144 equality rows; n + m = 432 stays under
+alsketch's ``sketch_threshold`` (500), so its ``linear_solver="auto"`` factorizes the KKT matrix (dense path).
+From N = 13 on (n + m >= 507) "auto" switches to randomized sketching, which barely moves on this
+ill-conditioned PDE KKT system (N = 16: one Newton step in 20 s); pass ``linear_solver="direct"`` there.
 
 Known answer: EXPECTED is computed below by one direct sparse solve (scipy.sparse.linalg.spsolve) of the
 KKT system of this equality-constrained QP,
@@ -25,7 +28,7 @@ import scipy.sparse.linalg as spla
 
 import optdsl as od
 
-N = 16
+N = 12
 ALPHA = 1e-2
 
 

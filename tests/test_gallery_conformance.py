@@ -38,7 +38,6 @@ CASES = [(name, backend) for name in _MODULES for backend in sorted(BACKENDS)]
 
 # Known optdsl defects (see report); strict so they flip when fixed.
 KNOWN_BUGS = {
-    ("soft_constraints", "cvxpy"): "soft constraint dual reported as 0 at the kink; kkt_stationarity = 4.0",
 }
 
 
@@ -159,7 +158,6 @@ def test_cross_check_lasso_and_chebyshev_with_direct_cvxpy():
     assert ch.build().solve().objective == pytest.approx(p.value, rel=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="nlp (SLSQP) reports SLOW_PROGRESS at the exact optimum of a convex QP")
 def test_nlp_status_on_convex_qp():
     r = _MODULES["qp_portfolio"].build().solve(solver="nlp")
     assert r.status.name in OPTIMAL_LIKE

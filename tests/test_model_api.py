@@ -122,8 +122,6 @@ def test_soft_constraint_l2_point_and_dual():
     assert float(r.duals["cap"]) == pytest.approx(8 / 3, rel=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="soft-constraint violation is not reported: max_violation = 0.0 and no other "
-                                       "certificate names 'cap' although x = 2 violates x <= 1 by 1")
 def test_soft_constraint_reports_violation():
     m, x = _soft("l1")
     r = m.solve()
@@ -131,8 +129,6 @@ def test_soft_constraint_reports_violation():
         or r.certificates.get("max_violation", 0) == pytest.approx(1.0, abs=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="kkt_stationarity ignores the soft-constraint multiplier (reports 2.0 at the "
-                                       "exact optimum of a penalized model)")
 def test_soft_constraint_kkt_certificate():
     m, x = _soft("l1")
     r = m.solve()

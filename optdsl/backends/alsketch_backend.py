@@ -20,7 +20,7 @@ class AlsketchBackend(_Smooth):
         "linear_solver": Option(str, "auto", "Newton-KKT solver: randomized sketching, a direct factorization, or "
                                 "auto (direct when n + m <= sketch_threshold, sketching above)",
                                 ("auto", "sketch", "direct")),
-        "sketch_threshold": Option(int, 500, "linear_solver='auto': system size from which sketching is used"),
+        "sketch_threshold": Option(int, 5000, "linear_solver='auto': KKT size (n + m) from which sketching is used"),
         "sketch": Option(str, "rows", "sketch family: block Kaczmarz rows or Gaussian", ("rows", "gaussian")),
         "sketch_size": Option(int, None, "sketch block size (default from the system size)"),
         "seed": Option(int, 0, "random seed of the sketches"),
@@ -30,8 +30,9 @@ class AlsketchBackend(_Smooth):
         lb, ub = flat.bounds()
         solver = options["linear_solver"]
         if solver == "auto":
-            # small KKT systems: a factorization costs less than sketching and never stalls on the
-            # ill-conditioned degenerate cases (HS26/46/47); large ones are what sketching is for
+            # up to a few thousand unknowns a dense factorization costs less than sketching and never stalls
+            # on ill-conditioned KKT systems (degenerate HS26/46/47; a Poisson KKT matrix stalled sketching
+            # already at n + m = 768); large ones are what sketching is for
             m = sum(c.expr.size for c in flat.eq_items + flat.in_items)
             solver = "direct" if flat.n + m <= options["sketch_threshold"] else "sketch"
         return alsketch.minimize(

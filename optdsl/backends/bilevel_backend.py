@@ -59,16 +59,17 @@ class BilevelBackend(Backend):
     }
 
     def reject_reason(self, problem, tags):
-        why = super().reject_reason(problem, tags)
-        if why:
-            return why
         levels = problem.extensions.get("bilevel") or ()
         follower_vars = {v for lv in levels for v in lv.variables}
-        for c in problem.constraints:
+        for c in problem.constraints:  # before the generic check, so the message names the constraint
             if set(c.expr.variables()) & follower_vars:
                 return (f"leader constraint {c.name!r} reads follower variables; the bilevel methods cannot "
                         "handle coupled leader constraints (move it into the follower's level)")
-            return f"leader constraint {c.name!r}: the leader may have bounds only"
+            if levels:
+                return f"leader constraint {c.name!r}: the leader may have bounds only"
+        why = super().reject_reason(problem, tags)
+        if why:
+            return why
         if len(levels) > 1:
             for a, b in zip(levels, levels[1:]):
                 if b.parent != a.name:
@@ -123,6 +124,9 @@ class BilevelBackend(Backend):
             x, y = out.x if out.x is not None else (None, None)
             pairs = list(zip(leader, x or ())) + list(zip(follower, y or ()))
         else:
+            if options["method"] not in ("auto", "penalty"):
+                raise ValueError(f"three or more levels are solved by nested value-function penalties; "
+                                 f"method={options['method']!r} is only available for two levels")
             chain = [leader] + [list(lv.variables) for lv in levels]
             flat_vars = [v for block in chain for v in block]
             exprs = [(problem.objective, sign(problem.sense))] + [(lv.objective, sign(lv.sense)) for lv in levels]
@@ -154,6 +158,14 @@ class BilevelBackend(Backend):
                           counts=dict(out.counts), history=out.history)
         if out.status.has_point and pairs:
             sol.values = {v: t.detach().cpu().double().numpy().reshape(v.shape) for v, t in pairs}
+        lower = (out.duals or {}).get("lower")
+        if lower is not None and len(levels) == 1:
+            # LV-HBA's follower multipliers, row by row, back onto the follower's own constraint names
+            rows = torch.as_tensor(lower).detach().cpu().double().reshape(-1).numpy()
+            k = 0
+            for c in [c for c in levels[0].constraints if c.kind == "ineq"]:
+                sol.duals[c.name] = rows[k:k + c.expr.size].reshape(c.expr.shape)
+                k += c.expr.size
         return sol
 
 

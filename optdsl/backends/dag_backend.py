@@ -90,7 +90,10 @@ class DagBackend(Backend):
         method = options["method"]
         truth = _load_truth(options["truth"], d)
         if sem is not None and method in ("auto", "topo", "colide", "notears", "logdet"):
-            m = ("topo" if sem["kind"] == "l2" else "logdet") if method == "auto" else method
+            n_samples, d_vars = sem["X"].shape
+            # TOPO needs a positive-definite sample covariance, which n < d cannot give
+            auto = "topo" if sem["kind"] == "l2" and n_samples > d_vars else "logdet"
+            m = auto if method == "auto" else method
             out = dagsolvers.learn(sem["X"], method=m, loss=sem["kind"], lambda1=lam if m != "topo" else None,
                                    B_true=truth, dtype=torch.float64, **common)
             params = []

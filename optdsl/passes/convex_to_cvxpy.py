@@ -26,6 +26,7 @@ class CvxpyForm:
     problem: cp.Problem
     lowering: CvxpyLowering
     constraints: dict  # user name -> cvxpy constraint
+    shapes: dict = None  # user name -> the constraint's shape (cvxpy returns scalars' duals as (1,))
 
     def refresh(self) -> None:
         self.lowering.refresh_parameters()
@@ -49,7 +50,8 @@ class ConvexToCvxpy(Pass):
             cons[item.name] = (e == 0) if item.kind == "eq" else (e <= 0)
         for v in problem.variables:  # variables absent from every expression still get a cvxpy twin
             low.leaf(v)
-        form = CvxpyForm(cp.Problem(objective, list(cons.values())), low, cons)
+        form = CvxpyForm(cp.Problem(objective, list(cons.values())), low, cons,
+                         {item.name: item.expr.shape for item in items})
         payload = {"cvxpy": form}
         return problem.with_(payload=payload, applied=problem.applied + (self.name,)), form
 
@@ -60,6 +62,8 @@ class ConvexToCvxpy(Pass):
                     solution.values[v] = np.asarray(cv.value, dtype=float).reshape(v.shape)
             for name, c in form.constraints.items():
                 if c.dual_value is not None:
-                    solution.duals[name] = np.asarray(c.dual_value, dtype=float)
+                    d = np.asarray(c.dual_value, dtype=float)
+                    shape = (form.shapes or {}).get(name)
+                    solution.duals[name] = d.reshape(shape) if shape is not None and d.size == int(np.prod(shape)) else d
         return solution
 PASS = ConvexToCvxpy()

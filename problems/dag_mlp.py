@@ -1,0 +1,64 @@
+"""Nonlinear DAG structure learning: an ``od.fn`` structural model over W and per-node MLP weights, d = 4.
+
+Ground truth: graph ``simulate_dag(4, 4, "ER")`` and weights ``simulate_parameter`` (±U[0.5, 2]) from
+``optdsl.solvers.dag.data``, drawn from ``numpy.random.default_rng(1)``; then n = 500 samples of the
+additive nonlinear SEM x_j = Σ_i W_ij sin(x_i) + z_j, z ~ N(0, 1), in topological order (same generator).
+The known answer is the true graph ``B_TRUE`` (5 edges: 1→0, 2→0, 3→0, 3→1, 1→2 in B[i, j] = i→j form).
+
+Model: each source variable passes through a tiny learned feature map (one tanh layer, K = 2 units, with a
+linear skip), standardised over the sample so that W alone carries the edge scale,
+    φ_i(x_i) = std( x_i + Σ_k A_ik tanh(C_ik x_i) ),   x̂_j = Σ_i W_ij φ_i(x_i),
+and the score ½n⁻¹‖X − X̂‖² + 1e-3‖A‖² + 0.02‖W‖₁ is minimised with od.acyclic(W) by the log-det
+central path (``dag.fit`` with A, C as extra parameters; gradients by autograd).
+Measured (1 thread, CPU): SHD 0 in ~4 s, objective 2.176, h(W_raw) ≈ 7e-10. For comparison the linear least-squares score
+(``od.sem_loss`` + TOPO) misses one edge on these data (SHD 1). Without the standardisation the fit
+shrinks W below the 0.3 threshold (the scale moves into A) and returns an empty graph.
+Kept tiny on purpose: a d = 5 autograd MLP loss was reported not to finish in 10 minutes.
+"""
+import networkx as nx
+import numpy as np
+import torch
+
+import optdsl as od
+from optdsl.solvers.dag import data
+
+D, N, K = 4, 500, 2
+LAMBDA = 0.02
+_rng = np.random.default_rng(1)
+B_TRUE = data.simulate_dag(D, D, "ER", seed=_rng).astype(int)
+W_TRUE = data.simulate_parameter(B_TRUE, seed=_rng)
+_Z = _rng.normal(size=(N, D))
+X = np.zeros((N, D))
+for _j in nx.topological_sort(nx.DiGraph(B_TRUE)):
+    X[:, _j] = np.sin(X) @ W_TRUE[:, _j] + _Z[:, _j]
+X = X - X.mean(0)
+
+
+def structural_loss(W, A, C):
+    Xt = torch.as_tensor(X, dtype=W.dtype, device=W.device)
+    phi = Xt + (A[None] * torch.tanh(Xt[:, :, None] * C[None])).sum(-1)
+    phi = phi - phi.mean(0)
+    phi = phi / phi.pow(2).mean(0).sqrt()
+    return 0.5 * ((Xt - phi @ W) ** 2).sum() / Xt.shape[0] + 1e-3 * (A ** 2).sum()
+
+
+def build() -> od.Model:
+    m = od.Model("dag_mlp")
+    W = m.variable((D, D), name="W")
+    A = m.variable((D, K), name="A")
+    C = m.variable((D, K), name="C")
+    A.value = np.zeros((D, K))
+    C.value = np.tile(np.linspace(0.5, 2.0, K), (D, 1))        # a deterministic, symmetry-breaking start
+    m.minimize(od.fn(structural_loss)(W, A, C) + LAMBDA * od.norm1(W))
+    m.subject_to(od.acyclic(W), name="dag")
+    return m
+
+
+# The graph B_TRUE is the known answer (checked by SHD in tests/test_dag_models.py). "objective" is what the
+# gallery conformance suite checks: an upper bound (the noise alone gives ½·d·1 = 2.0 for the squared error).
+EXPECTED = {"shd_max": 0, "objective": 2.25, "upper": True}   # measured 2.176
+SOLVERS = ["dag"]
+OPTIONS = {"method": "logdet", "max_iter": 20, "time_limit": 120.0}
+
+if __name__ == "__main__":
+    print(build().solve(**OPTIONS))

@@ -24,9 +24,8 @@ def build() -> od.Model:
 
 
 EXPECTED = {"objective": 0.0, "atol": 1e-8, "status": "LOCALLY_OPTIMAL"}
-# no "nlp": SciPy SLSQP (the nlp default) stops from the published x0 at f = 7.5e-7 with KKT stationarity 1.8e-5
-# (status SLOW_PROGRESS): the minimum is degenerate ((x4-1)^4, (x5-1)^6 terms), and 7.5e-7 misses the 1e-8
-# tolerance. nlp with method="trust-constr" does reach it (tests/test_hs_models.py).
+# The minimum is degenerate ((x4-1)^4, (x5-1)^6 terms): SLSQP needs its objective tolerance below the KKT
+# tolerance to get there (optdsl passes ftol = tol**1.5; with ftol = tol it stalled at f = 7.5e-7).
 SOLVERS = ["alsketch", "nlp"]
 
 if __name__ == "__main__":

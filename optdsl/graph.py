@@ -144,13 +144,24 @@ def build_graph(problem: Problem) -> nx.DiGraph:
     terms = [("objective", problem.objective, {"kind": "objective", "sense": problem.sense})]
     terms += [(c.name, c.expr, {"kind": "constraint", "type": c.kind, "soft": c.soft, "shape": c.expr.shape})
               for c in problem.constraints]
+    for lv in problem.extensions.get("bilevel") or ():
+        # levels: "owns" edges to their variables, "inside" edges from the enclosing level, and their objective
+        # and constraints as terms like the leader's (reads edges below)
+        node = f"level:{lv.name}"
+        g.add_node(node, kind="level", sense=lv.sense, parent=lv.parent)
+        g.add_edge(f"level:{lv.parent}" if lv.parent else "objective", node, relation="inside")
+        for v in lv.variables:
+            g.add_edge(node, v.name, relation="owns")
+        terms.append((f"{lv.name}.objective", lv.objective, {"kind": "objective", "level": lv.name, "sense": lv.sense}))
+        terms += [(c.name, c.expr, {"kind": "constraint", "level": lv.name, "type": c.kind, "soft": False,
+                                    "shape": c.expr.shape}) for c in lv.constraints]
     for name, expr, attrs in terms:
         g.add_node(name, expr=str(expr), **attrs)
         for leaf in expr.leaves():
             if isinstance(leaf, (Variable, Parameter)):
                 if leaf.name not in g:
                     g.add_node(leaf.name, kind="parameter", shape=leaf.shape)
-                g.add_edge(leaf.name, name)
+                g.add_edge(leaf.name, name, relation="reads")
     return g
 
 

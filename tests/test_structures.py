@@ -177,3 +177,21 @@ def test_linear_system_sequence_goes_to_sor_and_learns():
     assert fixed.extras["omega"] == 1.0
     again = m.solve(tol=1e-10, max_iter=5000)
     assert again.extras["round"] == 9        # back to "auto": the learned tuner was kept
+
+
+def test_problem_graph_records_level_ownership_and_reads():
+    m = od.Model("levels")
+    x = m.variable(name="x")
+    inner = m.level("inner")
+    y = inner.variable(name="y")
+    deep = inner.level("deep")
+    z = deep.variable(name="z")
+    deep.minimize((z - y) ** 2)
+    inner.minimize((y - x) ** 2 + z ** 2)
+    m.minimize((x - 1) ** 2 + (y - 2) ** 2)
+    g = m.graph()
+    rel = {(u, v): d for u, v, d in g.edges(data="relation")}
+    assert rel[("level:inner", "y")] == "owns" and rel[("level:deep", "z")] == "owns"
+    assert rel[("level:inner", "level:deep")] == "inside" and rel[("objective", "level:inner")] == "inside"
+    assert rel[("x", "inner.objective")] == "reads" and rel[("z", "inner.objective")] == "reads"
+    assert g.nodes["deep.objective"]["level"] == "deep"

@@ -195,3 +195,19 @@ def test_problem_graph_records_level_ownership_and_reads():
     assert rel[("level:inner", "level:deep")] == "inside" and rel[("objective", "level:inner")] == "inside"
     assert rel[("x", "inner.objective")] == "reads" and rel[("z", "inner.objective")] == "reads"
     assert g.nodes["deep.objective"]["level"] == "deep"
+
+
+def test_two_level_models_go_through_the_value_function_penalty_pass():
+    m = od.Model("vp")
+    x = m.variable(name="x")
+    inner = m.level("inner")
+    y = inner.variable(name="y")
+    inner.minimize((y - x) ** 2)
+    m.minimize((x - 1) ** 2 + (y - 2) ** 2)
+    plan = m.plan()
+    assert plan.chain == ["bilevel_to_value_penalty", "bilevel"]
+    # a decreasing σ schedule tightens the O(σ) bias of the fixed-σ run (x_σ = (3 + σ)/(2 + σ) here)
+    fixed = m.solve(sigma=0.1, max_iter=3000)
+    sched = m.solve(sigma=1.0, sigma_decay=0.5, sigma_min=1e-3, max_iter=3000)
+    assert abs(fixed.values["x"] - 1.5) > abs(sched.values["x"] - 1.5)
+    assert fixed.values["x"] == pytest.approx(3.1 / 2.1, abs=1e-4)

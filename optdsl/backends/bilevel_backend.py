@@ -42,14 +42,16 @@ def _proj(vars_):
 class BilevelBackend(Backend):
     name = "bilevel"
     description = "bilevel / multilevel models: value-function penalty, BO-REP, LV-HBA, ScaleBiO; implicit and unrolled baselines"
-    supports = frozenset({"bilevel", "bounds", "opaque"})
+    supports = frozenset({"bilevel", "value_penalty", "bounds", "opaque"})
     requires = frozenset({"smooth"})
     structure = frozenset({"bilevel"})
     cost = 1.0
     certificates = ("lower_level_gap", "stationarity")
     options = {
         "method": Option(str, "auto", "bilevel method (auto: lvhba with follower constraints, else penalty)", _METHODS),
-        "sigma": Option(float, None, "penalty parameter σ (penalty methods)"),
+        "sigma": Option(float, None, "penalty parameter σ (multiplies f: small = strong penalty; penalty methods)"),
+        "sigma_decay": Option(float, 0.0, "σ schedule σ_k = max(sigma_min, σ/(k+1)^decay); 0 keeps σ fixed"),
+        "sigma_min": Option(float, 1e-3, "floor of the σ schedule"),
         "lr_x": Option(float, None, "leader step size"),
         "lr_y": Option(float, None, "follower step size"),
         "inner_steps": Option(int, None, "follower steps per leader step"),
@@ -70,6 +72,9 @@ class BilevelBackend(Backend):
         why = super().reject_reason(problem, tags)
         if why:
             return why
+        from ..passes.bilevel_to_value_penalty import BilevelToValuePenalty
+        if BilevelToValuePenalty.applies(problem):
+            return "a two-level model is first rewritten by bilevel_to_value_penalty"
         if len(levels) > 1:
             for a, b in zip(levels, levels[1:]):
                 if b.parent != a.name:
@@ -97,6 +102,8 @@ class BilevelBackend(Backend):
 
         kw = {k: options[k] for k in ("sigma", "lr_x", "lr_y", "inner_steps", "max_iter", "tol", "time_limit")
               if options[k] is not None}
+        if options["sigma_decay"] and options["method"] in ("auto", "penalty"):
+            kw["sigma"] = bilevel.sigma_schedule(options["sigma"] or 1.0, options["sigma_min"], options["sigma_decay"])
         kw.update(callback=callback, device=device, dtype=dtype)
         if len(levels) == 1:
             (lv,) = levels

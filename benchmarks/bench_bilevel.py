@@ -45,8 +45,8 @@ def _reset_peak() -> None:
 
 METHODS = {
     # name: (method, options)
-    "penalty": ("penalty", {"sigma": 1e-3, "inner_steps": 10}),
-    "penalty-T5": ("penalty", {"sigma": 1e-3, "inner_steps": 5}),
+    "penalty-T10": ("penalty", {"sigma": 1e-3, "inner_steps": 10}),
+    "penalty-T5": ("penalty", {"sigma": 1e-3, "inner_steps": 5}),  # the default inner_steps
     "implicit-cg": ("implicit", {"inner_steps": 10, "linear_solver": "cg", "max_linear_iter": 10}),
     "unrolled-K10": ("unrolled", {"inner_steps": 10}),
     "unrolled-K50": ("unrolled", {"inner_steps": 50}),

@@ -41,7 +41,7 @@ def sigma_schedule(sigma0: float = 1.0, sigma_min: float = 1e-3, power: float = 
     return lambda k: max(sigma_min, sigma0 / (k + 1) ** power)
 
 
-def penalty(f, g, x0, y0, *, sigma=1e-2, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 10, z_steps=None,
+def penalty(f, g, x0, y0, *, sigma=1e-2, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 5, z_steps=None,
             proj_x=None, proj_y=None, batches=None, eval_batch=None, max_iter: int = 1000, tol: float = 1e-6,
             time_limit=None, callback=None, device=None, dtype=None, certify_gap: bool = True,
             z0=None):

@@ -95,3 +95,21 @@ def test_lower_level_gap_closed_form():
     res = B.lower_level_gap(C.g, torch.tensor([1.0], dtype=D), torch.tensor([0.0], dtype=D),
                             lower_constraints=C.lower_constraints)
     assert abs(res.gap - 1.5) < 1e-5 and abs(float(res.z) - 1.0) < 1e-5
+
+
+def test_implicit_with_bandit_tuned_sor_matches_cg(ridge):
+    """SOR as the linear solver of implicit differentiation: the follower-Hessian systems of successive leader
+    steps form a sequence, on which one SequenceSolver learns its relaxation factor."""
+    L = float(torch.linalg.eigvalsh(torch.as_tensor(ridge.extras["AtA"])).max())
+    t = 0.3
+    w = torch.as_tensor(ridge.extras["w_of"](t))
+    from optdsl.solvers.linalg.bandit import SequenceSolver
+    spd = SequenceSolver(tuner="smooth", tol=1e-12).as_spd_solver()
+    hg, info = B.hypergradient(ridge.f, ridge.g, torch.tensor([t], dtype=D), w, linear_solver=spd)
+    exact = ridge.extras["dF"](t)
+    assert abs(float(hg) - exact) <= 1e-7 * max(1.0, abs(exact)) and "omega" in info
+    runs = {ls: B.solve(ridge.f, ridge.g, ridge.x0, ridge.y0, method="implicit", linear_solver=ls, lr_x=0.1,
+                        lr_y=1 / L, inner_steps=10, max_iter=300, tol=1e-8) for ls in ("cg", "sor")}
+    assert runs["sor"].status.is_success, runs["sor"].message
+    assert float(runs["sor"].x[0]) == pytest.approx(float(runs["cg"].x[0]), abs=1e-6)
+    assert float(runs["sor"].x[0]) == pytest.approx(float(ridge.x_star), abs=1e-4)

@@ -55,6 +55,8 @@ class BilevelBackend(Backend):
         "lr_x": Option(float, None, "leader step size"),
         "lr_y": Option(float, None, "follower step size"),
         "inner_steps": Option(int, None, "follower steps per leader step"),
+        "linear_solver": Option(str, None, "implicit: hypergradient linear solver (sor = bandit-tuned SOR on the "
+                                "follower Hessian, learning omega across leader steps)", ("cg", "neumann", "sor")),
         "max_iter": Option(int, None, "leader iterations"),
         "tol": Option(float, None, "stationarity tolerance"),
         "time_limit": Option(float, None, "wall-clock limit in seconds"),
@@ -102,6 +104,10 @@ class BilevelBackend(Backend):
 
         kw = {k: options[k] for k in ("sigma", "lr_x", "lr_y", "inner_steps", "max_iter", "tol", "time_limit")
               if options[k] is not None}
+        if options["linear_solver"] is not None:
+            if options["method"] != "implicit":
+                raise ValueError("linear_solver applies to method='implicit' only")
+            kw["linear_solver"] = options["linear_solver"]
         if options["sigma_decay"] and options["method"] in ("auto", "penalty"):
             kw["sigma"] = bilevel.sigma_schedule(options["sigma"] or 1.0, options["sigma_min"], options["sigma_decay"])
         kw.update(callback=callback, device=device, dtype=dtype)

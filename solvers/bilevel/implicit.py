@@ -83,8 +83,29 @@ def _hypergrad(o: Oracles, x, y, *, linear_solver="cg", max_linear_iter=50, line
                 v = axpy(1.0, term, v)
                 info["linear_iterations"] = i + 1
             info["linear_residual"] = norm(axpy(-1.0, hvp(v), b)) / max(bn, 1e-300)
+        elif callable(linear_solver):
+            # an SPD solver on the explicit follower Hessian (built from n_y HVPs, so for small followers),
+            # e.g. bandit-tuned SOR that learns its relaxation across the leader's sequence of systems
+            sizes, shapes = [p.numel() for p in yl], [p.shape for p in yl]
+
+            def unflat(vec):
+                return tuple(t.reshape(sh) for t, sh in zip(torch.split(vec, sizes), shapes))
+            n = sum(sizes)
+            eye = torch.eye(n, dtype=b[0].dtype, device=b[0].device)
+            H = torch.stack([torch.cat([h.reshape(-1) for h in hvp(unflat(eye[i]))]) for i in range(n)])
+            H = 0.5 * (H + H.T)
+            bvec = torch.cat([t.reshape(-1) for t in b])
+            x0 = None if v0 is None else torch.cat([t.reshape(-1) for t in v0])
+            vvec, sinfo = linear_solver(H, bvec, x0=x0, tol=linear_tol)
+            vvec = torch.as_tensor(vvec, dtype=bvec.dtype, device=bvec.device)
+            v = unflat(vvec)
+            info["linear_iterations"] = int(sinfo.get("iterations", 0))
+            info["linear_residual"] = float(torch.linalg.vector_norm(H @ vvec - bvec)) / max(bn, 1e-300)
+            if "omega" in sinfo:
+                info["omega"] = sinfo["omega"]
         else:
-            raise ValueError(f"linear_solver must be 'cg' or 'neumann', got {linear_solver!r}")
+            raise ValueError(f"linear_solver must be 'cg', 'neumann', 'sor' or an SPD solver callable, "
+                             f"got {linear_solver!r}")
         cross = torch.autograd.grad(gy, xl, grad_outputs=v, allow_unused=True)
     cross = tuple(torch.zeros_like(p) if c is None else c.detach() for c, p in zip(cross, xl))
     o.counts["linear_iterations"] = o.counts.get("linear_iterations", 0) + info["linear_iterations"]
@@ -130,8 +151,13 @@ def implicit(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 10, linea
               max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback, device=device, dtype=dtype)
     ax, ay = as_schedule(lr_x, "lr_x"), as_schedule(lr_y, "lr_y")
     T, K = positive_int(inner_steps, "inner_steps"), positive_int(max_linear_iter, "max_linear_iter")
-    if linear_solver not in ("cg", "neumann"):
-        raise ValueError(f"linear_solver must be 'cg' or 'neumann', got {linear_solver!r}")
+    if linear_solver == "sor":
+        # one tuner for the whole run: the Hessian systems of successive leader steps are a sequence
+        from ..linalg.bandit import SequenceSolver
+        linear_solver = SequenceSolver(tuner="smooth", tol=linear_tol).as_spd_solver()
+    if not (linear_solver in ("cg", "neumann") or callable(linear_solver)):
+        raise ValueError(f"linear_solver must be 'cg', 'neumann', 'sor' or an SPD solver callable "
+                         f"(A, b, x0=None, tol=None) -> (x, info), got {linear_solver!r}")
     x, y, v = S.x0, S.y0, None
     o, status, msg, k, stat, ry, lres = S.orc, None, "", 0, float("nan"), float("nan"), float("nan")
     try:
@@ -142,7 +168,7 @@ def implicit(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 10, linea
                 y = S.py(axpy(-beta, gy, y))
             ry = norm(gy)
             hg, v, info = _hypergrad(o, x, y, linear_solver=linear_solver, max_linear_iter=K,
-                                     linear_tol=linear_tol, v0=v if linear_solver == "cg" else None,
+                                     linear_tol=linear_tol, v0=v if linear_solver != "neumann" else None,
                                      eta=neumann_eta if neumann_eta is not None else beta,
                                      batch=S.batches.next())
             lres, alpha = info["linear_residual"], ax(k)

@@ -39,7 +39,7 @@ def test_bad_start_points_and_options():
         B.solve(f, g, torch.zeros(1), torch.zeros(1), method="implicit", lower_constraints=lambda x, y: y)
     with pytest.raises(ValueError, match="needs lower_constraints"):
         B.solve(f, g, torch.zeros(1), torch.zeros(1), method="lvhba")
-    with pytest.raises(ValueError, match="linear_solver must be 'cg' or 'neumann'"):
+    with pytest.raises(ValueError, match="linear_solver must be 'cg', 'neumann', 'sor' or an SPD solver callable"):
         B.solve(f, g, torch.zeros(1), torch.zeros(1), method="implicit", linear_solver="lu")
 
 

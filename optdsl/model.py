@@ -20,7 +20,7 @@ from .graph import analyze, build_graph
 from .lower import sympy as sym
 from .problem import ConstraintItem, Problem, RawSolution
 from .result import PrimalStatus, Result
-from .solvers.common import Status, resolve_device
+from .solvers.common import Status, resolve_device, threads_for
 
 
 class Model:
@@ -291,7 +291,8 @@ class Model:
         compiled = self._cache[ckey]
         t1 = time.perf_counter()
         try:
-            raw = backend.solve(compiled, plan.problem, opts, callback)
+            with threads_for(self._size(), device):
+                raw = backend.solve(compiled, plan.problem, opts, callback)
         except KeyboardInterrupt:
             raw = RawSolution(Status.INTERRUPTED, message="interrupted (Ctrl-C) before a point was available")
         t2 = time.perf_counter()
@@ -451,6 +452,11 @@ class Model:
         taken = {v.name for v in self._variables} | {p.name for p in self._parameters} | {u.name for u in self._uncertain}
         if name in taken:
             raise ModelError(f"model {self.name!r} already has a variable or parameter named {name!r}")
+
+    def _size(self) -> int:
+        """Scalars the backend works on (variables, constraint rows, module parameters): picks threading."""
+        n = sum(v.size for v in self._variables) + sum(c.expr.size for c in self._constraints)
+        return n + sum(int(p.numel()) for _, net in self._modules for p in net.parameters())
 
     def _check_data(self) -> None:
         for p in self._parameters:

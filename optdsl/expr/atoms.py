@@ -87,6 +87,12 @@ def norm1(x): return norm(x, 1)
 def norm_inf(x): return norm(x, np.inf)
 
 
+def trace_expm(W):
+    """tr(exp(W)) for a square matrix (matrix exponential). ``od.trace_expm(W * W) - d`` is the NOTEARS
+    acyclicity function h(W), zero exactly when W is the weighted adjacency matrix of a DAG."""
+    return op("trace_expm", W)
+
+
 def acyclic(W):
     """Structural constraint: the weighted adjacency matrix `W` (square) describes a DAG.
     Use ``m.subject_to(od.acyclic(W))``."""

@@ -143,6 +143,13 @@ def _norm(args, attrs):
     return ()  # on matrices, p = 1 and inf are entrywise (sum / max of |x_ij|), 2 means Frobenius
 
 
+def _square_scalar(args, attrs):
+    a = args[0]
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ShapeError(f"trace_expm needs a square matrix; {a.label(40)!r} has shape {a.shape}")
+    return ()
+
+
 def _opaque(args, attrs):
     return attrs["out_shape"]
 
@@ -181,6 +188,7 @@ SPECS: dict[str, OpSpec] = {
     "logsumexp": OpSpec(_reduce),
     "fn": OpSpec(_opaque),
     "finite_sum": OpSpec(_scalar),
+    "trace_expm": OpSpec(_square_scalar),
     "max_over": OpSpec(_scalar),
     "blackbox": OpSpec(_opaque, smooth=False),
 }

@@ -124,6 +124,7 @@ CVXPY: dict[str, Any] = {
     "cos": _missing("cos"),
     "sigmoid": _missing("sigmoid"),
     "fn": _missing("od.fn (opaque torch function)"),
+    "trace_expm": _missing("trace_expm (the NOTEARS acyclicity function)"),
     "finite_sum": _missing("od.mean(..., over=data) (finite sum of a torch loss)"),
     "max_over": _missing("od.maximum_over (a min-max objective)"),
     "blackbox": _missing("od.blackbox (black-box function)"),

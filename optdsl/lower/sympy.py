@@ -126,7 +126,7 @@ def elementwise(expr: Expr, symbols: dict | None = None):
             if node.data.ndim else (sp.Float(float(node.data)) if float(node.data) != int(node.data) else sp.Integer(int(node.data)))
 
     table = dict(ELEMENTWISE)
-    for name in ("fn", "blackbox", "finite_sum", "max_over"):
+    for name in ("fn", "blackbox", "finite_sum", "max_over", "trace_expm"):
         table[name] = _opaque_elementwise
     out = lower(expr, leaf, table)
     return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
@@ -166,6 +166,7 @@ _LSE = _fn("LogSumExp", r"\operatorname{{logsumexp}}\left({0}\right)")
 _Relu = _fn("Relu", r"\left({0}\right)_+")
 _Sig = _fn("Sigmoid", r"\sigma\left({0}\right)")
 _Idx = _fn("Index", r"{0}_{{{1}}}")
+_TrExp = _fn("TraceExpm", r"\operatorname{{tr}} e^{{{0}}}")
 _FiniteSum = _fn("FiniteSum", r"\frac{{1}}{{n}}\sum_{{i=1}}^{{n}} {0}")
 _MaxOver = _fn("MaxOver", r"\max_{{{0}}} {1}")
 
@@ -212,6 +213,7 @@ SYMBOLIC: dict[str, Any] = {
     "quad_form": lambda a, at: _Quad(a[0], a[1]),
     "fn": lambda a, at: sp.Function(at["fname"])(*a),
     "blackbox": lambda a, at: sp.Function(at["fname"])(*a),
+    "trace_expm": lambda a, at: _TrExp(a[0]),
     "finite_sum": lambda a, at: _FiniteSum(sp.Function(at["fname"])(sp.Symbol("d_i"), *a)),
     "max_over": lambda a, at: _MaxOver(sp.Symbol(",".join(v.name for v in at["max_vars"])), a[0]),
 }

@@ -76,6 +76,7 @@ def _max_over(a, at):
 
 TORCH: dict[str, Any] = {
     "finite_sum": _finite_sum,
+    "trace_expm": lambda a, at: torch.linalg.matrix_exp(a[0]).diagonal().sum(),
     "max_over": _max_over,
     "add": lambda a, at: a[0] + a[1],
     "sub": lambda a, at: a[0] - a[1],

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from .expr.node import Expr, Op, Parameter, Variable
+from .expr.node import Op, Parameter, Variable
 from .expr.ops import SPECS
 from .problem import Problem
 
@@ -171,7 +171,3 @@ def summary(g: nx.DiGraph) -> str:
         kinds[d.get("kind", "?")] = kinds.get(d.get("kind", "?"), 0) + 1
     parts = ", ".join(f"{k} {kinds[k]}" for k in sorted(kinds))
     return f"{g.number_of_nodes()} nodes ({parts}), {g.number_of_edges()} edges"
-
-
-def terms_of(expr: Expr) -> list[str]:
-    return sorted({leaf.name for leaf in expr.leaves() if isinstance(leaf, (Variable, Parameter))})

@@ -12,7 +12,6 @@ stationarity residual; `kkt_residuals` evaluates the certificates for any multip
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from scipy.optimize import lsq_linear

@@ -141,7 +141,6 @@ class BilevelBackend(Backend):
                 raise ValueError(f"three or more levels are solved by nested value-function penalties; "
                                  f"method={options['method']!r} is only available for two levels")
             chain = [leader] + [list(lv.variables) for lv in levels]
-            flat_vars = [v for block in chain for v in block]
             exprs = [(problem.objective, sign(problem.sense))] + [(lv.objective, sign(lv.sense)) for lv in levels]
 
             def level_fn(expr, s):
@@ -165,7 +164,6 @@ class BilevelBackend(Backend):
                 for block, u in zip(chain, us):
                     parts = (u,) if isinstance(u, torch.Tensor) else tuple(u)
                     pairs += list(zip(block, parts))
-            del flat_vars
         sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
                           certificates={k: v for k, v in out.certificates.items() if isinstance(v, (int, float)) and math.isfinite(v)},
                           counts=dict(out.counts), history=out.history)

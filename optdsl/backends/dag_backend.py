@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..expr.node import Constant, Op, Variable
+from ..expr.node import Constant, Op
 from ..lower.torch import TorchLowering
 from ..problem import RawSolution
 from ..solvers import dag as dagsolvers

@@ -187,7 +187,6 @@ def _cb(user, env):
         return None
 
     def cb(info):
-        z = info.get("x")
         return user({k: v for k, v in info.items() if k != "x"})
     return cb
 

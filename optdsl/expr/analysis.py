@@ -9,12 +9,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .node import Expr, Leaf, Op, Variable
+from .node import Expr, Leaf, Op
 from .ops import SPECS
-
-
-def depends_on(e: Expr, wrt: set) -> bool:
-    return any(leaf in wrt for leaf in e.leaves())
 
 
 def is_affine(e: Expr, wrt: Iterable | None = None) -> bool:
@@ -49,7 +45,3 @@ def is_affine(e: Expr, wrt: Iterable | None = None) -> bool:
         return r
 
     return visit(e)[1]
-
-
-def affine_variables(e: Expr) -> list[Variable]:
-    return [v for v in e.leaves() if isinstance(v, Variable)]

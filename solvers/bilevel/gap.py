@@ -14,7 +14,7 @@ backtracking (``proj_y``), and for coupled constraints ``h(x, z) <= 0`` a method
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 

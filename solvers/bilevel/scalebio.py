@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from ..common import Status
-from ._core import NonFinite, Setup, as_schedule, check_finite, finish, leaf, norm, positive_int
+from ._core import NonFinite, Setup, as_schedule, check_finite, finish, norm, positive_int
 from .gap import certify
 
 

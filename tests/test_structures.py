@@ -109,19 +109,10 @@ def test_two_stage_location_by_ccg_matches_the_matrix_form():
     P, _ = zeng_zhao_location()
     direct = ccg(TwoStageProblem(c=P.c, d=P.d, G=P.G, h=P.h, E=P.E, M=P.M, uset=P.uset, A=P.A, b=P.b,
                                  lb=P.lb, ub=P.ub))   # continuous relaxation of the instance
-    f, a = np.array([400, 414, 326.0]), np.array([18, 25, 20.0])
-    C = np.array([[22, 33, 24], [33, 23, 30], [20, 25, 27.0]])
-    dbar, g = np.array([206, 274, 220.0]), np.array([40, 40, 40.0])
-    m = od.Model("loc")
-    z = m.variable(3, lb=0, ub=1, name="open")
-    cap = m.variable(3, lb=0, ub=800, name="cap")
-    y = m.recourse((3, 3), lb=0, name="ship")
-    u = m.uncertain(3, within=P.uset, name="u")
-    m.minimize(f @ z + a @ cap + (C * y).sum())
-    m.subject_to(cap <= 800 * z, name="open_cap")
-    m.subject_to(cap.sum() >= 772, name="total")
-    m.subject_to(y.sum(axis=1) <= cap, name="supply")
-    m.subject_to(y.sum(axis=0) >= dbar + g * u, name="demand")
+    import runpy
+    from pathlib import Path
+    gallery = Path(__file__).resolve().parents[1] / "problems" / "robust_two_stage_location.py"
+    m = runpy.run_path(str(gallery))["build"]()      # the gallery's model of the same instance
     res = m.solve()
     assert res.solver == "robust_ccg" and res.status == Status.OPTIMAL
     assert res.objective == pytest.approx(direct.objective, rel=1e-6)

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from .backends import BACKENDS
 from .errors import OptdslError
-from .loader import load_model, set_params
+from .loader import load_model, parse_assignments, set_params
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--time-limit", type=float, help="wall-clock limit in seconds")
     s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a parameter before solving (repeatable); VALUE is a number or a list")
+    s.add_argument("--build", action="append", default=[], metavar="NAME=VALUE",
+                   help="keyword argument for the script's build() (repeatable), e.g. a problem size N=224")
     s.add_argument("--json", metavar="OUT", help="write the Result as JSON to OUT")
     verbosity = s.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print only the status line")
@@ -112,7 +114,7 @@ def _options(args) -> dict:
 
 
 def cmd_solve(args) -> int:
-    model, _ = load_model(args.file)
+    model, _ = load_model(args.file, parse_assignments(args.build, "--build"))
     set_params(model, args.param)
     if args.verbose:
         console.print(str(model))

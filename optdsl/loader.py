@@ -18,7 +18,22 @@ class ScriptError(ModelError):
     """The script could not be loaded, or holds no (or several) models."""
 
 
-def load_model(path: str) -> tuple[Model, dict]:
+def parse_assignments(assignments: list[str] | None, what: str) -> dict[str, Any]:
+    """``["N=224", "alpha=1e-3"]`` -> ``{"N": 224, "alpha": 0.001}`` (values are Python literals)."""
+    out = {}
+    for a in assignments or []:
+        name, sep, text = a.partition("=")
+        if not sep or not name.strip():
+            raise ModelError(f"{what}: expected NAME=VALUE, got {a!r}")
+        try:
+            out[name.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            raise ModelError(f"{what} {name.strip()!r}: {text!r} is not a Python literal (number, string, list)") from None
+    return out
+
+
+def load_model(path: str, build_args: dict | None = None) -> tuple[Model, dict]:
+    """The script's model; ``build_args`` are passed to its ``build(**build_args)`` (e.g. a problem size)."""
     if not os.path.isfile(path):
         raise ScriptError(f"no such file: {path}")
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
@@ -34,11 +49,16 @@ def load_model(path: str) -> tuple[Model, dict]:
         raise ScriptError(f"{path} raised {type(e).__name__}: {e}{where}") from None
     finally:
         sys.path.pop(0)
-    if isinstance(ns.get("model"), Model):
+    if build_args and not callable(ns.get("build")):
+        raise ScriptError(f"{path} has no build() function to pass {', '.join(build_args)} to")
+    if isinstance(ns.get("model"), Model) and not build_args:
         return ns["model"], ns
     if callable(ns.get("build")):
         try:
-            m = ns["build"]()
+            m = ns["build"](**(build_args or {}))
+        except TypeError as e:
+            raise ScriptError(f"{path}: build({', '.join(f'{k}={v!r}' for k, v in (build_args or {}).items())}) "
+                              f"failed: {e}") from None
         except ModelError as e:
             raise ScriptError(f"{path}: build() failed: {e}") from None
         if not isinstance(m, Model):

@@ -102,3 +102,27 @@ def test_inspect_and_solvers(tmp_path, capsys):
     assert main(["solvers"]) == 0
     out = capsys.readouterr().out
     assert "cvxpy" in out and "nlp" in out and "lbfgs" in out
+
+
+SIZED = """
+import optdsl as od
+def build(n=2, target=1.0):
+    m = od.Model("sized")
+    x = m.variable(n, name="x")
+    m.minimize(od.sum_squares(x - target))
+    return m
+"""
+
+
+def test_build_flag_passes_keyword_arguments(tmp_path, capsys):
+    path = _script(tmp_path, SIZED)
+    out_json = tmp_path / "r.json"
+    assert main(["solve", path, "--build", "n=5", "--build", "target=2.5", "--json", str(out_json), "-q"]) == 0
+    vals = json.loads(out_json.read_text())["values"]["x"]["data"]
+    assert vals == pytest.approx([2.5] * 5, abs=1e-6)
+    assert main(["solve", path, "--build", "size=5"]) == 2
+    assert "build(size=5) failed" in capsys.readouterr().err
+    assert main(["solve", _script(tmp_path, PARAM_LS, "q.py"), "--build", "n=5"]) == 2
+    assert "has no build() function" in capsys.readouterr().err
+    assert main(["solve", path, "--build", "n"]) == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err

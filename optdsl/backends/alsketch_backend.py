@@ -3,7 +3,11 @@ sketching (Hong, Na, Mahoney & Kolar). The default for smooth constrained models
 than ``nlp`` (SciPy), which stays available as the baseline."""
 from __future__ import annotations
 
+import numpy as np
+
+from ..errors import ModelError
 from ..solvers import alsketch
+from .flatten import NotStructured
 from .base import Option
 from .nlp_backend import _COMMON, _Smooth
 
@@ -24,16 +28,30 @@ class AlsketchBackend(_Smooth):
         "sketch": Option(str, "rows", "sketch family: block Kaczmarz rows or Gaussian", ("rows", "gaussian")),
         "sketch_size": Option(int, None, "sketch block size (default from the system size)"),
         "seed": Option(int, 0, "random seed of the sketches"),
+        "structured": Option(str, "auto", "sparse mode: constant sparse constraint Jacobians and a sparse objective "
+                             "Hessian built from the model (affine constraints, objective separable in affine "
+                             "maps); auto uses it when n + m > sketch_threshold and the model has that form",
+                             ("auto", "on", "off")),
     }
 
     def run(self, flat, options, callback, convex):
         lb, ub = flat.bounds()
         solver = options["linear_solver"]
+        m = sum(c.expr.size for c in flat.eq_items + flat.in_items)
+        sparse = self._sparse_derivatives(flat, options, flat.n + m)
+        if sparse is not None:
+            # sparse KKT matrices: a sparse factorization (Schur complement when H is diagonal) is the
+            # reliable choice; sketching only on request (it stalls on PDE-type KKT systems)
+            return alsketch.minimize(
+                flat.f, flat.x0(), eq=flat.eq, linear_solver="direct" if solver == "auto" else solver,
+                jac_eq=lambda x: sparse["jac_eq"], hess_lag=sparse["hess_lag"], sketch=options["sketch"],
+                sketch_size=options["sketch_size"], max_iter=options["max_iter"], tol=max(options["tol"], 1e-10),
+                time_limit=options["time_limit"], callback=callback, device=flat.device, dtype=flat.dtype,
+                seed=options["seed"])
         if solver == "auto":
             # up to a few thousand unknowns a dense factorization costs less than sketching and never stalls
             # on ill-conditioned KKT systems (degenerate HS26/46/47; a Poisson KKT matrix stalled sketching
             # already at n + m = 768); large ones are what sketching is for
-            m = sum(c.expr.size for c in flat.eq_items + flat.in_items)
             solver = "direct" if flat.n + m <= options["sketch_threshold"] else "sketch"
         return alsketch.minimize(
             flat.f, flat.x0(), eq=flat.eq if flat.eq_items else None, ineq=flat.ineq if flat.in_items else None,
@@ -41,6 +59,26 @@ class AlsketchBackend(_Smooth):
             sketch=options["sketch"], sketch_size=options["sketch_size"], max_iter=options["max_iter"],
             tol=max(options["tol"], 1e-10), time_limit=options["time_limit"], callback=callback, device=flat.device,
             dtype=flat.dtype, seed=options["seed"])
+
+    @staticmethod
+    def _sparse_derivatives(flat, options, size):
+        mode = options["structured"]
+        if mode == "off" or (mode == "auto" and size <= options["sketch_threshold"]):
+            return None
+        lb, ub = flat.bounds()
+        why = None
+        if flat.in_items or np.isfinite(lb).any() or np.isfinite(ub).any():
+            why = "the sparse mode takes equality constraints only (no inequalities or bounds)"
+        elif not flat.eq_items:
+            why = "the sparse mode needs equality constraints"
+        else:
+            try:
+                return flat.sparse_derivatives()
+            except NotStructured as err:
+                why = str(err)
+        if mode == "on":
+            raise ModelError(f"alsketch structured='on': {why}")
+        return None
 
 
 BACKENDS = [AlsketchBackend()]

@@ -16,6 +16,10 @@ from ..problem import Problem
 from ..solvers.autodiff import NonFinite
 
 
+class NotStructured(Exception):
+    """The problem lacks the structure `FlatProblem.sparse_derivatives` needs (the message says what)."""
+
+
 class FlatProblem:
     def __init__(self, problem: Problem, device: Any = "cpu", dtype: torch.dtype = torch.float64):
         self.problem = problem
@@ -98,6 +102,42 @@ class FlatProblem:
 
     def ineq(self, x: torch.Tensor) -> torch.Tensor:
         return self._rows(self.in_items, x)
+
+    # --- sparse derivatives (large models) ------------------------------------------------------
+    def sparse_derivatives(self) -> dict:
+        """Constant sparse constraint Jacobians and a sparse objective Hessian, for structured solvers.
+
+        Applies when every constraint is affine in the variables and the objective is separable in affine
+        maps (see `optdsl.lower.sparse_hessian`); otherwise raises `NotStructured` saying what is in the way.
+        Returns ``{"jac_eq", "jac_ineq"}`` (scipy CSR, constant) and ``"hess_lag"(x, λ)`` (the Hessian of
+        f + λᵀc, which is that of f because c is affine).
+        """
+        from ..expr.analysis import is_affine
+        from ..lower.sparse_affine import NotAffine, SparseAffineLowering
+        from ..lower.sparse_hessian import NotSeparable, SparseHessian
+        from ..lower.torch import TorchLowering
+
+        for c in self.eq_items + self.in_items:
+            if not is_affine(c.expr, self.variables):
+                raise NotStructured(f"constraint {c.name!r} is not affine in the variables")
+        aff = SparseAffineLowering(self.variables, self.offsets, self.n)
+
+        def jac(items):
+            import scipy.sparse as sp
+            if not items:
+                return sp.csr_matrix((0, self.n))
+            try:
+                return sp.vstack([aff.lower(c.expr).A for c in items], format="csr")
+            except NotAffine as err:
+                raise NotStructured(f"constraint Jacobian: {err}") from None
+        try:
+            hess = SparseHessian(self.problem.objective, self.variables, self.offsets, self.n, TorchLowering())
+        except NotSeparable as err:
+            raise NotStructured(f"objective: {err}") from None
+
+        def hess_lag(x, lam):
+            return hess(torch.as_tensor(x).detach().cpu().double().numpy())
+        return {"jac_eq": jac(self.eq_items), "jac_ineq": jac(self.in_items), "hess_lag": hess_lag}
 
     # --- multipliers -----------------------------------------------------------------------------
     def split(self, rows, items) -> dict[str, np.ndarray]:

@@ -29,7 +29,8 @@ class _Smooth(Backend):
     def solve(self, flat: FlatProblem, problem, options, callback):
         out = self.run(flat, options, flat.callback(callback), convex=problem.payload.get("_convex", False))
         sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
-                          certificates=dict(out.certificates), counts=dict(out.counts), history=out.history)
+                          certificates=dict(out.certificates), counts=dict(out.counts), history=out.history,
+                          extras={k: v for k, v in out.extras.items() if isinstance(v, (bool, int, float, str))})
         if out.x is not None and out.status.has_point:
             sol.values = flat.values(out.x)
             sol.duals = flat.duals(out.duals)

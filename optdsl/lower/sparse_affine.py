@@ -1,0 +1,222 @@
+r"""Sparse affine lowering: an affine expression as ``vec(e) = A x + b`` with ``A`` a scipy CSR matrix.
+
+``x`` is the flat vector of a `FlatProblem` (variables concatenated, each row-major) and ``vec`` is row-major
+too, so row ``i`` of ``A`` is the gradient of ``e.reshape(-1)[i]``. Large models (a PDE constraint with 10^5
+rows) get their constraint Jacobians this way — exactly and in O(nnz) memory — where autograd would build a
+dense ``m x n`` matrix.
+
+Each node lowers to ``(A, b)``; a node that does not depend on the variables has ``A = None`` and is
+evaluated numerically through the torch table, so constants of any form (parameters, ``T @ T``) work.
+Linear ops that only move entries (transpose, reshape, index, stack, concat, broadcasting) are applied to an
+array of row numbers, which gives the row selection without writing one rule per op.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ..expr.node import Constant, Expr, Leaf, Parameter, Variable
+from ._walk import lower
+from .torch import TORCH
+
+
+class NotAffine(Exception):
+    """The expression is not affine in the variables (or uses an op this lowering does not know)."""
+
+
+class Affine:
+    """``vec(value) = A x + b`` for an expression of shape ``shape``; ``A is None`` for a constant."""
+    __slots__ = ("A", "b")
+
+    def __init__(self, A: Optional[sp.csr_matrix], b: np.ndarray):
+        self.A, self.b = A, np.asarray(b, dtype=float)
+
+    @property
+    def shape(self):
+        return self.b.shape
+
+    def rows(self, index: np.ndarray) -> "Affine":
+        """Entries picked (with repetition) by an integer array of flat positions; result has index's shape."""
+        flat = index.reshape(-1)
+        A = None if self.A is None else self.A[flat]
+        return Affine(A, self.b.reshape(-1)[flat].reshape(index.shape))
+
+    def scale(self, c: np.ndarray) -> "Affine":
+        """Entrywise product with a constant of the same shape."""
+        A = None if self.A is None else sp.diags(np.asarray(c, float).reshape(-1)) @ self.A
+        return Affine(A, self.b * c)
+
+
+def _positions(shape) -> np.ndarray:
+    return np.arange(int(np.prod(shape, dtype=int))).reshape(shape)
+
+
+def _broadcast(a: Affine, shape) -> Affine:
+    if a.shape == tuple(shape):
+        return a
+    return a.rows(np.broadcast_to(_positions(a.shape), shape))
+
+
+def _plus(x: Affine, y: Affine, sign: float) -> Affine:
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    x, y = _broadcast(x, shape), _broadcast(y, shape)
+    if x.A is None:
+        A = None if y.A is None else sign * y.A
+    else:
+        A = x.A if y.A is None else x.A + sign * y.A
+    return Affine(A, x.b + sign * y.b)
+
+
+def _mul(a, at):
+    x, y = a
+    if x.A is not None and y.A is not None:
+        raise NotAffine("product of two variable-dependent factors")
+    if x.A is None:
+        x, y = y, x
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    return _broadcast(x, shape).scale(np.broadcast_to(y.b, shape))
+
+
+def _div(a, at):
+    x, y = a
+    if y.A is not None:
+        raise NotAffine("division by a variable-dependent expression")
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    return _broadcast(x, shape).scale(1.0 / np.broadcast_to(y.b, shape))
+
+
+def _matmul(a, at):
+    x, y = a
+    if x.A is not None and y.A is not None:
+        raise NotAffine("matmul of two variable-dependent operands")
+    if y.A is None:  # X @ C:  vec(X C) = (I_p ⊗ Cᵀ) vec(X) for row-major vec
+        C = np.asarray(y.b)
+        if x.b.ndim == 1:
+            M = sp.csr_matrix(C.T if C.ndim == 2 else C.reshape(1, -1))
+        else:
+            M = sp.kron(sp.identity(x.shape[0]), sp.csr_matrix(C.T if C.ndim == 2 else C.reshape(1, -1)))
+        return Affine(sp.csr_matrix(M @ x.A), x.b @ C)
+    C = np.asarray(x.b)  # C @ Y:  vec(C Y) = (C ⊗ I_q) vec(Y)
+    Cm = sp.csr_matrix(C if C.ndim == 2 else C.reshape(1, -1))
+    M = Cm if y.b.ndim == 1 else sp.kron(Cm, sp.identity(y.shape[1]))
+    return Affine(sp.csr_matrix(M @ y.A), C @ y.b)
+
+
+def _reduce(mean: bool):
+    def impl(a, at):
+        x, axis = a[0], at.get("axis")
+        pos = _positions(x.shape)
+        out_shape = np.sum(np.zeros(x.shape), axis=axis).shape if x.shape else ()
+        out_pos = _positions(out_shape)
+        axes = tuple(range(x.b.ndim)) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
+        target = np.broadcast_to(np.expand_dims(out_pos, tuple(ax % max(x.b.ndim, 1) for ax in axes)), x.shape)
+        count = x.b.size // max(out_pos.size, 1)
+        w = 1.0 / count if mean else 1.0
+        S = sp.csr_matrix((np.full(x.b.size, w), (target.reshape(-1), pos.reshape(-1))),
+                          shape=(out_pos.size, x.b.size))
+        A = None if x.A is None else sp.csr_matrix(S @ x.A)
+        return Affine(A, (S @ x.b.reshape(-1)).reshape(out_shape))
+    return impl
+
+
+def _moves(fn: Callable[[np.ndarray, dict], np.ndarray]):
+    """An op that only rearranges entries: apply it to the positions and select those rows."""
+    def impl(a, at):
+        return a[0].rows(np.asarray(fn(_positions(a[0].shape), at)))
+    return impl
+
+
+def _index_positions(pos, at):
+    key = at["key"]
+    return pos[key]
+
+
+def _join(kind):
+    def impl(a, at):
+        offsets = np.cumsum([0] + [x.b.size for x in a])
+        blocks = [(pos + o) for pos, o in zip((_positions(x.shape) for x in a), offsets)]
+        pos = np.stack(blocks, axis=at["axis"]) if kind == "stack" else np.concatenate(blocks, axis=at["axis"])
+        if all(x.A is None for x in a):
+            A = None
+        else:
+            n = next(x.A.shape[1] for x in a if x.A is not None)
+            A = sp.vstack([x.A if x.A is not None else sp.csr_matrix((x.b.size, n)) for x in a], format="csr")
+        return Affine(A, np.concatenate([x.b.reshape(-1) for x in a])).rows(pos)
+    return impl
+
+
+AFFINE: dict[str, Any] = {
+    "add": lambda a, at: _plus(a[0], a[1], 1.0),
+    "sub": lambda a, at: _plus(a[0], a[1], -1.0),
+    "neg": lambda a, at: Affine(None if a[0].A is None else -a[0].A, -a[0].b),
+    "mul": _mul,
+    "div": _div,
+    "matmul": _matmul,
+    "sum": _reduce(False),
+    "mean": _reduce(True),
+    "transpose": _moves(lambda p, at: p.T),
+    "reshape": _moves(lambda p, at: p.reshape(at["shape"])),
+    "index": _moves(_index_positions),
+    "stack": _join("stack"),
+    "concat": _join("concat"),
+    "power": lambda a, at: a[0] if at["p"] == 1 else _nonaffine("power", a, at),
+}
+
+
+def _nonaffine(name, a, at):
+    raise NotAffine(f"'{name}' of a variable-dependent expression")
+
+
+class SparseAffineLowering:
+    """Lowers affine expressions of `variables` (flat offsets `offsets`, total size `n`) to `Affine`."""
+
+    def __init__(self, variables, offsets, n: int):
+        self.n = n
+        self.where = {v: (o, v.size) for v, o in zip(variables, offsets)}
+
+    def _leaf(self, leaf: Leaf) -> Affine:
+        if isinstance(leaf, Variable):
+            if leaf not in self.where:
+                raise NotAffine(f"variable {leaf.name!r} is not among the problem's variables")
+            o, s = self.where[leaf]
+            A = sp.csr_matrix((np.ones(s), (np.arange(s), np.arange(o, o + s))), shape=(s, self.n))
+            return Affine(A, np.zeros(leaf.shape))
+        if isinstance(leaf, (Constant, Parameter)):
+            value = leaf.data if isinstance(leaf, Constant) else leaf.value
+            if value is None:
+                raise NotAffine(f"parameter {leaf.name!r} has no value")
+            return Affine(None, np.asarray(value, dtype=float))
+        raise NotAffine(f"{type(leaf).__name__.lower()} {leaf.name!r} cannot be lowered")
+
+    def _op(self, name):
+        def impl(a, at):
+            if all(x.A is None for x in a):  # constant subtree: evaluate numerically
+                t = TORCH[name]([torch.as_tensor(x.b, dtype=torch.float64) for x in a], at)
+                return Affine(None, t.detach().numpy())
+            rule = AFFINE.get(name)
+            if rule is None:
+                raise NotAffine(f"'{name}' of a variable-dependent expression")
+            return rule(a, at)
+        return impl
+
+    def lower(self, expr: Expr) -> Affine:
+        table = _Table(self._op)
+        out = lower(expr, self._leaf, table)
+        if out.A is None:
+            out = Affine(sp.csr_matrix((out.b.size, self.n)), out.b)
+        return Affine(sp.csr_matrix(out.A), out.b)
+
+
+class _Table(dict):
+    """A lowering table that builds each op's rule on first use (the walker indexes it by op name)."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, name):
+        self[name] = rule = self.make(name)
+        return rule

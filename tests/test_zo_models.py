@@ -288,8 +288,6 @@ def test_module_loss_nan_is_a_numerical_error_with_the_step():
     assert torch.allclose(net.weight, ref.weight, atol=1e-6) and torch.isfinite(net.weight).all()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: fine_tune reports iterations = k + 1 when step k failed (the flat path "
-                                       "reports k, the number of completed steps)")
 def test_failed_step_is_not_counted_as_an_iteration():
     X, y = torch.randn(64, 5), torch.randn(64)
     net = torch.nn.Linear(5, 1)

@@ -114,6 +114,7 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
     budget = Budget(steps - start, time_limit, callback)
     budget.history = history
     status, message, loss, k = None, "", None, start
+    done = start  # completed steps: a step that fails (NaN loss, interrupt) is not counted
     ema_var = None
     call = _Call(module, loss_fn) if estimator == "forward" else None
 
@@ -141,6 +142,7 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
                 est = stepper.step(closure, k)
                 counts["f"] += est.n_evals
             loss = est.loss
+            done = k + 1
             proj = sum(est.projs) / len(est.projs)
             seeds.append(est.pool_index if getattr(est, "pool_index", None) is not None else est.seeds[0])
             projs.append(proj)
@@ -169,7 +171,7 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
             save(checkpoint_path, steps)
     n_q = stepper.q
     bytes_per_step = n_q * 2 * 8 if reduce is not None else 0  # two float64 loss scalars per query
-    return SolverOutput(x=None, status=status, objective=loss, iterations=k + 1 if loss is not None else start,
+    return SolverOutput(x=None, status=status, objective=loss, iterations=done,
                         message=message, counts=counts, history=budget.history, solve_time=budget.elapsed,
                         certificates={"last_proj_grad": projs[-1] if projs else float("nan")},
                         extras={"seeds": seeds, "projs": projs, "bytes_per_step": bytes_per_step,

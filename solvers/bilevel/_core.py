@@ -273,3 +273,20 @@ class Setup:
     def gap_batch(self):
         b = self.eval_b()
         return None if b is _NOBATCH else b
+
+    def conclude(self, oracles, x, y, status, message, k, certificates, extras, *, certify_gap: bool,
+                 proj_y="setup") -> SolverOutput:
+        """The shared epilogue of the methods: objective at the last iterate, the lower-level gap certificate
+        (unless the run failed numerically) and the SolverOutput. ``proj_y`` overrides the setup's projection
+        for the gap's inner solve (unrolled keeps its differentiable one out of the setup)."""
+        from .gap import certify  # gap imports this module
+        obj = None
+        if status != Status.NUMERICAL_ERROR:
+            with torch.no_grad():
+                obj = float(oracles("f", x, y, self.eval_b()))
+            if certify_gap:
+                certificates.update(certify(self.f, self.g, self.xs, self.ys, x, y, batch=self.gap_batch(),
+                                            proj_y=self.proj_y if proj_y == "setup" else proj_y))
+        it = k + 1 if self.budget.history else 0
+        return finish(self.budget, (self.xs.pack(x), self.ys.pack(y)), status, message, obj, it, self.counts,
+                      certificates, extras)

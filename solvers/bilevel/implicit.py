@@ -21,8 +21,7 @@ import torch
 
 from ..common import Status
 from ._core import (NonFinite, Setup, Structure, Oracles, _NOBATCH, as_schedule, axpy, check_finite, detach,
-                    dot, finish, leaf, norm, positive_int, zeros_like)
-from .gap import certify
+                    dot, leaf, norm, positive_int, zeros_like)
 
 
 class SingularHessian(NonFinite):
@@ -185,13 +184,6 @@ def implicit(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 10, linea
         status, msg = Status.NUMERICAL_ERROR, f"{e} at outer iteration {k}"
     except KeyboardInterrupt:
         S.budget.interrupt()
-    it = k + 1 if S.budget.history else 0
-    certs = {"stationarity": stat, "residual_y": ry, "linear_residual": lres}
-    obj = None
-    if status != Status.NUMERICAL_ERROR:
-        with torch.no_grad():
-            obj = float(o("f", x, y, S.eval_b()))
-        if certify_gap:
-            certs.update(certify(S.f, S.g, S.xs, S.ys, x, y, batch=S.gap_batch(), proj_y=S.proj_y))
-    return finish(S.budget, (S.xs.pack(x), S.ys.pack(y)), status, msg, obj, it, S.counts, certs,
-                  {"v": None if v is None else S.ys.pack(v), "method": "implicit"})
+    return S.conclude(o, x, y, status, msg, k, {"stationarity": stat, "residual_y": ry, "linear_residual": lres},
+                      {"v": None if v is None else S.ys.pack(v), "method": "implicit"},
+                      certify_gap=certify_gap)

@@ -29,8 +29,7 @@ from typing import Callable
 import torch
 
 from ..common import Status
-from ._core import NonFinite, Setup, as_schedule, axpy, check_finite, finish, leaf, norm, positive_int
-from .gap import certify
+from ._core import NonFinite, Setup, as_schedule, axpy, check_finite, leaf, norm, positive_int
 
 
 def sigma_schedule(sigma0: float = 1.0, sigma_min: float = 1e-3, power: float = 0.5) -> Callable[[int], float]:
@@ -104,16 +103,9 @@ def penalty(f, g, x0, y0, *, sigma=1e-2, lr_x=1e-2, lr_y=1e-1, inner_steps: int 
         status, msg = Status.NUMERICAL_ERROR, f"{e} at outer iteration {k}"
     except KeyboardInterrupt:
         S.budget.interrupt()
-    it = k + 1 if S.budget.history else 0
-    certs = {"stationarity": stat, "sigma": s, "residual_y": ry, "residual_z": rz}
-    obj = None
-    if status != Status.NUMERICAL_ERROR:
-        with torch.no_grad():
-            obj = float(o("f", x, y, S.eval_b()))
-        if certify_gap:
-            certs.update(certify(S.f, S.g, S.xs, S.ys, x, y, batch=S.gap_batch(), proj_y=S.proj_y))
-    return finish(S.budget, (S.xs.pack(x), S.ys.pack(y)), status, msg, obj, it, S.counts, certs,
-                  {"z": S.ys.pack(z), "method": "penalty"})
+    return S.conclude(o, x, y, status, msg, k, {"stationarity": stat, "sigma": s, "residual_y": ry, "residual_z": rz},
+                      {"z": S.ys.pack(z), "method": "penalty"},
+                      certify_gap=certify_gap)
 
 
 def _fused_inner(o, x, y, z, s, b):

@@ -19,8 +19,7 @@ from __future__ import annotations
 import torch
 
 from ..common import Status
-from ._core import NonFinite, Setup, as_schedule, check_finite, finish, norm, positive_int
-from .gap import certify
+from ._core import NonFinite, Setup, as_schedule, check_finite, norm, positive_int
 
 
 def scalebio(f, g, x0, y0, *, lr_x=0.1, lr_y=0.1, lam0: float = 1.0, lam_power: float = 0.5,
@@ -95,12 +94,6 @@ def scalebio(f, g, x0, y0, *, lr_x=0.1, lr_y=0.1, lam0: float = 1.0, lam_power: 
         status, msg = Status.NUMERICAL_ERROR, f"{e} at iteration {k}"
     except KeyboardInterrupt:
         S.budget.interrupt()
-    it = k + 1 if S.budget.history else 0
-    certs, obj = {"stationarity": stat, "lambda": lam_of(max(k, 0))}, None
-    if status != Status.NUMERICAL_ERROR:
-        with torch.no_grad():
-            obj = float(o("f", x, y, S.eval_b()))
-        if certify_gap:
-            certs.update(certify(S.f, S.g, S.xs, S.ys, x, y, batch=S.gap_batch(), proj_y=S.proj_y))
-    return finish(S.budget, (S.xs.pack(x), S.ys.pack(y)), status, msg, obj, it, S.counts, certs,
-                  {"u": S.ys.pack(u), "method": "scalebio"})
+    return S.conclude(o, x, y, status, msg, k, {"stationarity": stat, "lambda": lam_of(max(k, 0))},
+                      {"u": S.ys.pack(u), "method": "scalebio"},
+                      certify_gap=certify_gap)

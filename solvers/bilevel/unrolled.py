@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..common import Status
-from ._core import NonFinite, Setup, as_schedule, axpy, check_finite, finish, leaf, norm, positive_int
-from .gap import certify
+from ._core import NonFinite, Setup, as_schedule, axpy, check_finite, leaf, norm, positive_int
 
 
 def unrolled(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 20, proj_x=None, proj_y=None,
@@ -67,13 +66,5 @@ def unrolled(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 20, proj_
         status, msg = Status.NUMERICAL_ERROR, f"{e} at outer iteration {k}"
     except KeyboardInterrupt:
         S.budget.interrupt()
-    it = k + 1 if S.budget.history else 0
-    certs = {"stationarity": stat, "residual_y": ry}
-    obj = None
-    if status != Status.NUMERICAL_ERROR:
-        with torch.no_grad():
-            obj = float(o("f", x, y, S.eval_b()))
-        if certify_gap:
-            certs.update(certify(S.f, S.g, S.xs, S.ys, x, y, batch=S.gap_batch(), proj_y=proj_y))
-    return finish(S.budget, (S.xs.pack(x), S.ys.pack(y)), status, msg, obj, it, S.counts, certs,
-                  {"method": "unrolled"})
+    return S.conclude(o, x, y, status, msg, k, {"stationarity": stat, "residual_y": ry}, {"method": "unrolled"},
+                      certify_gap=certify_gap, proj_y=proj_y)

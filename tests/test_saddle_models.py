@@ -72,8 +72,7 @@ def test_gallery_file_declares_the_contract(name):
     assert exp["status"] == "OPTIMAL" and np.isfinite(exp["objective"]) and 0 < exp["rtol"] <= 1e-6
     m = mod.build()
     assert isinstance(m, od.Model) and set(exp["values"]) == {v.name for v in m.variables}
-    if name != "saddle_box_ball":                  # box-ball: dispatch rejects it, see the xfail below
-        assert m.plan().backend.name == "halpern"
+    assert m.plan().backend.name == "halpern"
 
 
 # --- bilinear game (unconstrained, closed form) ---------------------------------------------------------
@@ -186,8 +185,8 @@ def test_box_ball_game_matches_cvxpy():
 
 
 def test_box_ball_expected_answer_by_the_tensor_level_solver():
-    """The same game given to solve_saddle directly with Box/Ball projections reaches the file's EXPECTED,
-    so only the modeling-layer dispatch (xfail above) is in the way."""
+    """The same game given to solve_saddle directly with Box/Ball projections reaches the file's EXPECTED
+    (the model-level solve above must agree with the tensor-level one)."""
     mod = load("saddle_box_ball")
     t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
     A, b, c = t(mod.A), t(mod.B), t(mod.C)

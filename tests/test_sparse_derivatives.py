@@ -140,3 +140,61 @@ def test_structured_on_names_what_is_in_the_way():
     model2.subject_to(od.sum(y) == 1, name="total")
     with pytest.raises(od.ModelError, match="objective"):
         model2.solve(solver="alsketch", structured="on")
+
+
+# --- scipy.sparse constants -------------------------------------------------------------------------------
+
+def _laplacian(M):
+    import scipy.sparse as sp
+    T = sp.diags([-np.ones(M - 1), 2 * np.ones(M), -np.ones(M - 1)], [-1, 0, 1])
+    return (sp.kron(T, sp.identity(M)) + sp.kron(sp.identity(M), T)).tocsr()
+
+
+def test_sparse_constant_lowers_like_its_dense_copy():
+    L = _laplacian(4)
+    m = od.Model()
+    u = m.variable(16, name="u")
+    e_sparse, e_dense = od.sum_squares(L @ u - 1), od.sum_squares(L.toarray() @ u - 1)
+    T = TorchLowering()
+    x = torch.tensor(rng.normal(size=16), requires_grad=True)
+    vs, vd = T.evaluate(e_sparse, {u: x}), T.evaluate(e_dense, {u: x})
+    gs, = torch.autograd.grad(vs, x)
+    gd, = torch.autograd.grad(vd, x)
+    assert float(vs) == pytest.approx(float(vd), rel=1e-13)
+    np.testing.assert_allclose(gs.numpy(), gd.numpy(), atol=1e-12)
+    a = SparseAffineLowering([u], [0], 16).lower(L @ u + 2)
+    np.testing.assert_array_equal(a.A.toarray(), L.toarray())
+    H = SparseHessian(e_sparse, [u], [0], 16, T)(x.detach().numpy())
+    np.testing.assert_allclose(H.toarray(), 2 * (L.T @ L).toarray(), atol=1e-12)
+
+
+def test_sparse_constant_solves_through_cvxpy_and_sor():
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+    M = 40
+    L = _laplacian(M)
+    b = np.linspace(0, 1, M * M)
+    m = od.Model("sparse_system")
+    u = m.variable(M * M, name="u")
+    m.subject_to(u + 0.5 * (L @ u) == b, name="step")
+    exact = spla.spsolve((sp.identity(M * M) + 0.5 * L).tocsc(), b)
+    r = m.solve(solver="sor", tol=1e-12)
+    assert r.status == od.TerminationStatus.OPTIMAL
+    np.testing.assert_allclose(r.values["u"], exact, atol=1e-9)
+    ls = od.Model("sparse_ls")
+    v = ls.variable(M * M, name="v")
+    ls.minimize(od.sum_squares(L @ v - b))
+    res = ls.solve(solver="cvxpy")
+    np.testing.assert_allclose(res.values["v"], spla.spsolve(L.tocsc(), b), atol=1e-6)
+
+
+def test_sparse_constant_misuse_is_a_clear_error():
+    L = _laplacian(3)
+    m = od.Model()
+    u = m.variable(9, name="u")
+    with pytest.raises(od.ModelError, match=r"sparse\(9, 9\) can only be the left operand of @.*right operand"):
+        u @ L
+    with pytest.raises(od.ModelError, match="used in 'add'"):
+        L + u
+    with pytest.raises(od.ModelError, match="contains NaN"):
+        od.Constant(L * np.nan)

@@ -244,15 +244,27 @@ class Uncertain(Leaf):
 
 
 class Constant(Leaf):
-    """A numpy/torch/Python constant. The data are copied once at construction, never mutated."""
+    """A numpy/torch/Python constant. The data are copied once at construction, never mutated.
+
+    A scipy.sparse matrix stays sparse (``sparse=True``, data a CSR copy): it may be the left operand of
+    ``@`` (``L @ u``), the one place where a large stencil or incidence matrix is used, and lowers to a torch
+    sparse CSR tensor, scipy CSR for the sparse lowering, and itself for cvxpy.
+    """
+    sparse = False
 
     def __init__(self, value, name: str | None = None):
         self.id = next(_ids)
-        self.data = _as_array(value, name or "constant")
-        if not np.all(np.isfinite(self.data)):
+        if _is_scipy_sparse(value):
+            self.sparse = True
+            self.data = _as_sparse(value, name or "constant")
+            finite = np.all(np.isfinite(self.data.data))
+        else:
+            self.data = _as_array(value, name or "constant")
+            finite = np.all(np.isfinite(self.data))
+        if not finite:
             raise ModelError(f"constant {name or ''} contains NaN or inf".replace("  ", " "))
-        self.shape = self.data.shape
-        self.name = name or _const_name(self.data)
+        self.shape = tuple(self.data.shape)
+        self.name = name or (f"sparse{self.shape}" if self.sparse else _const_name(self.data))
 
     def __str__(self) -> str:
         return self.name
@@ -285,6 +297,11 @@ def op(name: str, *args: Any, **attrs: Any) -> Op:
     from .ops import SPECS
     spec = SPECS[name]
     exprs = tuple(as_expr(a) for a in args)
+    for i, a in enumerate(exprs):
+        if isinstance(a, Constant) and a.sparse and not (name == "matmul" and i == 0):
+            raise ModelError(f"the sparse matrix {a.name} can only be the left operand of @ (as in L @ x); "
+                             f"it was used in '{name}'" + (" as the right operand: write (L.T @ x.T).T with "
+                                                            "L.T taken in scipy" if name == "matmul" else ""))
     shape = spec.shape(exprs, attrs)
     return Op(name, exprs, attrs, shape)
 
@@ -332,6 +349,24 @@ class StructuralConstraint:
 
     def __bool__(self):
         raise ModelError(f"constraint '{self}' has no truth value; pass it to Model.subject_to")
+
+
+def _is_scipy_sparse(v: Any) -> bool:
+    mod = type(v).__module__ or ""
+    if not mod.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse as sp
+    return sp.issparse(v)
+
+
+def _as_sparse(v: Any, what: str):
+    import scipy.sparse as sp
+    if v.ndim != 2:
+        raise ModelError(f"{what}: sparse constants must be 2-D matrices, got shape {v.shape}")
+    try:
+        return sp.csr_matrix(v, dtype=float, copy=True)
+    except (TypeError, ValueError):
+        raise ModelError(f"{what}: expected a numeric sparse matrix, got dtype {v.dtype}") from None
 
 
 def _as_array(v: Any, what: str) -> np.ndarray:

@@ -31,8 +31,9 @@ class Affine:
     """``vec(value) = A x + b`` for an expression of shape ``shape``; ``A is None`` for a constant."""
     __slots__ = ("A", "b")
 
-    def __init__(self, A: Optional[sp.csr_matrix], b: np.ndarray):
-        self.A, self.b = A, np.asarray(b, dtype=float)
+    def __init__(self, A: Optional[sp.csr_matrix], b):
+        # b is an array, or a scipy sparse matrix for a sparse constant (only ever a matmul's left operand)
+        self.A, self.b = A, (b if sp.issparse(b) else np.asarray(b, dtype=float))
 
     @property
     def shape(self):
@@ -99,10 +100,10 @@ def _matmul(a, at):
         else:
             M = sp.kron(sp.identity(x.shape[0]), sp.csr_matrix(C.T if C.ndim == 2 else C.reshape(1, -1)))
         return Affine(sp.csr_matrix(M @ x.A), x.b @ C)
-    C = np.asarray(x.b)  # C @ Y:  vec(C Y) = (C ⊗ I_q) vec(Y)
+    C = x.b if sp.issparse(x.b) else np.asarray(x.b)  # C @ Y:  vec(C Y) = (C ⊗ I_q) vec(Y)
     Cm = sp.csr_matrix(C if C.ndim == 2 else C.reshape(1, -1))
     M = Cm if y.b.ndim == 1 else sp.kron(Cm, sp.identity(y.shape[1]))
-    return Affine(sp.csr_matrix(M @ y.A), C @ y.b)
+    return Affine(sp.csr_matrix(M @ y.A), np.asarray(C @ y.b))
 
 
 def _reduce(mean: bool):
@@ -184,6 +185,8 @@ class SparseAffineLowering:
             o, s = self.where[leaf]
             A = sp.csr_matrix((np.ones(s), (np.arange(s), np.arange(o, o + s))), shape=(s, self.n))
             return Affine(A, np.zeros(leaf.shape))
+        if isinstance(leaf, Constant) and leaf.sparse:
+            return Affine(None, leaf.data)
         if isinstance(leaf, (Constant, Parameter)):
             value = leaf.data if isinstance(leaf, Constant) else leaf.value
             if value is None:
@@ -194,6 +197,8 @@ class SparseAffineLowering:
     def _op(self, name):
         def impl(a, at):
             if all(x.A is None for x in a):  # constant subtree: evaluate numerically
+                if sp.issparse(a[0].b):  # sparse @ constant (op() allows a sparse matrix nowhere else)
+                    return Affine(None, np.asarray(a[0].b @ a[1].b))
                 t = TORCH[name]([torch.as_tensor(x.b, dtype=torch.float64) for x in a], at)
                 return Affine(None, t.detach().numpy())
             rule = AFFINE.get(name)

@@ -122,8 +122,9 @@ def elementwise(expr: Expr, symbols: dict | None = None):
         if not isinstance(node, Constant):  # uncertain quantities: symbols like variables
             return np.array(sp.Symbol(node.name, real=True), dtype=object) if node.shape == () else \
                 np.array([sp.Symbol(f"{node.name}_{i}", real=True) for i in range(node.size)], dtype=object).reshape(node.shape)
-        return _v(lambda t: sp.Float(t) if t != int(t) else sp.Integer(int(t)), otypes=[object])(node.data) \
-            if node.data.ndim else (sp.Float(float(node.data)) if float(node.data) != int(node.data) else sp.Integer(int(node.data)))
+        data = node.data.toarray() if node.sparse else node.data  # sympy forms are for small checks
+        return _v(lambda t: sp.Float(t) if t != int(t) else sp.Integer(int(t)), otypes=[object])(data) \
+            if data.ndim else (sp.Float(float(node.data)) if float(node.data) != int(node.data) else sp.Integer(int(node.data)))
 
     table = dict(ELEMENTWISE)
     for name in ("fn", "blackbox", "finite_sum", "max_over", "trace_expm"):

@@ -114,6 +114,16 @@ TORCH: dict[str, Any] = {
 }
 
 
+def _sparse_tensor(M, device, dtype) -> torch.Tensor:
+    """scipy CSR -> torch sparse CSR (matmul and autograd through it work on CPU and CUDA)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta" / invariant-check notices
+        return torch.sparse_csr_tensor(torch.as_tensor(M.indptr, dtype=torch.int64),
+                                       torch.as_tensor(M.indices, dtype=torch.int64),
+                                       torch.as_tensor(M.data), size=M.shape).to(device=device, dtype=dtype)
+
+
 class TorchLowering:
     """Evaluates expressions given tensors for the variables. Constants are converted once per
     device/dtype; parameters are re-read when their `version` changes, so re-solves see new data."""
@@ -143,7 +153,8 @@ class TorchLowering:
         assert isinstance(leaf, Constant)
         t = self._const.get(leaf.id)
         if t is None:
-            t = self._const[leaf.id] = torch.as_tensor(leaf.data, dtype=self.dtype, device=self.device)
+            t = self._const[leaf.id] = (_sparse_tensor(leaf.data, self.device, self.dtype) if leaf.sparse else
+                                        torch.as_tensor(leaf.data, dtype=self.dtype, device=self.device))
         return t
 
     def evaluate(self, expr: Expr, env: dict, memo: dict | None = None) -> torch.Tensor:

@@ -7,6 +7,9 @@ Measures, in one run and on the same systems:
      each tuner (mean ± std over seeds, real solves) vs best fixed ω in hindsight, ω = 1, the per-instance
      optimum, and scipy CG iterations (same tolerance);
   3. a 100-step implicit heat-equation run (warm starts from the previous step): same comparison.
+(``--T`` changes the length of 2 and 3.) The Young model tuner is deterministic: its ± is 0.
+The Young tuner's hyperparameters were chosen on other sequences (see docs/backends/sor.md); SmoothCB's eta was
+chosen partly on sequence 2 itself.
 
 Usage:  OMP_NUM_THREADS=1 python benchmarks/bench_sor.py [--m 32] [--T 100] [--seeds 5] [--quick]
 """
@@ -73,7 +76,7 @@ def compare(title, seq, tol, warm, seeds, ctx_range, grids):
     row("scipy CG (iterations; 1 matvec each)", f"{cg}", f"{t_cg:.2f}")
     results = {}
     for name, spec in grids.items():
-        if spec[1] in ("contextual", "chebcb", "smooth-ctx"):
+        if spec[1] in ("contextual", "chebcb", "smooth-ctx", "young-ctx"):
             spec = (spec[0], spec[1].replace("-ctx", ""), {**spec[2], "context_range": ctx_range})
         tots, secs = zip(*[run_tuner(seq, spec, tol, warm, s) for s in range(seeds)])
         results[name] = np.mean(tots)
@@ -105,6 +108,7 @@ def main():
 
     g20 = bandit.default_omegas(20, 1.0, 1.95)
     g12 = bandit.default_omegas(12, 1.3, 1.95)
+    g39 = bandit.default_omegas(39, 1.0, 1.95)   # the model-based tuner pays nothing per arm
     variants = {
         "Tsallis-INF, 20 omegas in [1, 1.95]": (g20, "tsallis", {}),
         "Tsallis-INF, 12 omegas in [1.3, 1.95]": (g12, "tsallis", {}),
@@ -114,6 +118,8 @@ def main():
         "contextual ChebCB (degree 1), 12": (g12, "chebcb", {"degree": 1, "horizon": a.T}),
         "SmoothCB (extra), no context, 12": (g12, "smooth", {}),
         "SmoothCB (extra), contextual, 12": (g12, "smooth-ctx", {}),
+        "Young model (extra), no context, 39": (g39, "young", {}),
+        "Young model (extra), contextual, 39": (g39, "young-ctx", {}),
     }
     # 2. shifted Laplacians with context = shift (best omega varies with the context)
     seq = shifted_laplacian_sequence(a.T, a.m, shifts="uniform", low=0.0, high=0.5, seed=1)
@@ -125,7 +131,8 @@ def main():
     lo, hi = float(np.log10(r.min())), float(np.log10(r.max()))
     for s in heat:  # contextual tuners see log10 of the mesh ratio
         s.context = float(np.log10(s.context))
-    hv = {k: (bandit.default_omegas(12, 1.0, 1.95),) + v[1:] for k, v in variants.items() if "20" not in k}
+    hv = {k: (v[0] if "39" in k else bandit.default_omegas(12, 1.0, 1.95),) + v[1:]
+          for k, v in variants.items() if "20" not in k}
     hv = {k.replace("[1.3, 1.95]", "[1, 1.95]").replace("[1.3,1.95]", "[1,1.95]"): v for k, v in hv.items()}
     compare(f"{a.T} implicit heat steps, r = dt*kappa/h^2 in [{r.min():.3g}, {r.max():.3g}], warm start, "
             f"context = log10 r", heat, a.tol, True, a.seeds, (lo, hi), hv)

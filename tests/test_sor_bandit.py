@@ -81,7 +81,8 @@ def test_contextual_tuner_learns_context_dependent_arm(kind):
 
 @pytest.mark.parametrize("kind,opts", [("tsallis", {}), ("exp3", {}), ("binned", {"context_range": (0, 1)}),
                                        ("chebcb", {"context_range": (0, 1)}),
-                                       ("smooth", {"context_range": (0, 1), "omegas": np.linspace(1, 1.9, 7)})])
+                                       ("smooth", {"context_range": (0, 1), "omegas": np.linspace(1, 1.9, 7)}),
+                                       ("young", {"context_range": (0, 1), "omegas": np.linspace(1, 1.9, 7)})])
 def test_tuner_state_round_trip_gives_same_next_choices(kind, opts):
     rng = np.random.default_rng(0)
     t1 = bandit.make_tuner(kind, 7, seed=11, **opts)

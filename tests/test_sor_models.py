@@ -55,8 +55,8 @@ def test_heat_sequence_learns_omega_and_beats_gauss_seidel():
     _, auto, om_auto = run_sequence(mod, 30, omega="auto")
     _, gs, _ = run_sequence(mod, 30, omega=1.0)
     print(f"\nheat 12x12, 30 steps: total SOR sweeps omega=auto {sum(auto)}, omega=1.0 {sum(gs)}")
-    # measured (deterministic, seed 0 tuner): auto 972, omega=1.0 1939
-    assert sum(auto) < 0.75 * sum(gs)
+    # measured (deterministic; default tuner young): auto 674, omega=1.0 1939 (SmoothCB was 972)
+    assert sum(auto) < 0.5 * sum(gs)
     # the learner settles on an over-relaxed omega: the last 10 steps mostly pick one omega > 1.2
     assert np.median(om_auto[-10:]) > 1.2
     # later steps stay cheaper than Gauss-Seidel's even with occasional exploration (a 1.95 trial costs ~200)
@@ -69,8 +69,8 @@ def test_contextual_sequence_learns_omega_with_the_shift_as_context():
     _, gs, _ = run_sequence(mod, 30, context=True, omega=1.0)
     print(f"\nshifted Laplacian 10x10, 30 systems with context: total sweeps omega=auto {sum(auto)}, "
           f"omega=1.0 {sum(gs)}")
-    # measured: auto 1655, omega=1.0 2648
-    assert sum(auto) < 0.8 * sum(gs)
+    # measured (default tuner young): auto 879, omega=1.0 2648 (SmoothCB was 1655)
+    assert sum(auto) < 0.5 * sum(gs)
 
 
 def test_tuner_state_persists_through_tuner_file(tmp_path):

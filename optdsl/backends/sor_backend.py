@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 
+from ..lower.sparse_affine import SparseAffineLowering
 from ..problem import RawSolution
 from ..solvers.linalg.bandit import SequenceSolver, tuner_from_state
 from .base import Backend, Option
@@ -30,9 +33,9 @@ class SorBackend(Backend):
     certificates = ("residual",)
     options = {
         "omega": Option(str, "auto", "relaxation factor in (0, 2), or 'auto' to learn it across solves"),
-        "tuner": Option(str, "smooth", "learner for omega='auto': smooth (SmoothCB, uses context when given), "
-                        "tsallis (Tsallis-INF), exp3, contextual (binned Tsallis-INF), chebcb",
-                        ("smooth", "tsallis", "exp3", "contextual", "chebcb")),
+        "tuner": Option(str, "young", "learner for omega='auto': young (Young-model tuner, uses context when "
+                        "given), smooth (SmoothCB), tsallis (Tsallis-INF, the paper's), exp3, contextual (binned "
+                        "Tsallis-INF), chebcb", ("young", "smooth", "tsallis", "exp3", "contextual", "chebcb")),
         "context": Option(float, None, "a scalar feature of this system for the contextual tuner"),
         "context_range": Option(str, None, "'lo,hi' range of the context feature (contextual tuner)"),
         "tol": Option(float, 1e-8, "relative residual tolerance"),
@@ -72,14 +75,22 @@ class SorBackend(Backend):
             compiled["solvers"][key] = solver
         return compiled["solvers"][key]
 
+    @staticmethod
+    def _system(flat: FlatProblem):
+        """A and b of the constraints c(x) = A x - b, read off the expression exactly (no autograd): a scipy
+        CSR matrix when sparse (a 5-point stencil written with a dense constant still gives 5 entries a row),
+        so grids far beyond what a dense n x n matrix allows stay cheap."""
+        aff = SparseAffineLowering(flat.variables, flat.offsets, flat.n)
+        parts = [aff.lower(c.expr) for c in flat.eq_items]
+        A = sp.vstack([p.A for p in parts], format="csr")
+        b = -np.concatenate([p.b.reshape(-1) for p in parts])
+        if A.nnz > 0.2 * A.shape[0] * A.shape[1]:
+            A = torch.as_tensor(A.toarray(), dtype=flat.dtype, device=flat.device)
+        return A, torch.as_tensor(b, dtype=flat.dtype, device=flat.device)
+
     def solve(self, compiled, problem, options, callback):
         flat: FlatProblem = compiled["flat"]
-        x0 = torch.zeros(flat.n, dtype=flat.dtype, device=flat.device)
-        with torch.no_grad():
-            r0 = flat.eq(x0)  # c(x) = A x - b, so c(0) = -b
-        from ..solvers.autodiff import jacobian
-        A = jacobian(flat.eq, x0).detach()
-        b = -r0
+        A, b = self._system(flat)
         solver = self._solver(compiled, options)
         start = flat.x0() if any(v.value is not None for v in flat.variables) else None
         out = solver.solve(A, b, context=options["context"], x0=start, time_limit=options["time_limit"],

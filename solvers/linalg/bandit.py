@@ -24,6 +24,9 @@ Tuners (``select(context) -> arm``, ``update(arm, loss, context, bound)``):
   box-constrained least squares.)
 * :class:`SmoothCB` — an optdsl extra: one ridge regression of ``log(cost)`` on Chebyshev features of
   (ω, context) shared by all arms, with ChebCB's inverse-gap weighting; far less exploration at T ≈ 100.
+* :class:`YoungTuner` — an optdsl extra, not a bandit: Young's SOR theory fitted to the convergence rates
+  of the residual histories (:mod:`.young`); follow-the-leader on model-predicted costs, no exploration
+  rounds; contextual (kernel-weighted in the context) when ``context_range`` is given.
 * :class:`FixedArm` — always the same ω (a baseline, and ``--omega VALUE``).
 
 :class:`SequenceSolver` wraps a tuner around :func:`optdsl.solvers.linalg.sor.solve`: warm starts from the
@@ -48,8 +51,9 @@ import torch
 
 from optdsl.solvers.common import Callback, SolverOutput, Status
 from optdsl.solvers.linalg import sor
+from optdsl.solvers.linalg.young import YoungModel, tail_rate
 
-__all__ = ["TsallisINF", "Exp3", "BinnedTsallisINF", "ChebCB", "FixedArm", "SmoothCB",
+__all__ = ["TsallisINF", "Exp3", "BinnedTsallisINF", "ChebCB", "FixedArm", "SmoothCB", "YoungTuner",
            "make_tuner", "tuner_from_state",
            "default_omegas", "SequenceSolver"]
 
@@ -430,8 +434,73 @@ class SmoothCB(_Tuner):
         self.eta, self.ridge = float(state["eta"]), float(state["ridge"])
         self.data = [(int(a), None if c is None else float(c), float(l)) for a, c, l in state["data"]]
 
+class YoungTuner(_Tuner):
+    """Model-based tuner (an optdsl extra): see :mod:`optdsl.solvers.linalg.young` for the math.
+
+    Needs the residual history of each solve (``update(..., residuals=[r_0, …, r_n], tol=tol)``;
+    :class:`SequenceSolver` passes it). Deterministic: ``probabilities`` is one-hot on the model's argmin.
+    Defaults (``margin`` 0.2, ``start`` 1.5, ``bandwidth`` 0.05 of the context range, ``step`` 0.1, no
+    ``discount``) were chosen on shifted-Laplacian and heat sequences with other seeds and grid sizes than
+    the benchmark's (``benchmarks/bench_sor.py`` reports sequences it never saw while tuning).
+    """
+
+    kind = "young"
+    wants_history = True
+
+    def __init__(self, n_arms: int, *, omegas: Sequence[float], context_range: Optional[Sequence[float]] = None,
+                 start: float = 1.5, discount: float = 1.0, margin: float = 0.2, bandwidth: float = 0.05,
+                 step: float = 0.1, seed: Optional[int] = None):
+        super().__init__(n_arms, seed)
+        if len(omegas) != self.n_arms:
+            raise ValueError(f"omegas has {len(omegas)} values but n_arms is {n_arms}")
+        if not 0 < discount <= 1:
+            raise ValueError(f"discount must be in (0, 1], got {discount}")
+        self.contextual = context_range is not None
+        cr = list(_check_range(context_range)) if self.contextual else None
+        self.model = YoungModel([float(w) for w in omegas], start=start, discount=discount, margin=margin,
+                                context_range=cr, bandwidth=bandwidth, step=step)
+
+    def _context(self, context):
+        return _need_context(context) if self.contextual else None
+
+    def probabilities(self, context: Optional[float] = None) -> np.ndarray:
+        p = np.zeros(self.n_arms)
+        p[self.model.choose(self._context(context))] = 1.0
+        return p
+
+    def select(self, context: Optional[float] = None) -> int:
+        return self.model.choose(self._context(context))
+
+    def update(self, arm: int, loss: float, context: Optional[float] = None, bound: Optional[float] = None, *,
+               residuals: Optional[Sequence[float]] = None, tol: Optional[float] = None):
+        """``loss`` = sweeps run; ``residuals`` = relative residuals ``r_0 … r_n`` of the solve, ``tol`` its
+        target. A capped solve (``r_n > tol``) is extrapolated at its observed rate to the full count.
+        Without ``residuals`` the rate is guessed as ``tol^(1/loss)`` (r_0 = 1; tol default 1e-8)."""
+        self._check(arm, loss)
+        tol = 1e-8 if tol is None else float(tol)
+        if residuals is None or len(residuals) < 2:
+            residuals = [1.0, tol] if loss < 4 else [tol ** (k / loss) for k in range(int(loss) + 1)]
+        rate = tail_rate(residuals)
+        r0, rn = float(residuals[0]), float(residuals[-1])
+        n = float(loss)
+        if rate is not None and 0 < rate < 1 and rn > tol:
+            n += math.log(rn / tol) / -math.log(rate)
+        if r0 > tol:
+            self.model.observe(int(arm), n, rate, math.log(r0 / tol), self._context(context))
+        self.t += 1
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "omegas": [float(w) for w in self.model.omegas],
+                "context_range": self.model.range, "model": self.model.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.model.load_state_dict(state["model"])
+        self.contextual = self.model.range is not None
+
+
 _KINDS = {"tsallis": TsallisINF, "exp3": Exp3, "binned": BinnedTsallisINF, "contextual": BinnedTsallisINF,
-          "chebcb": ChebCB, "fixed": FixedArm, "smooth": SmoothCB}
+          "chebcb": ChebCB, "fixed": FixedArm, "smooth": SmoothCB, "young": YoungTuner}
 
 
 def make_tuner(kind: str, n_arms: int, *, seed: Optional[int] = None, **options: Any) -> _Tuner:
@@ -448,9 +517,9 @@ def tuner_from_state(state: dict) -> _Tuner:
     if kind not in _KINDS:
         raise ValueError(f"state has unknown tuner kind {kind!r}")
     extra = {}
-    if kind in ("binned", "chebcb", "smooth"):
+    if kind in ("binned", "chebcb", "smooth", "young"):
         extra["context_range"] = state["context_range"]
-    if kind == "smooth":
+    if kind in ("smooth", "young"):
         extra["omegas"] = state["omegas"]
     tuner = _KINDS[kind](int(state["n_arms"]), **extra)
     tuner.load_state_dict(state)
@@ -462,8 +531,10 @@ class SequenceSolver:
 
     ``tuner``: ``"tsallis"`` (default, the paper's), ``"exp3"``, ``"contextual"`` (binned Tsallis-INF; needs
     ``context_range``), ``"chebcb"`` (needs ``context_range``), ``"smooth"`` (SmoothCB; contextual when
-    ``context_range`` is given — the best performer in ``benchmarks/bench_sor.py`` at T = 100), a float
-    (fixed ω, no learning), or a tuner object. ``omegas``: the grid (default :func:`default_omegas`). Each call costs one SOR solve with the
+    ``context_range`` is given), ``"young"`` (:class:`YoungTuner`, model-based, contextual when
+    ``context_range`` is given — the best performer in ``benchmarks/bench_sor.py``), a float (fixed ω, no
+    learning), or a tuner object. ``omegas``: the grid (default :func:`default_omegas`; 39 values in
+    [1, 1.95] for ``"young"``). Each call costs one SOR solve with the
     sampled ω, stopped at ``cap`` iterations (default ``max_iter``); the tuner's loss is the iteration count
     (``cap`` for a capped or diverged trial). With ``cap_factor`` set, the cap adapts to
     ``cap_factor × median`` of the costs of earlier rounds. A capped trial is finished with the tuner's
@@ -480,7 +551,9 @@ class SequenceSolver:
         if isinstance(tuner, (int, float)) and not isinstance(tuner, bool):
             omegas = [sor.check_omega(tuner)]
             tuner = FixedArm(1, 0, seed=seed)
-        self.omegas = [sor.check_omega(w) for w in (omegas if omegas is not None else default_omegas())]
+        if omegas is None:   # the model-based tuner pays nothing per arm, so it gets a fine grid
+            omegas = default_omegas(39, 1.0, 1.95) if tuner == "young" else default_omegas()
+        self.omegas = [sor.check_omega(w) for w in omegas]
         if not self.omegas:
             raise ValueError("omegas must hold at least one relaxation factor")
         if isinstance(tuner, str):
@@ -488,7 +561,7 @@ class SequenceSolver:
                 tuner_options.setdefault("n_bins", n_bins)
             if tuner in ("contextual", "binned", "chebcb"):
                 tuner_options["context_range"] = context_range
-            if tuner == "smooth":
+            if tuner in ("smooth", "young"):
                 tuner_options.update(omegas=self.omegas, context_range=context_range)
             tuner = make_tuner(tuner, len(self.omegas), seed=seed, **tuner_options)
         elif not isinstance(tuner, _Tuner):
@@ -536,7 +609,11 @@ class SequenceSolver:
         capped = out.status in (Status.ITERATION_LIMIT, Status.NUMERICAL_ERROR)
         cost = float(cap if capped else out.iterations)
         if out.status not in (Status.INTERRUPTED, Status.TIME_LIMIT):
-            self.tuner.update(arm, cost, context, bound=cap)
+            if getattr(self.tuner, "wants_history", False):   # the model-based tuner learns from the rate
+                res = [out.extras.get("initial_residual", 1.0)] + [h["residual"] for h in out.history]
+                self.tuner.update(arm, float(out.iterations), context, bound=cap, residuals=res, tol=self.tol)
+            else:
+                self.tuner.update(arm, cost, context, bound=cap)
         total_iters, history, fb_omega = out.iterations, list(out.history), None
         diverged = out.status is Status.NUMERICAL_ERROR
         if capped and self.fallback and (cap < max_iter or diverged) and out.iterations < max_iter:

@@ -1,6 +1,4 @@
 """Sequence generators: operators match independent constructions, are SPD, and carry their context."""
-import math
-
 import numpy as np
 import pytest
 import scipy.sparse as sp

@@ -11,7 +11,12 @@ Problem ``min f(x)  s.t.  c(x) = 0``; Lagrangian L = f + λᵀc, KKT residual �
 * Newton–KKT step  [[B, Jᵀ], [J, 0]] (dx, dλ) = −(∇ₓL, c), B = H + tI with t = 0 if the reduced Hessian ZᵀHZ ≻ 0
   (Z a null-space basis of J), else t = ξ_B + ‖H‖₂, solved *inexactly* by randomized sketch-and-project
   (``optdsl.solvers.linalg.sketch``) until the adaptive accuracy condition ‖K dz + ∇L‖ ≤ δ_k ‖∇L‖ holds, with
-  δ_k = min(δ, ‖∇L‖) when ``sharpen`` (the gradually sharpened condition that gives local superlinear rate).
+  δ_k = min(δ, max(‖∇L_k‖, 0.9 (‖∇L_k‖/‖∇L_{k−1}‖)²)) when ``sharpen`` (gradually sharpened: δ_k → 0 under
+  superlinear outer convergence, δ_k ≈ δ while the outer rate is only linear, e.g. at degenerate minima whose
+  KKT matrices are ill-conditioned, so no effort is wasted over-solving there). ``accuracy="paper"`` uses the
+  reference code's a-priori bound ‖K dz + ∇L‖ ≤ δ_k ‖∇L‖/(‖K‖ψ), δ_k ≤ δ_trial(ψ, Υ, η) instead (see minimize).
+  The sketch block size doubles when the sketch iteration stalls, but never to the whole system (that would be a
+  direct solve); the few direct steps taken (rank-deficient J) are counted in ``extras["direct_fallbacks"]``.
 * Descent test ∇L_ηᵀdz ≤ −(η₂/2)‖∇L‖²; on failure η₁ ← ν²η₁, η₂ ← η₂/ν, δ ← δ/ν⁴ and the sketch solver
   continues from the current dz. Armijo backtracking on L_η (β = 0.1, ρ = 0.5). Defaults are the reference
   code's: η₁ = 1, η₂ = 0.1, δ = 0.1, ξ_B = 0.1, ν = 1.4.
@@ -22,9 +27,11 @@ slacks s > 0, and slacks and bounded variables get a log-barrier −μ Σ log(·
 τ = 0.995). Each barrier subproblem is equality-constrained and solved by the method above. Duals: μ_I = λ of the
 slack rows, bound duals μ/(x − l), μ/(u − x).
 
-Structured (large, sparse) problems: pass ``jac_eq(x)`` (scipy.sparse / torch sparse (m, n)) and
-``hess_lag(x, λ)`` (sparse (n, n) Hessian of f + λᵀc_eq); then KKT matrices are assembled sparse, never dense
-(equality constraints only, no Hessian modification: the caller vouches for a positive definite reduced Hessian).
+Structured (large, sparse) problems: pass ``hess_lag(x, λ)`` (sparse (n, n) Hessian of f + λ_Eᵀc_E + λ_Iᵀc_I,
+λ = (λ_E, λ_I)) with ``jac_eq(x)`` / ``jac_ineq(x)`` (scipy.sparse / torch sparse, shapes (m_E, n) / (m_I, n));
+then KKT matrices are assembled sparse, never dense (``solvers/alsketch_structured.py``: same slacks and
+log-barrier for inequalities and bounds; no Hessian modification, so the caller vouches for a positive definite
+reduced Hessian).
 """
 from __future__ import annotations
 
@@ -32,7 +39,6 @@ import math
 import time
 from typing import Callable, Optional
 
-import numpy as np
 import torch
 
 from optdsl.solvers.common import Budget, SolverOutput, Status, resolve_device
@@ -102,7 +108,9 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
              eta1: float = 1.0, eta2: float = 0.1, delta: float = 0.1, xi_B: float = 0.1, beta: float = 0.1,
              nu: float = 1.4, rho: float = 0.5, sharpen: bool = True, max_inner: int = 100_000,
              mu0: float = 0.1, seed: int = 0, jac_eq: Optional[Callable] = None,
-             hess_lag: Optional[Callable] = None, lam0: Optional[torch.Tensor] = None) -> SolverOutput:
+             hess_lag: Optional[Callable] = None, lam0: Optional[torch.Tensor] = None,
+             jac_ineq: Optional[Callable] = None, accuracy: str = "adaptive", sketch_grow: bool = True,
+             max_sketch_size: Optional[int] = None) -> SolverOutput:
     """Minimize ``f(x)`` subject to ``eq(x) = 0``, ``ineq(x) <= 0``, ``lb <= x <= ub``.
 
     Parameters
@@ -118,9 +126,23 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     tol : KKT tolerance on stationarity, feasibility and complementarity (∞-norms); raised to 1e-5 in float32.
     eta1, eta2, delta, xi_B, beta, nu, rho : merit penalties, accuracy factor, Hessian-modification bound,
         Armijo constant, penalty factor, backtracking factor (reference-code defaults).
-    sharpen : tighten the accuracy to δ_k = min(δ, ‖∇L‖) (superlinear local rate).
+    sharpen : gradually sharpen the accuracy, δ_k = min(δ, max(‖∇L_k‖, 0.9 (‖∇L_k‖/‖∇L_{k−1}‖)²))
+        (Eisenstat–Walker-type forcing: → 0 under superlinear convergence, stays ≈ δ where the outer iteration
+        is only linear, e.g. at degenerate minima, so the inner solver does not over-solve there).
+    accuracy : ``"adaptive"`` (default) stops the sketch solver at ‖K dz + ∇L‖ ≤ δ_k ‖∇L‖; ``"paper"`` uses the
+        reference bound ‖K dz + ∇L‖ ≤ δ_k ‖∇L‖ / (‖K‖ ψ) with δ_k ≤ δ_trial =
+        (½ − β) η₂ / (2ψ² (3Υ + 4η₂Υ² + η₁Υ²)), ψ = 7 max(‖B‖², 1) / (min(λ_min(JJᵀ), 1) ξ_B) (a bound on
+        ‖K⁻¹‖) and Υ = max(‖B‖, ‖H‖, ‖J‖). The paper's bound guarantees the descent test a priori but is a
+        worst-case bound (relative residuals ~1e-8 and below), so the default checks descent a posteriori instead.
+    sketch_grow, max_sketch_size : double the sketch block size when the sketch iteration stalls, up to
+        ``max_sketch_size`` (default: the whole system in dense mode, 2048 rows in structured mode). Blocks that
+        span the whole system are exact projections (direct solves); they are counted in
+        ``counts["exact_projections"]`` and ``extras["exact_projections"]``.
     mu0 : initial barrier parameter (only used with inequalities or bounds).
-    jac_eq, hess_lag : structured derivatives for large sparse problems (see module docstring).
+    jac_eq, jac_ineq, hess_lag : structured derivatives for large sparse problems (see module docstring):
+        ``jac_eq(x)`` (m_E, n) and ``jac_ineq(x)`` (m_I, n) as scipy.sparse or torch sparse matrices,
+        ``hess_lag(x, λ)`` the sparse (n, n) Hessian of f + λ_Eᵀc_E + λ_Iᵀc_I with λ = (λ_E, λ_I) of length
+        m_E + m_I (just λ_E when there are no inequalities). Bounds are handled by the log-barrier.
     lam0 : initial equality multipliers (default: least-squares estimate).
 
     Returns a :class:`SolverOutput`: ``x``; ``duals = {"eq": λ, "ineq": μ ≥ 0, "lb": z_l, "ub": z_u}`` with
@@ -141,6 +163,8 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         raise ValueError(f"linear_solver must be 'sketch' or 'direct', got {linear_solver!r}")
     if sketch not in ("rows", "gaussian"):
         raise ValueError(f"sketch must be 'rows' or 'gaussian', got {sketch!r}")
+    if accuracy not in ("adaptive", "paper"):
+        raise ValueError(f"accuracy must be 'adaptive' or 'paper', got {accuracy!r}")
     for name, v in (("eta1", eta1), ("eta2", eta2), ("delta", delta), ("xi_B", xi_B), ("mu0", mu0)):
         if not v > 0:
             raise ValueError(f"alsketch: {name} must be > 0, got {v}")
@@ -150,8 +174,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     x = x0.detach().to(device=dev, dtype=dt).clone()
     n = x.numel()
     tol = max(tol, 1e-5) if dt in (torch.float32, torch.float16, torch.bfloat16) else tol
-    if (jac_eq is None) != (hess_lag is None):
-        raise ValueError("alsketch: structured mode needs both jac_eq and hess_lag (or neither)")
+    structured = hess_lag is not None or jac_eq is not None or jac_ineq is not None
 
     lbt = _bound(lb, n, -math.inf, dev, dt, "lb")
     ubt = _bound(ub, n, math.inf, dev, dt, "ub")
@@ -160,24 +183,24 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         raise ValueError(f"alsketch: lb[{i}] = {float(lbt[i])} > ub[{i}] = {float(ubt[i])}")
     me = _vec(eq, x, "eq").numel() if eq is not None else 0
     mi = _vec(ineq, x, "ineq").numel() if ineq is not None else 0
-    counts = {"f": 0, "grad": 0, "hvp": 0, "jac": 0, "linear_iterations": 0, "operator": 0}
-    if jac_eq is not None:
-        if mi or torch.isfinite(lbt).any() or torch.isfinite(ubt).any():
-            raise ValueError("alsketch: structured mode (jac_eq/hess_lag) supports equality constraints only")
-        return _solve_structured(
-            f, eq, jac_eq, hess_lag, x, me, counts=counts, linear_solver=linear_solver, sketch=sketch,
-            sketch_size=sketch_size, max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback,
-            eta1=eta1, eta2=eta2, delta=delta, beta=beta, nu=nu, rho=rho, sharpen=sharpen,
-            max_inner=max_inner, seed=seed, lam0=lam0, t_start=t_start)
+    counts = {"f": 0, "grad": 0, "hvp": 0, "jac": 0, "linear_iterations": 0, "operator": 0,
+              "sketch_growths": 0, "exact_projections": 0, "direct_fallbacks": 0}
+    if structured:
+        missing = [nm for nm, need, fn in (("hess_lag", True, hess_lag), ("jac_eq", me > 0, jac_eq),
+                                           ("jac_ineq", mi > 0, jac_ineq)) if need and fn is None]
+        if missing:
+            raise ValueError(f"alsketch: structured mode needs hess_lag, jac_eq (with eq) and jac_ineq (with "
+                             f"ineq); missing {', '.join(missing)}")
+        from optdsl.solvers import alsketch_structured
+        return alsketch_structured.solve(
+            f, eq, ineq, jac_eq, jac_ineq, hess_lag, x, me, mi, lbt, ubt, counts=counts,
+            linear_solver=linear_solver, sketch=sketch, sketch_size=sketch_size, max_iter=max_iter, tol=tol,
+            time_limit=time_limit, callback=callback, eta1=eta1, eta2=eta2, delta=delta, xi_B=xi_B, beta=beta,
+            nu=nu, rho=rho, sharpen=sharpen, max_inner=max_inner, mu0=mu0, seed=seed, lam0=lam0,
+            accuracy=accuracy, sketch_grow=sketch_grow, max_sketch_size=max_sketch_size, t_start=t_start)
 
     hasl, hasu = torch.isfinite(lbt), torch.isfinite(ubt)
-    # start strictly inside the bounds (barrier needs it); x0 itself is not touched
-    if hasl.any() or hasu.any():
-        width = torch.where(hasl & hasu, ubt - lbt, torch.full_like(x, math.inf))
-        push = torch.minimum(1e-2 * torch.maximum(x.abs(), torch.ones_like(x)), 0.5 * width)
-        lo = torch.where(hasl, lbt + push, torch.full_like(x, -math.inf))
-        hi = torch.where(hasu, ubt - push, torch.full_like(x, math.inf))
-        x = torch.minimum(torch.maximum(x, lo), hi)
+    x = _interior_start(x, lbt, ubt)
     model = _Dense(f, eq, ineq, n, me, mi, counts)
     barrier = bool(mi or hasl.any() or hasu.any())
     mu = mu0 if barrier else 0.0
@@ -262,6 +285,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         if hessian == "exact":
             ev = evaluate(z, lam)
     e1, e2, dlt = eta1, eta2, delta
+    bn_prev = None  # ‖∇L‖ at the previous Newton step (forcing term)
 
     for it in budget:
         cert = _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu)
@@ -285,6 +309,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
                 break
             mu = max(tol, min(mu / 5, mu**1.5))
             ev = evaluate(z, lam, need_hess=True)
+            bn_prev = None  # a new barrier subproblem: restart the forcing sequence
             continue
         # -- locally infeasible: Jᵀc ≈ 0 with c ≠ 0 (a stationary point of ‖c‖²)
         cn = float(ev["c"].norm())
@@ -313,17 +338,21 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         gm = torch.cat([gmx, gml])
 
         dz = None
+        paper = _paper_constants(B, H, J, K, xi_B) if accuracy == "paper" and linear_solver == "sketch" else None
         for _ in range(60):  # penalty / accuracy adaptation loop (finite: η₁ ≤ 1e8, η₂ ≥ 1e-8)
-            thr = dlt * bn if not sharpen else min(dlt, bn) * bn
+            if paper is not None:
+                dlt = min(dlt, _delta_trial(paper, e1, e2, beta))
+            thr = _threshold(dlt, bn, bn_prev, sharpen, paper)
             t_left = None if time_limit is None else max(1e-3, time_limit - budget.elapsed)
             dz = _linear_solve(K, rhs, dz, thr, rankdef, linear_solver, sketch, sketch_size, max_inner, generator,
-                               counts, t_left)
+                               counts, t_left, sketch_grow, max_sketch_size)
             if dz is None:
                 break
             gm = torch.cat([ev["gL"] + e2 * (H @ ev["gL"]) + e1 * (J.T @ ev["c"]), ev["c"] + e2 * (J @ ev["gL"])])
             if float(gm @ dz) <= -0.5 * e2 * bn**2 or e1 > 1e8 or e2 < 1e-8:
                 break
             e1, e2, dlt = e1 * nu**2, e2 / nu, dlt / nu**4
+        bn_prev = bn
         if dz is None or not bool(torch.isfinite(dz).all()):
             status, message = Status.NUMERICAL_ERROR, f"KKT solve failed at iteration {it}"
             break
@@ -381,7 +410,10 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
                         solve_time=time.perf_counter() - t_start,
                         extras={"eta1": e1, "eta2": e2, "barrier_mu": mu, "worst_constraint": worst[:2],
                                 "worst_violation": worst[2], "unit_steps_at_end": unit_steps,
-                                "linear_solver": linear_solver, "sketch": sketch})
+                                "linear_solver": linear_solver, "sketch": sketch, "accuracy": accuracy,
+                                "exact_projections": counts["exact_projections"],
+                                "direct_fallbacks": counts["direct_fallbacks"],
+                                "sketch_growths": counts["sketch_growths"]})
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -395,6 +427,18 @@ def _bound(b, n, default, dev, dt, name):
     if t.shape != (n,):
         raise ValueError(f"alsketch: {name} must be a scalar or have shape ({n},), got {tuple(t.shape)}")
     return t.clone()
+
+
+def _interior_start(x, lbt, ubt):
+    """Move x strictly inside the bounds (the barrier needs it); x0 itself is not touched."""
+    hasl, hasu = torch.isfinite(lbt), torch.isfinite(ubt)
+    if not (hasl.any() or hasu.any()):
+        return x
+    width = torch.where(hasl & hasu, ubt - lbt, torch.full_like(x, math.inf))
+    push = torch.minimum(1e-2 * torch.maximum(x.abs(), torch.ones_like(x)), 0.5 * width)
+    lo = torch.where(hasl, lbt + push, torch.full_like(x, -math.inf))
+    hi = torch.where(hasu, ubt - push, torch.full_like(x, math.inf))
+    return torch.minimum(torch.maximum(x, lo), hi)
 
 
 def _lstsq(A, b):
@@ -429,13 +473,48 @@ def _modify_hessian(H, J, xi_B):
     return Hs + t * torch.eye(N, device=H.device, dtype=H.dtype)
 
 
+def _threshold(dlt, bn, bn_prev, sharpen, paper=None):
+    """Inner stopping threshold on ‖K dz + ∇L‖ (absolute) for the current Newton step.
+
+    adaptive: δ_k ‖∇L_k‖ with δ_k = δ, or, when ``sharpen``, δ_k = min(δ, max(‖∇L_k‖, 0.9 r_k²)),
+    r_k = ‖∇L_k‖/‖∇L_{k−1}‖ (an Eisenstat–Walker-type forcing term: δ_k → 0 exactly when the outer iteration
+    converges superlinearly, so inexactness never limits the local rate, while under linear outer convergence,
+    as at degenerate minima where K becomes ill-conditioned, the inner accuracy stays moderate).
+    paper: δ_k ‖∇L_k‖ / (‖K‖ ψ) (reference code; δ already capped by δ_trial).
+    """
+    if sharpen:
+        ew = 0.9 * (bn / bn_prev) ** 2 if bn_prev else dlt
+        dlt = min(dlt, max(bn, ew))
+    if paper is not None:
+        return dlt * bn / (paper["Knorm"] * paper["psi"])
+    return dlt * bn
+
+
+def _paper_constants(B, H, J, K, xi_B):
+    """ψ = 7 max(‖B‖², 1)/(min(λ_min(JJᵀ), 1) ξ_B) (bound on ‖K⁻¹‖), Υ = max(‖B‖, ‖H‖, ‖J‖), ‖K‖ (2-norms)."""
+    nB = float(torch.linalg.matrix_norm(B, 2))
+    nH = float(torch.linalg.matrix_norm(H, 2))
+    nJ = float(torch.linalg.matrix_norm(J, 2)) if J.numel() else 0.0
+    lmin = float(torch.linalg.eigvalsh(J @ J.T)[0]) if J.shape[0] else 1.0
+    psi = 7 * max(nB**2, 1.0) / (max(min(lmin, 1.0), 1e-300) * xi_B)
+    return {"psi": psi, "Ups": max(nB, nH, nJ), "Knorm": float(torch.linalg.matrix_norm(K, 2))}
+
+
+def _delta_trial(c, e1, e2, beta):
+    """δ_trial = (½ − β) η₂ / (2ψ² (3Υ + 4η₂Υ² + η₁Υ²)) (reference code; guarantees the descent test)."""
+    U = c["Ups"]
+    return (0.5 - beta) * e2 / (2 * c["psi"] ** 2 * (3 * U + 4 * e2 * U**2 + e1 * U**2))
+
+
 def _linear_solve(K, rhs, dz0, thr, rankdef, linear_solver, sketch, sketch_size, max_inner, generator, counts,
-                  t_left=None):
+                  t_left=None, grow=True, max_sketch_size=None):
     if linear_solver == "direct" or rankdef:
         # rank-deficient J makes K z = b inconsistent, where projections never meet the accuracy test:
-        # take the minimum-norm least-squares step directly
+        # take the minimum-norm least-squares step directly (counted as a direct fallback of the sketch path)
         if dz0 is not None:
             return dz0
+        if linear_solver == "sketch":
+            counts["direct_fallbacks"] += 1
         dz = None
         if not rankdef:
             try:
@@ -454,10 +533,14 @@ def _linear_solve(K, rhs, dz0, thr, rankdef, linear_solver, sketch, sketch_size,
     y0 = None if dz0 is None else dz0 / d
     out = sk.solve(d[:, None] * K * d[None, :], d * rhs, x0=y0, sketch=sketch, sketch_size=min(q, Ntot),
                    atol=thr * float(d.min()), tol=0.0, max_iter=max_inner, generator=generator, symmetric=True,
-                   time_limit=t_left)
+                   # stop a sketch that stalls at its largest block (e.g. at the float32 rounding floor) and let
+                   # the descent test judge the step, rather than burning max_inner iterations
+                   time_limit=t_left, grow=grow, stall_windows=5,
+                   # by default never grow to the whole system: that projection would be a direct solve
+                   max_sketch_size=max_sketch_size if max_sketch_size is not None else max(1, Ntot - 1))
     out.x = d * out.x
-    counts["linear_iterations"] += out.counts["linear_iterations"]
-    counts["operator"] += out.counts["operator"]
+    for k in ("linear_iterations", "operator", "sketch_growths", "exact_projections"):
+        counts[k] += out.counts[k]
     if out.status == Status.NUMERICAL_ERROR:
         return None
     return out.x
@@ -508,158 +591,3 @@ def _worst(cx, me, mi, x, lbt, ubt):
             i = int(v.argmax())
             cands.append((name, i, float(v[i])))
     return max(cands, key=lambda t: t[2]) if cands else ("", -1, 0.0)
-
-
-# ------------------------------------------------------------------------------- structured (sparse) mode
-
-def _to_scipy(A, what):
-    import scipy.sparse as sp
-    if sp.issparse(A):
-        return A.tocsr()
-    if isinstance(A, torch.Tensor):
-        if A.layout == torch.strided:
-            return sp.csr_matrix(A.detach().cpu().numpy())
-        A = A.detach().to_sparse_coo().coalesce().cpu()
-        i = A.indices().numpy()
-        return sp.csr_matrix((A.values().numpy(), (i[0], i[1])), shape=tuple(A.shape))
-    raise TypeError(f"alsketch: {what} must return a scipy.sparse matrix or a torch tensor, got {type(A).__name__}")
-
-
-def _solve_structured(f, eq, jac_eq, hess_lag, x, me, *, counts, linear_solver, sketch, sketch_size, max_iter,
-                      tol, time_limit, callback, eta1, eta2, delta, beta, nu, rho, sharpen, max_inner, seed,
-                      lam0, t_start):
-    """Equality-constrained AdaSketch-SQP with sparse KKT matrices (scipy on CPU; f and c on x's device)."""
-    import scipy.sparse as sp
-    import scipy.sparse.linalg as spla
-
-    dev, dt = x.device, x.dtype
-    n = x.numel()
-    T = lambda a: torch.as_tensor(a, dtype=dt).to(dev)  # noqa: E731
-    Np = lambda t: t.detach().cpu().double().numpy()  # noqa: E731
-
-    def evaluate(xx, lam, need_hess=True):
-        xg = xx.detach().requires_grad_(True)
-        with torch.enable_grad():
-            fx = f(xg)
-            g, = torch.autograd.grad(fx, xg)
-        c = _vec(eq, xx.detach(), "eq").detach()
-        J = _to_scipy(jac_eq(xx.detach()), "jac_eq")
-        if J.shape != (me, n):
-            raise ValueError(f"alsketch: jac_eq(x) must have shape ({me}, {n}), got {J.shape}")
-        counts["f"] += 1
-        counts["grad"] += 1
-        counts["jac"] += 1
-        g, c = Np(g), Np(c)
-        gL = g + J.T @ lam
-        H = None
-        if need_hess:
-            H = _to_scipy(hess_lag(xx.detach(), T(lam)), "hess_lag")
-            counts["hvp"] += 1
-        return dict(f=float(fx.detach()), g=g, c=c, J=J, gL=gL, H=H)
-
-    def merit(e, lam, e1, e2):
-        return e["f"] + lam @ e["c"] + 0.5 * e1 * (e["c"] @ e["c"]) + 0.5 * e2 * (e["gL"] @ e["gL"])
-
-    lam = np.zeros(me) if lam0 is None else Np(lam0.reshape(-1))
-    xx = x
-    e = evaluate(xx, lam)
-    e1, e2, dlt = eta1, eta2, delta
-    budget = Budget(max_iter, time_limit, callback)
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    status, message, it, alpha = None, "", 0, 0.0
-    for it in budget:
-        stat, feas = float(np.abs(e["gL"]).max(initial=0.0)), float(np.abs(e["c"]).max(initial=0.0))
-        if not (math.isfinite(stat) and math.isfinite(feas)):
-            status, message = Status.NUMERICAL_ERROR, f"non-finite derivatives at iteration {it}"
-            break
-        if budget.report(it, x=xx, objective=e["f"], kkt=max(stat, feas), eta1=e1, eta2=e2, alpha=alpha):
-            break
-        if max(stat, feas) <= tol:
-            status = Status.LOCALLY_OPTIMAL
-            break
-        H, J = e["H"], e["J"]
-        K = sp.bmat([[H, J.T], [J, None]], format="csc")
-        rhs = -np.concatenate([e["gL"], e["c"]])
-        bn = float(np.linalg.norm(rhs))
-        gm = np.concatenate([e["gL"] + e2 * (H @ e["gL"]) + e1 * (J.T @ e["c"]), e["c"] + e2 * (J @ e["gL"])])
-        dz, lu = None, None
-        for _ in range(60):
-            thr = (min(dlt, bn) if sharpen else dlt) * bn
-            if linear_solver == "direct":
-                if lu is None:
-                    hd = H.diagonal()
-                    if H.count_nonzero() == np.count_nonzero(hd) and np.all(hd > 0):
-                        # diagonal H ≻ 0: Schur complement (J H⁻¹ Jᵀ) dλ = J H⁻¹ r₁ − r₂ is m x m and much
-                        # cheaper to factor than the (n+m) indefinite KKT matrix
-                        Dinv = sp.diags(1.0 / hd)
-                        try:
-                            lu = spla.splu((J @ Dinv @ J.T).tocsc())
-
-                            def schur_solve(r):
-                                r1, r2 = r[:n], r[n:]
-                                dl = lu.solve(J @ (r1 / hd) - r2)
-                                return np.concatenate([(r1 - J.T @ dl) / hd, dl])
-                            dz = schur_solve(rhs)
-                            for _ in range(2):  # iterative refinement: J H⁻¹ Jᵀ squares the conditioning
-                                dz = dz + schur_solve(rhs - K @ dz)
-                        except RuntimeError:  # rank-deficient J: fall back to the regularized KKT below
-                            lu = None
-                    if lu is None:
-                        try:
-                            lu = spla.splu(K)
-                        except RuntimeError:  # singular KKT: regularize the (2,2) block
-                            lu = spla.splu(sp.bmat([[H, J.T], [J, -1e-8 * sp.identity(me)]], format="csc"))
-                        dz = lu.solve(rhs)
-                    counts["linear_iterations"] += 1
-            else:
-                # symmetric row-norm equilibration (see _linear_solve)
-                d = 1.0 / np.sqrt(np.maximum(np.sqrt(np.asarray(K.multiply(K).sum(1)).ravel()), 1e-300))
-                Dm = sp.diags(d)
-                out = sk.solve((Dm @ K @ Dm).tocsr(), T(d * rhs), x0=None if dz is None else T(dz / d),
-                               sketch=sketch, sketch_size=sketch_size, atol=thr * float(d.min()), tol=0.0,
-                               max_iter=max_inner, generator=generator, symmetric=True, device=dev, dtype=dt)
-                out.x = T(d) * out.x
-                counts["linear_iterations"] += out.counts["linear_iterations"]
-                counts["operator"] += out.counts["operator"]
-                dz = Np(out.x)
-            gm = np.concatenate([e["gL"] + e2 * (H @ e["gL"]) + e1 * (J.T @ e["c"]),
-                                 e["c"] + e2 * (J @ e["gL"])])
-            if gm @ dz <= -0.5 * e2 * bn**2 or e1 > 1e8 or e2 < 1e-8:
-                break
-            e1, e2, dlt = e1 * nu**2, e2 / nu, dlt / nu**4
-        if not np.all(np.isfinite(dz)):
-            status, message = Status.NUMERICAL_ERROR, f"KKT solve failed at iteration {it}"
-            break
-        slope = float(gm @ dz)
-        if slope >= 0:
-            dz, slope = -gm, -float(gm @ gm)
-        m0 = merit(e, lam, e1, e2)
-        slack = 10 * torch.finfo(dt).eps * max(1.0, abs(m0))
-        alpha, ok = 1.0, False
-        for _ in range(60):
-            xt, lt = xx + alpha * T(dz[:n]), lam + alpha * dz[n:]
-            et = evaluate(xt, lt, need_hess=False)
-            mt = merit(et, lt, e1, e2)
-            if math.isfinite(mt) and mt <= m0 + beta * alpha * slope + slack:
-                ok = True
-                break
-            alpha *= rho
-        if not ok:
-            status, message = Status.SLOW_PROGRESS, f"line search on the merit function failed at iteration {it}"
-            break
-        xx, lam = xt, lt
-        e = evaluate(xx, lam)
-    if status is None:
-        status = budget.status or Status.ITERATION_LIMIT
-    stat, feas = float(np.abs(e["gL"]).max(initial=0.0)), float(np.abs(e["c"]).max(initial=0.0))
-    worst = int(np.abs(e["c"]).argmax()) if me else -1
-    if status == Status.ITERATION_LIMIT and not message:
-        message = f"max_iter={max_iter} reached with KKT residual {max(stat, feas):.3e}"
-    return SolverOutput(x=xx.detach().clone(), status=status, objective=e["f"], iterations=it, message=message,
-                        duals={"eq": T(lam), "ineq": x.new_zeros(0)},
-                        certificates={"stationarity": stat, "feasibility": feas, "complementarity": 0.0,
-                                      "kkt": max(stat, feas)},
-                        counts=counts, history=budget.history, solve_time=time.perf_counter() - t_start,
-                        extras={"eta1": e1, "eta2": e2, "worst_constraint": ("eq", worst), "worst_violation": feas,
-                                "linear_solver": linear_solver, "sketch": sketch, "structured": True})

@@ -105,3 +105,33 @@ def test_bad_input_errors():
     nan = K.clone()
     nan[0, 0] = float("nan")
     assert sketch.solve(nan, b).status == Status.NUMERICAL_ERROR
+
+
+def _ill_conditioned(N=20, cond=1e4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(N, N, generator=g, dtype=torch.float64))
+    K = Q @ torch.diag(torch.logspace(0, -torch.log10(torch.tensor(cond)).item(), N, dtype=torch.float64)) @ Q.T
+    return K, torch.randn(N, generator=g, dtype=torch.float64)
+
+
+def test_block_growth_rescues_ill_conditioned_system_without_exact_projections():
+    K, b = _ill_conditioned()
+    fixed = sketch.solve(K, b, sketch="rows", sketch_size=2, tol=1e-8, max_iter=5000)
+    assert fixed.status == Status.ITERATION_LIMIT  # 2-row Kaczmarz crawls at cond(K) = 1e4
+    out = sketch.solve(K, b, sketch="rows", sketch_size=2, tol=1e-8, max_iter=5000, grow=True,
+                       max_sketch_size=19)
+    assert out.status == Status.OPTIMAL and float((K @ out.x - b).norm()) <= 1e-8 * float(b.norm())
+    assert out.counts["sketch_growths"] >= 1 and 2 < out.extras["sketch_size"] <= 19
+    assert out.counts["exact_projections"] == 0  # never a block spanning the whole system
+
+
+def test_full_block_is_counted_as_exact_projection():
+    K, b = _ill_conditioned(N=6, cond=1e3)
+    out = sketch.solve(K, b, sketch="gaussian", sketch_size=6, tol=1e-8)
+    assert out.status == Status.OPTIMAL and out.iterations <= 3 and out.counts["exact_projections"] == out.iterations
+
+
+def test_stall_windows_stop_an_inconsistent_system():
+    A = torch.ones(2, 2, dtype=torch.float64)  # singular, b not in the range: projections cannot converge
+    out = sketch.solve(A, torch.tensor([1.0, 0.0], dtype=torch.float64), sketch_size=1, tol=1e-10, stall_windows=3)
+    assert out.status == Status.SLOW_PROGRESS and out.iterations < 1000 and "stalled" in out.message

@@ -3,8 +3,6 @@ sketching (Hong, Na, Mahoney & Kolar). The default for smooth constrained models
 than ``nlp`` (SciPy), which stays available as the baseline."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import ModelError
 from ..solvers import alsketch
 from .flatten import NotStructured
@@ -32,45 +30,47 @@ class AlsketchBackend(_Smooth):
                              "Hessian built from the model (affine constraints, objective separable in affine "
                              "maps); auto uses it when n + m > sketch_threshold and the model has that form",
                              ("auto", "on", "off")),
+        "accuracy": Option(str, "adaptive", "inexactness test of the sketched Newton step: adaptive (forcing term, "
+                           "descent checked after the step) or paper (the reference's worst-case psi/Upsilon bound)",
+                           ("adaptive", "paper")),
+        "sketch_grow": Option(bool, True, "double the sketch block size when the sketch iteration stalls"),
+        "max_sketch_size": Option(int, None, "largest sketch block when growing (default: system size - 1 in "
+                                  "dense mode, 2048 rows in sparse mode)"),
     }
 
     def run(self, flat, options, callback, convex):
         lb, ub = flat.bounds()
         solver = options["linear_solver"]
         m = sum(c.expr.size for c in flat.eq_items + flat.in_items)
+        common = dict(
+            eq=flat.eq if flat.eq_items else None, ineq=flat.ineq if flat.in_items else None, lb=lb, ub=ub,
+            sketch=options["sketch"], sketch_size=options["sketch_size"], accuracy=options["accuracy"],
+            sketch_grow=options["sketch_grow"], max_sketch_size=options["max_sketch_size"],
+            max_iter=options["max_iter"], tol=max(options["tol"], 1e-10), time_limit=options["time_limit"],
+            callback=callback, device=flat.device, dtype=flat.dtype, seed=options["seed"])
         sparse = self._sparse_derivatives(flat, options, flat.n + m)
         if sparse is not None:
             # sparse KKT matrices: a sparse factorization (Schur complement when H is diagonal) is the
-            # reliable choice; sketching only on request (it stalls on PDE-type KKT systems)
+            # reliable choice; sketching only on request (on a Poisson KKT system at n = 1e4 no sketched
+            # Newton step finished in 120 s: docs/backends/alsketch.md)
             return alsketch.minimize(
-                flat.f, flat.x0(), eq=flat.eq, linear_solver="direct" if solver == "auto" else solver,
-                jac_eq=lambda x: sparse["jac_eq"], hess_lag=sparse["hess_lag"], sketch=options["sketch"],
-                sketch_size=options["sketch_size"], max_iter=options["max_iter"], tol=max(options["tol"], 1e-10),
-                time_limit=options["time_limit"], callback=callback, device=flat.device, dtype=flat.dtype,
-                seed=options["seed"])
+                flat.f, flat.x0(), linear_solver="direct" if solver == "auto" else solver,
+                jac_eq=(lambda x: sparse["jac_eq"]) if flat.eq_items else None,
+                jac_ineq=(lambda x: sparse["jac_ineq"]) if flat.in_items else None,
+                hess_lag=sparse["hess_lag"], **common)
         if solver == "auto":
-            # up to a few thousand unknowns a dense factorization costs less than sketching and never stalls
-            # on ill-conditioned KKT systems (degenerate HS26/46/47; a Poisson KKT matrix stalled sketching
-            # already at n + m = 768); large ones are what sketching is for
+            # below a few thousand unknowns a dense factorization costs less than sketching (the sketch path
+            # also solves all 24 HS problems, at about twice the time); large ones are what sketching is for
             solver = "direct" if flat.n + m <= options["sketch_threshold"] else "sketch"
-        return alsketch.minimize(
-            flat.f, flat.x0(), eq=flat.eq if flat.eq_items else None, ineq=flat.ineq if flat.in_items else None,
-            lb=lb, ub=ub, hessian=options["hessian"], linear_solver=solver,
-            sketch=options["sketch"], sketch_size=options["sketch_size"], max_iter=options["max_iter"],
-            tol=max(options["tol"], 1e-10), time_limit=options["time_limit"], callback=callback, device=flat.device,
-            dtype=flat.dtype, seed=options["seed"])
+        return alsketch.minimize(flat.f, flat.x0(), hessian=options["hessian"], linear_solver=solver, **common)
 
     @staticmethod
     def _sparse_derivatives(flat, options, size):
         mode = options["structured"]
         if mode == "off" or (mode == "auto" and size <= options["sketch_threshold"]):
             return None
-        lb, ub = flat.bounds()
-        why = None
-        if flat.in_items or np.isfinite(lb).any() or np.isfinite(ub).any():
-            why = "the sparse mode takes equality constraints only (no inequalities or bounds)"
-        elif not flat.eq_items:
-            why = "the sparse mode needs equality constraints"
+        if options["hessian"] != "exact":
+            why = "the sparse mode uses the exact sparse Hessian (hessian='bfgs' keeps the dense path)"
         else:
             try:
                 return flat.sparse_derivatives()

@@ -18,7 +18,8 @@ Both converge linearly in expectation, E‖z_j − z*‖² ≤ (1 − γ)^j ‖z
 [[H, Jᵀ], [J, 0]], which is why Hong, Na, Mahoney & Kolar (ICML 2023, "Constrained optimization via exact augmented
 Lagrangian and randomized iterative sketching") use it for Newton–KKT steps with an adaptive stopping rule (pass it
 as ``stop``). The rate degrades like σ_min(K)² / ‖K‖_F², so it suits moderate, reasonably conditioned systems; use a
-direct or Krylov solver for large ill-conditioned ones.
+direct or Krylov solver for large ill-conditioned ones. ``grow=True`` doubles the block size when the iteration
+stalls (larger blocks contract faster; a block spanning all of K is an exact projection and is counted as such).
 
 K may be a dense tensor, a torch sparse tensor (COO/CSR), a ``scipy.sparse`` matrix, or a :class:`SketchOperator`
 (matrix-free products, optional row access).
@@ -122,7 +123,9 @@ def solve(K, b: torch.Tensor, *, x0: Optional[torch.Tensor] = None, sketch: str 
           max_iter: Optional[int] = None, stop: Optional[Callable[[float, int], bool]] = None,
           row_probs: str = "norm", symmetric: bool = False, generator: Optional[torch.Generator] = None,
           seed: Optional[int] = None, time_limit: Optional[float] = None, check_every: int = 1,
-          device=None, dtype=None) -> SolverOutput:
+          grow: bool = False, max_sketch_size: Optional[int] = None, stall_windows: Optional[int] = None,
+          device=None,
+          dtype=None) -> SolverOutput:
     """Solve the square system ``K z = b`` by randomized sketch-and-project.
 
     Parameters
@@ -138,11 +141,18 @@ def solve(K, b: torch.Tensor, *, x0: Optional[torch.Tensor] = None, sketch: str 
         (this is how an outer method imposes an adaptive accuracy condition).
     row_probs : ``"norm"`` (∝ ‖K_i‖², Strohmer–Vershynin) or ``"uniform"``.
     generator / seed : randomness source (a fresh ``torch.Generator`` seeded with ``seed`` if given).
+    grow : adaptive block size. The contraction factor per iteration improves with q (at q = N one projection
+        solves the system exactly), so when the best residual over a window of ``max(8, ceil(2N/q))`` iterations
+        has not halved, q doubles, up to ``max_sketch_size`` (default N). Iterations taken with q = N are exact
+        projections, i.e. direct solves; they are counted in ``counts["exact_projections"]``.
+    stall_windows : give up (status SLOW_PROGRESS) after this many consecutive windows at the largest allowed
+        block size in which the residual did not halve — e.g. an inconsistent (singular) system, where the
+        caller would rather regularize than spend ``max_iter`` iterations.
 
     Returns a :class:`SolverOutput` with ``x`` = z, status OPTIMAL when the stopping test held, ITERATION_LIMIT /
     TIME_LIMIT otherwise, NUMERICAL_ERROR on NaN/inf; ``certificates["residual"]`` = ‖K z − b‖,
-    ``certificates["relative_residual"]``; counts ``operator`` (products with K or Kᵀ, one column each) and
-    ``linear_iterations``.
+    ``certificates["relative_residual"]``; counts ``operator`` (products with K or Kᵀ, one column each),
+    ``linear_iterations``, ``sketch_growths``, ``exact_projections``; extras ``sketch_size`` (final q).
     """
     t0 = time.perf_counter()
     if sketch not in ("rows", "gaussian"):
@@ -192,6 +202,11 @@ def solve(K, b: torch.Tensor, *, x0: Optional[torch.Tensor] = None, sketch: str 
         rn = math.nan  # NaN/inf in K: report, do not sample
     status, msg, j = Status.ITERATION_LIMIT, "", 0
     history = []
+    q_full = N if probs is None else int((probs > 0).sum())  # a block of q_full rows is the whole system
+    q_cap = q_full if max_sketch_size is None else max(q, min(q_full, int(max_sketch_size)))
+    growths, exact, n_stall = 0, 0, 0
+    window = max(50, 20 * math.ceil(N / q))
+    w_start, w_ref, w_best = 0, None, math.inf
     if not math.isfinite(rn):
         status, msg = Status.NUMERICAL_ERROR, "non-finite entries in K or b (before the first iteration)"
     elif done(rn, 0):
@@ -208,6 +223,7 @@ def solve(K, b: torch.Tensor, *, x0: Optional[torch.Tensor] = None, sketch: str 
                 A = op.rmm(S).T                        # Sᵀ K, via q products with Kᵀ
                 rs = S.T @ r
                 nops += q
+            exact += int(q >= q_full)
             w = _pinv_solve(A @ A.T, rs)
             d = -(A.T @ w)                            # projection step  −Kᵀ S (SᵀKKᵀS)^+ Sᵀ r
             z = z + d
@@ -222,6 +238,22 @@ def solve(K, b: torch.Tensor, *, x0: Optional[torch.Tensor] = None, sketch: str 
             if done(rn, j):
                 status = Status.OPTIMAL
                 break
+            if (grow and q < q_cap) or stall_windows:
+                # stall test: Kaczmarz residuals are not monotone, so compare the window's best to its start
+                w_ref = rn if w_ref is None else w_ref
+                w_best = min(w_best, rn)
+                if j - w_start >= window:
+                    stalled = w_best > 0.5 * w_ref
+                    if stalled and grow and q < q_cap:
+                        q = min(q_cap, 2 * q)
+                        growths += 1
+                        window = max(50, 20 * math.ceil(N / q))
+                    elif stall_windows:
+                        n_stall = n_stall + 1 if stalled else 0
+                        if n_stall >= stall_windows:
+                            status, msg = Status.SLOW_PROGRESS, f"sketch iteration stalled at residual {rn:.3e}"
+                            break
+                    w_start, w_ref, w_best = j, rn, math.inf
             if time_limit is not None and time.perf_counter() - t0 > time_limit:
                 status = Status.TIME_LIMIT
                 break
@@ -229,5 +261,6 @@ def solve(K, b: torch.Tensor, *, x0: Optional[torch.Tensor] = None, sketch: str 
         msg = f"sketch solver hit max_iter={max_iter} with residual {rn:.3e}"
     return SolverOutput(x=z, status=status, iterations=j, message=msg,
                         certificates={"residual": rn, "relative_residual": rn / bnorm if bnorm > 0 else rn},
-                        counts={"operator": nops, "linear_iterations": j}, history=history,
+                        counts={"operator": nops, "linear_iterations": j, "sketch_growths": growths,
+                                "exact_projections": exact}, history=history,
                         solve_time=time.perf_counter() - t0, extras={"sketch": sketch, "sketch_size": q})

@@ -221,6 +221,9 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     last_alpha = 0.0
     unit_steps = 0
     infeas_streak = 0
+    feas_hist: list[float] = []
+    feas_thr = max(1e-6, 100 * tol)
+    least = None  # (x, violation) of the least-violation point, once computed
 
     def evaluate(z, lam_, need_hess=True):
         """Barrier-subproblem quantities at (z, λ): φ, ∇φ, c, J (m, N), ∇L, and the Hessian of L in z."""
@@ -311,6 +314,14 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
             ev = evaluate(z, lam, need_hess=True)
             bn_prev = None  # a new barrier subproblem: restart the forcing sequence
             continue
+        # -- stalled far from feasibility (30 iterations, < 1% progress): is any less-violating point near?
+        feas_hist.append(cert["feasibility"])
+        if (least is None and len(feas_hist) > 30 and cert["feasibility"] > feas_thr
+                and feas_hist[-1] > 0.99 * feas_hist[-31]):
+            least = _least_violation(model, z[:n], me, lbt, ubt)
+            if least[1] > 10 * feas_thr:  # margin: L-BFGS-B stops near, not at, a zero violation
+                status = Status.INFEASIBLE
+                break
         # -- locally infeasible: Jᵀc ≈ 0 with c ≠ 0 (a stationary point of ‖c‖²)
         cn = float(ev["c"].norm())
         if cn > 1e-6 and float((ev["J"].T @ ev["c"]).norm()) <= 1e-8 * max(1.0, cn) * max(1.0, float(ev["J"].norm())):
@@ -392,11 +403,21 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     x = z[:n]
     cert = _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu)
     worst = _worst(ev["cx"], me, mi, x, lbt, ubt)
-    if status in (Status.ITERATION_LIMIT, Status.SLOW_PROGRESS) and cert["feasibility"] > max(1e-6, 100 * tol):
+    if status in (Status.ITERATION_LIMIT, Status.SLOW_PROGRESS) and cert["feasibility"] > feas_thr:
         # stalled away from the feasible set: report the constraint with the largest violation
         if float((ev["J"].T @ ev["c"]).norm()) <= 1e-4 * max(1.0, float(ev["c"].norm())):
             status = Status.INFEASIBLE
-    if status == Status.INFEASIBLE:
+        else:
+            least = least or _least_violation(model, x, me, lbt, ubt)
+            if least[1] > 10 * feas_thr:  # margin: L-BFGS-B stops near, not at, a zero violation
+                status = Status.INFEASIBLE
+    if status == Status.INFEASIBLE and least is not None:
+        # name the constraint that stays violated at the least-violation point, not at the stalled iterate
+        worst = _worst(model.cons(least[0]), me, mi, least[0], lbt, ubt)
+        message = (f"locally infeasible: minimizing the total squared violation from the last iterate leaves "
+                   f"{least[1]:.3e}; constraint {worst[0]}[{worst[1]}] has the largest violation {worst[2]:.3e} "
+                   f"(iteration {it})")
+    elif status == Status.INFEASIBLE:
         message = (f"locally infeasible: constraint {worst[0]}[{worst[1]}] has the largest violation "
                    f"{worst[2]:.3e} (iteration {it})")
     elif status == Status.ITERATION_LIMIT and not message:
@@ -572,6 +593,28 @@ def _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu):
             lam[me:].clamp_max(0).abs()]
     compl = max([float(v.max()) for v in comp if v.numel()] + [0.0])
     return {"stationarity": stat, "feasibility": feas, "complementarity": compl, "kkt": max(stat, feas, compl)}
+
+
+def _least_violation(model, x, me, lbt, ubt):
+    """(x_r, ‖v(x_r)‖∞) for a local minimizer x_r of ½‖c_E‖² + ½‖max(c_I, 0)‖² within the bounds, from x.
+
+    A positive minimum certifies local infeasibility (no feasible point nearby), which an iteration that merely
+    stalls cannot tell apart from slow progress. L-BFGS-B on the squared violation, warm-started at x.
+    """
+    from optdsl.solvers import lbfgs
+
+    def violation(xx):
+        c = model.cons(xx)
+        return torch.cat([c[:me], c[me:].clamp_min(0)])
+
+    def phi(xx):
+        v = violation(xx)
+        return 0.5 * (v * v).sum()
+    out = lbfgs.minimize(phi, x.detach(), lb=lbt.cpu().numpy(), ub=ubt.cpu().numpy(), max_iter=500, tol=1e-14)
+    xr = out.x.to(device=x.device, dtype=x.dtype) if out.x is not None else x.detach()
+    with torch.no_grad():
+        v = violation(xr)
+    return xr, float(v.abs().max()) if v.numel() else 0.0
 
 
 def _worst(cx, me, mi, x, lbt, ubt):

@@ -251,3 +251,24 @@ def test_float32_sketch_stops_a_stalled_inner_solve():
     out = alsketch.minimize(p.f, p.x0_tensor(torch.float32), eq=p.eq, linear_solver="sketch", time_limit=5.0)
     assert out.status == Status.LOCALLY_OPTIMAL and out.x.dtype == torch.float32
     assert hs.relative_error(out.objective, p.f_star) <= 1e-5 and out.counts["linear_iterations"] < 20_000
+
+
+def test_inequality_infeasibility_is_detected_when_progress_stalls():
+    # the unit disk and x0 + x1 >= 3 do not meet: the barrier iteration stalls, and minimizing the squared
+    # violation from there leaves a positive residual: certified locally infeasible within ~40 iterations
+    out = alsketch.minimize(lambda x: torch.sin(x[0]) + x[1] ** 2, torch.zeros(2, dtype=torch.float64),
+                            ineq=lambda x: torch.stack([(x * x).sum() - 1, 3 - x[0] - x[1]]),
+                            linear_solver="direct", max_iter=500)
+    assert out.status == Status.INFEASIBLE and out.iterations < 100
+    assert "ineq[1]" in out.message and "squared violation" in out.message
+    # least violation along x0 = x1 = t: minimize (2t^2 - 1)_+^2 + (3 - 2t)^2 -> the residual is well above 0.5
+    assert float(out.message.split("leaves ")[1].split(";")[0]) > 0.5
+
+
+def test_feasible_problems_are_not_declared_infeasible_by_the_stall_check():
+    # starts infeasible (x0 * x1 = -6) with a nonconvex feasible set: must end optimal, not INFEASIBLE
+    out = alsketch.minimize(lambda x: (x ** 4).sum(), torch.tensor([3.0, -2.0], dtype=torch.float64),
+                            ineq=lambda x: torch.stack([1 - x[0] * x[1]]), eq=lambda x: (x[0] - 2 * x[1]).reshape(1),
+                            linear_solver="direct", max_iter=500)
+    assert out.status == Status.LOCALLY_OPTIMAL
+    assert float(out.x[0] * out.x[1]) == pytest.approx(1.0, abs=1e-6)

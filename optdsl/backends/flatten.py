@@ -149,6 +149,22 @@ class FlatProblem:
             k += m
         return out
 
+    def row_name(self, group: str, index: int) -> str:
+        """The user's name for row ``index`` of the solver's ``group`` ("eq", "ineq", "lb", "ub")."""
+        if group in ("lb", "ub"):
+            for v, o in zip(self.variables, self.offsets):
+                if o <= index < o + v.size:
+                    k = index - o
+                    return f"{v.name}.{group}" + (f"[{np.unravel_index(k, v.shape)}]" if v.size > 1 else "")
+        items = {"eq": self.eq_items, "ineq": self.in_items}.get(group, [])
+        k = index
+        for c in items:
+            if k < c.expr.size:
+                at = np.unravel_index(k, c.expr.shape) if c.expr.size > 1 else None
+                return f"{c.name!r}" + ("" if at is None else f" at {tuple(int(i) for i in at)}")
+            k -= c.expr.size
+        return f"{group}[{index}]"
+
     def duals(self, duals: dict) -> dict[str, np.ndarray]:
         out = {}
         if "eq" in duals:

@@ -31,6 +31,12 @@ class _Smooth(Backend):
         sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
                           certificates=dict(out.certificates), counts=dict(out.counts), history=out.history,
                           extras={k: v for k, v in out.extras.items() if isinstance(v, (bool, int, float, str))})
+        worst = out.extras.get("worst_constraint")
+        if isinstance(worst, tuple) and len(worst) == 2 and worst[1] >= 0:
+            # the solver counts rows ("ineq[3]"); the user named constraints
+            name = flat.row_name(*worst)
+            sol.extras["worst_constraint"] = name
+            sol.message = sol.message.replace(f"constraint {worst[0]}[{worst[1]}]", f"constraint {name}")
         if out.x is not None and out.status.has_point:
             sol.values = flat.values(out.x)
             sol.duals = flat.duals(out.duals)

@@ -4,7 +4,7 @@ Ground truth: ``optdsl.solvers.dag.data.make_problem("sf4_d20", seed=0)`` — ``
 weights ±U[0.5, 2] (``simulate_parameter``), X from ``simulate_linear_sem`` with unit Gaussian noise, all
 drawn from ``numpy.random.default_rng(0)``. The known answer is the true graph ``B_TRUE`` (70 edges); the
 learned graph is compared with it by SHD. Method "auto" picks TOPO for an ``od.sem_loss`` objective
-(measured: SHD 0 with topo in 0.15 s; logdet reaches SHD 24 in 30 s on this graph).
+(measured: SHD 0 with topo in 0.02 s; logdet reaches SHD 24 in 30 s on this graph).
 """
 import numpy as np
 
@@ -32,9 +32,9 @@ def score(W) -> float:
 
 # The graph B_TRUE is the known answer (checked by SHD in tests/test_dag_models.py). "objective" is what the
 # gallery conformance suite checks: an upper bound, SCORE_SLACK times the score of the true weights.
-# TOPO regresses each node on all its predecessors and then drops |w| < 0.3 without refitting; on the hubs
-# of this graph that costs ~14% of the score (measured 16.47 vs 14.46 at the true weights) at SHD 0.
-SCORE_SLACK = 1.15
+# TOPO thresholds and then refits OLS on the kept support (before that refit the dropped coefficients
+# cost ~14% of the score on this graph's hubs: 16.47); measured now 14.42 vs 14.46 at the true weights.
+SCORE_SLACK = 1.05
 EXPECTED = {"shd_max": 0, "objective": SCORE_SLACK * score(W_TRUE), "upper": True, "status": "LOCALLY_OPTIMAL"}
 SOLVERS = ["dag"]
 OPTIONS = {"method": "topo"}

@@ -47,3 +47,34 @@ def test_logistic_mlp_and_gallery_cases():
         data.make_problem("nope")
     with pytest.raises(ValueError, match="sem_type"):
         data.simulate_linear_sem(W, 10, "cauchy")
+
+
+def _bench_module():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_dag.py"
+    spec = importlib.util.spec_from_file_location("bench_dag", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _big_result(X):
+    return np.ones((X.shape[1], X.shape[1]))
+
+
+def _sleeper(X):
+    import time
+    time.sleep(30)
+
+
+def test_benchmark_harness_returns_large_results_and_caps_slow_ones():
+    # regression: the harness joined the child before reading its queue, which deadlocks once the result
+    # exceeds the pipe buffer (a d = 100 float64 matrix, 80 kB) -> every d = 100 run "timed out"
+    import time
+    bench = _bench_module()
+    t = time.perf_counter()
+    B, sec, err = bench.timed(_big_result, np.zeros((10, 100)), 20)
+    assert err is None and B.shape == (100, 100) and time.perf_counter() - t < 10
+    B, sec, err = bench.timed(_sleeper, np.zeros((2, 2)), 1)
+    assert B is None and "timeout" in err

@@ -17,15 +17,28 @@ import torch
 
 def projected_lbfgs(fun: Callable, x0: torch.Tensor, nonneg: torch.Tensor, fixed: torch.Tensor, *,
                     maxiter: int = 15000, gtol: float = 1e-5, ftol: float = 1e-10, memory: int = 10,
-                    stop: Optional[Callable[[], bool]] = None):
-    """Minimise ``fun(x) -> (f, g)`` from x0; returns (x, f, nfev, nit, message). f may be +inf (rejected)."""
+                    window: int = 0, wtol: float = 1e-6, stop: Optional[Callable[[], bool]] = None):
+    """Minimise ``fun(x) -> (f, g)`` from x0; returns (x, f, nfev, nit, message). f may be +inf (rejected).
+
+    Stops at projected gradient ≤ gtol, a one-step relative decrease ≤ ftol, or (window > 0) a relative
+    decrease ≤ wtol over the last ``window`` iterations — DAGMA's test (1e-6 over 1000 Adam steps): a
+    single short step says little about progress, a window does.
+    """
     x = torch.where(fixed, torch.zeros_like(x0), x0.clone())
     x = torch.where(nonneg, x.clamp_min(0), x)
     f, g = fun(x)
     nfev, nit = 1, 0
     if not math.isfinite(float(f)):
         return x, float(f), nfev, nit, "start point outside the domain"
-    S, Y = [], []
+    # L-BFGS memory as ring buffers with the m×m products SᵀY, YᵀY updated by rank-one rows/columns:
+    # no per-iteration stacking of the m stored pairs (an m·n copy) nor an m²·n product.
+    n = x.shape[0]
+    Sb = x.new_zeros(memory, n)
+    Yb = x.new_zeros(memory, n)
+    SYb = x.new_zeros(memory, memory)        # SYb[i, j] = s_i · y_j (buffer slots)
+    YYb = x.new_zeros(memory, memory)
+    head, k = 0, 0
+    hist = [float(f)]
     message = "iteration limit"
     for nit in range(1, maxiter + 1):
         active = fixed | (nonneg & (x <= 0) & (g > 0))
@@ -36,22 +49,27 @@ def projected_lbfgs(fun: Callable, x0: torch.Tensor, nonneg: torch.Tensor, fixed
         # L-BFGS direction H·pg in the compact form (Byrd, Nocedal, Schnabel 1994; Nocedal–Wright 7.24):
         # H = γI + [S γY] [[R⁻ᵀ(D + γYᵀY)R⁻¹, −R⁻ᵀ], [−R⁻¹, 0]] [Sᵀ; γYᵀ] — a handful of matrix
         # products instead of a two-loop of 4m vector operations (this loop is overhead-bound).
-        if S:
-            Sm, Ym = torch.stack(S), torch.stack(Y)
-            SY = Sm @ Ym.T
+        if k:
+            idx = torch.tensor([(head + t) % memory for t in range(k)], device=x.device)  # oldest first
+            SY = SYb[idx][:, idx]
+            YY = YYb[idx][:, idx]
             R = torch.triu(SY)
-            gam = SY[-1, -1] / torch.dot(Y[-1], Y[-1])
-            a, b = Sm @ pg, Ym @ pg
+            gam = SY[-1, -1] / YY[-1, -1]
+            a, b = (Sb @ pg)[idx], (Yb @ pg)[idx]
             Ra = torch.linalg.solve_triangular(R, a[:, None], upper=True)
-            inner = torch.diagonal(SY)[:, None] * Ra + gam * (Ym @ (Ym.T @ Ra))
+            inner = torch.diagonal(SY)[:, None] * Ra + gam * (YY @ Ra)
             pvec = torch.linalg.solve_triangular(R.T, inner - gam * b[:, None], upper=False)[:, 0]
-            q = gam * pg + Sm.T @ pvec - gam * (Ym.T @ Ra[:, 0])
+            pv = x.new_zeros(memory)
+            pv[idx] = pvec
+            ra = x.new_zeros(memory)
+            ra[idx] = Ra[:, 0]
+            q = gam * pg + Sb.T @ pv - gam * (Yb.T @ ra)
         else:
             q = pg * min(1.0, 1.0 / float(pg.abs().sum()))
         dvec = torch.where(active, torch.zeros_like(q), -q)
         slope = float(torch.dot(pg, dvec))
         if not slope < 0:  # memory gave no descent: restart from steepest descent
-            S, Y = [], []
+            head, k = 0, 0
             dvec = -pg * min(1.0, 1.0 / float(pg.abs().sum()))
             slope = float(torch.dot(pg, dvec))
         step, accepted = 1.0, False
@@ -71,14 +89,25 @@ def projected_lbfgs(fun: Callable, x0: torch.Tensor, nonneg: torch.Tensor, fixed
         s_, y_ = xn - x, gn - g
         sy = float(torch.dot(s_, y_))
         if sy > 1e-10 * float(torch.linalg.vector_norm(s_) * torch.linalg.vector_norm(y_)):
-            S.append(s_); Y.append(y_)
-            if len(S) > memory:
-                S.pop(0); Y.pop(0)
+            slot = (head + k) % memory
+            if k == memory:
+                head = (head + 1) % memory
+            else:
+                k += 1
+            Sb[slot], Yb[slot] = s_, y_
+            SYb[slot, :] = Yb @ s_
+            SYb[:, slot] = Sb @ y_
+            YYb[slot, :] = YYb[:, slot] = Yb @ y_
         df = float(f) - fnv
         x, f, g = xn, fn, gn
         if df <= ftol * max(abs(fnv), 1.0):
             message = "relative reduction of f <= ftol"
             break
+        if window:
+            hist.append(fnv)
+            if len(hist) > window and hist[-window - 1] - fnv <= wtol * max(abs(fnv), 1.0):
+                message = f"relative reduction of f over {window} iterations <= wtol"
+                break
         if stop is not None and stop():
             message = "stopped (time limit)"
             break

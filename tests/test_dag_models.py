@@ -286,3 +286,13 @@ def test_topo_and_colide_need_the_data():
     # ... and "auto" goes to the log-det path (the smooth fit); only the routing is checked here (cheap)
     res = m.solve(max_iter=1)
     assert res.extras["method"] == "logdet" and _is_dag(res.values["W"])
+
+
+@pytest.mark.slow
+def test_mlp_structural_model_scales_to_d10():
+    # measured: SHD 0 in 6.6 s (one thread); the data are drawn as for the d = 4 gallery instance
+    mod = _load("dag_mlp")
+    B, _, _ = mod.make_data(10)
+    res = mod.build(D=10).solve()
+    assert _is_dag(res.values["W"])
+    assert count_accuracy(B, res.values["W"])["shd"] <= 1

@@ -375,16 +375,8 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         # -- Armijo line search on L_η (with fraction-to-boundary cap)
         m0 = merit(ev, lam, e1, e2)
         slack = 10 * torch.finfo(dt).eps * max(1.0, abs(m0))  # rounding of the merit in low precision
-        alpha = max_step(z, dz[:N]) if barrier else 1.0
-        accepted = False
-        for _ in range(60):
-            zt, lt = z + alpha * dz[:N], lam + alpha * dz[N:]
-            evt = evaluate(zt, lt, need_hess=False)
-            mt = merit(evt, lt, e1, e2)
-            if math.isfinite(mt) and mt <= m0 + beta * alpha * slope + slack:
-                accepted = True
-                break
-            alpha *= rho
+        accepted, alpha, zt, lt, evt = _armijo(evaluate, lambda e_, l_: merit(e_, l_, e1, e2), z, lam, dz, N,
+                                               max_step(z, dz[:N]) if barrier else 1.0, m0, slope, slack, beta, rho)
         if not accepted:
             status = Status.SLOW_PROGRESS
             message = f"line search on the merit function failed at iteration {it}"
@@ -593,6 +585,19 @@ def _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu):
             lam[me:].clamp_max(0).abs()]
     compl = max([float(v.max()) for v in comp if v.numel()] + [0.0])
     return {"stationarity": stat, "feasibility": feas, "complementarity": compl, "kkt": max(stat, feas, compl)}
+
+
+def _armijo(evaluate, merit, z, lam, dz, N, alpha, m0, slope, slack, beta, rho):
+    """Backtracking on the merit from step ``alpha``: the first α·ρ^k with merit ≤ m0 + β α slope (+ rounding
+    slack). Returns (accepted, α, z_t, λ_t, evaluation at the trial point); shared by dense and structured mode."""
+    for _ in range(60):
+        zt, lt = z + alpha * dz[:N], lam + alpha * dz[N:]
+        et = evaluate(zt, lt, need_hess=False)
+        mt = merit(et, lt)
+        if math.isfinite(mt) and mt <= m0 + beta * alpha * slope + slack:
+            return True, alpha, zt, lt, et
+        alpha *= rho
+    return False, alpha, zt, lt, et
 
 
 def _least_violation(model, x, me, lbt, ubt):

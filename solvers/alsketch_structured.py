@@ -30,7 +30,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from optdsl.solvers.alsketch import _delta_trial, _interior_start, _threshold, _vec, _worst
+from optdsl.solvers.alsketch import _armijo, _delta_trial, _interior_start, _threshold, _vec, _worst
 from optdsl.solvers.common import Budget, SolverOutput, Status
 from optdsl.solvers.linalg import sketch as sk
 
@@ -273,15 +273,8 @@ def solve(f, eq, ineq, jac_eq, jac_ineq, hess_lag, x, me, mi, lbt, ubt, *, count
             dz, slope = -gm, -float(gm @ gm)
         m0 = merit(e, lam, e1, e2)
         slack = 10 * torch.finfo(dt).eps * max(1.0, abs(m0))
-        alpha, ok = (max_step(z, dz[:N]) if barrier else 1.0), False
-        for _ in range(60):
-            zt, lt = z + alpha * dz[:N], lam + alpha * dz[N:]
-            et = evaluate(zt, lt, need_hess=False)
-            mt = merit(et, lt, e1, e2)
-            if math.isfinite(mt) and mt <= m0 + beta * alpha * slope + slack:
-                ok = True
-                break
-            alpha *= rho
+        ok, alpha, zt, lt, et = _armijo(evaluate, lambda e_, l_: merit(e_, l_, e1, e2), z, lam, dz, N,
+                                        max_step(z, dz[:N]) if barrier else 1.0, m0, slope, slack, beta, rho)
         if not ok:
             status, message = Status.SLOW_PROGRESS, f"line search on the merit function failed at iteration {it}"
             break

@@ -299,18 +299,12 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         if budget.report(it, x=z[:n], objective=float(ev["f"]), kkt=cert["kkt"], eta1=e1, eta2=e2, mu=mu,
                          alpha=last_alpha):
             break
-        if cert["kkt"] <= tol and (not barrier or mu <= tol):
-            status = Status.LOCALLY_OPTIMAL
+        action, value, note = _barrier_outer(cert, kkt_sub, mu, tol, barrier)
+        if action == "stop":
+            status, message = value, note
             break
-        if barrier and kkt_sub <= 10 * mu:
-            if mu <= tol:  # barrier floor reached: primal-barrier duals μ/(x−l) limit accuracy to ~100·tol
-                if cert["kkt"] <= 100 * tol:
-                    status = Status.LOCALLY_OPTIMAL
-                else:
-                    status, message = Status.SLOW_PROGRESS, (f"barrier subproblem solved at mu={mu:.1e} but the "
-                                                             f"KKT residual is {cert['kkt']:.2e}")
-                break
-            mu = max(tol, min(mu / 5, mu**1.5))
+        if action == "next":
+            mu = value
             ev = evaluate(z, lam, need_hess=True)
             bn_prev = None  # a new barrier subproblem: restart the forcing sequence
             continue
@@ -585,6 +579,21 @@ def _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu):
             lam[me:].clamp_max(0).abs()]
     compl = max([float(v.max()) for v in comp if v.numel()] + [0.0])
     return {"stationarity": stat, "feasibility": feas, "complementarity": compl, "kkt": max(stat, feas, compl)}
+
+
+def _barrier_outer(cert, kkt_sub, mu, tol, barrier):
+    """The barrier outer loop's decision, shared by dense and structured mode: ("stop", status, message),
+    ("next", μ', "") for a new barrier subproblem, or (None, None, "") to keep iterating this one."""
+    if cert["kkt"] <= tol and (not barrier or mu <= tol):
+        return "stop", Status.LOCALLY_OPTIMAL, ""
+    if barrier and kkt_sub <= 10 * mu:
+        if mu <= tol:  # barrier floor reached: primal-barrier duals μ/(x−l) limit accuracy to ~100·tol
+            if cert["kkt"] <= 100 * tol:
+                return "stop", Status.LOCALLY_OPTIMAL, ""
+            return "stop", Status.SLOW_PROGRESS, (f"barrier subproblem solved at mu={mu:.1e} but the KKT residual "
+                                                  f"is {cert['kkt']:.2e}")
+        return "next", max(tol, min(mu / 5, mu**1.5)), ""
+    return None, None, ""
 
 
 def _armijo(evaluate, merit, z, lam, dz, N, alpha, m0, slope, slack, beta, rho):

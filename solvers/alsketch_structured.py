@@ -30,7 +30,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from optdsl.solvers.alsketch import _armijo, _delta_trial, _interior_start, _threshold, _vec, _worst
+from optdsl.solvers.alsketch import _armijo, _barrier_outer, _delta_trial, _interior_start, _threshold, _vec, _worst
 from optdsl.solvers.common import Budget, SolverOutput, Status
 from optdsl.solvers.linalg import sketch as sk
 
@@ -199,18 +199,12 @@ def solve(f, eq, ineq, jac_eq, jac_ineq, hess_lag, x, me, mi, lbt, ubt, *, count
         if budget.report(it, x=T(z[:n]), objective=e["f"], kkt=cert["kkt"], eta1=e1, eta2=e2, mu=mu,
                          alpha=alpha):
             break
-        if cert["kkt"] <= tol and (not barrier or mu <= tol):
-            status = Status.LOCALLY_OPTIMAL
+        action, value, note = _barrier_outer(cert, kkt_sub, mu, tol, barrier)
+        if action == "stop":
+            status, message = value, note
             break
-        if barrier and kkt_sub <= 10 * mu:
-            if mu <= tol:  # barrier floor: primal-barrier duals μ/(x−l) limit accuracy to ~100·tol
-                if cert["kkt"] <= 100 * tol:
-                    status = Status.LOCALLY_OPTIMAL
-                else:
-                    status, message = Status.SLOW_PROGRESS, (f"barrier subproblem solved at mu={mu:.1e} but the "
-                                                             f"KKT residual is {cert['kkt']:.2e}")
-                break
-            mu = max(tol, min(mu / 5, mu**1.5))
+        if action == "next":
+            mu = value
             e = evaluate(z, lam)
             bn_prev = None
             continue

@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
+from ..expr.analysis import is_affine
+from ..lower.sparse_affine import NotAffine, SparseAffineLowering
+from ..lower.sparse_hessian import NotSeparable, SparseHessian
 from ..lower.torch import TorchLowering
 from ..problem import Problem
 from ..solvers.autodiff import NonFinite
@@ -104,6 +108,18 @@ class FlatProblem:
         return self._rows(self.in_items, x)
 
     # --- sparse derivatives (large models) ------------------------------------------------------
+    def affine_rows(self, items) -> tuple:
+        """(A, b) with the constraints' stacked rows equal to A x + b: A in scipy CSR, read off the expressions
+        exactly by the sparse affine lowering (raises `NotStructured` if a constraint is not affine)."""
+        if not items:
+            return sp.csr_matrix((0, self.n)), np.zeros(0)
+        low = SparseAffineLowering(self.variables, self.offsets, self.n)
+        try:
+            parts = [low.lower(c.expr) for c in items]
+        except NotAffine as err:
+            raise NotStructured(f"constraint Jacobian: {err}") from None
+        return sp.vstack([p.A for p in parts], format="csr"), np.concatenate([p.b.reshape(-1) for p in parts])
+
     def sparse_derivatives(self) -> dict:
         """Constant sparse constraint Jacobians and a sparse objective Hessian, for structured solvers.
 
@@ -112,24 +128,9 @@ class FlatProblem:
         Returns ``{"jac_eq", "jac_ineq"}`` (scipy CSR, constant) and ``"hess_lag"(x, λ)`` (the Hessian of
         f + λᵀc, which is that of f because c is affine).
         """
-        from ..expr.analysis import is_affine
-        from ..lower.sparse_affine import NotAffine, SparseAffineLowering
-        from ..lower.sparse_hessian import NotSeparable, SparseHessian
-        from ..lower.torch import TorchLowering
-
         for c in self.eq_items + self.in_items:
             if not is_affine(c.expr, self.variables):
                 raise NotStructured(f"constraint {c.name!r} is not affine in the variables")
-        aff = SparseAffineLowering(self.variables, self.offsets, self.n)
-
-        def jac(items):
-            import scipy.sparse as sp
-            if not items:
-                return sp.csr_matrix((0, self.n))
-            try:
-                return sp.vstack([aff.lower(c.expr).A for c in items], format="csr")
-            except NotAffine as err:
-                raise NotStructured(f"constraint Jacobian: {err}") from None
         try:
             hess = SparseHessian(self.problem.objective, self.variables, self.offsets, self.n, TorchLowering())
         except NotSeparable as err:
@@ -137,7 +138,8 @@ class FlatProblem:
 
         def hess_lag(x, lam):
             return hess(torch.as_tensor(x).detach().cpu().double().numpy())
-        return {"jac_eq": jac(self.eq_items), "jac_ineq": jac(self.in_items), "hess_lag": hess_lag}
+        return {"jac_eq": self.affine_rows(self.eq_items)[0], "jac_ineq": self.affine_rows(self.in_items)[0],
+                "hess_lag": hess_lag}
 
     # --- multipliers -----------------------------------------------------------------------------
     def split(self, rows, items) -> dict[str, np.ndarray]:

@@ -13,11 +13,8 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 
-from ..lower.sparse_affine import SparseAffineLowering
 from ..problem import RawSolution
 from ..solvers.linalg.bandit import SequenceSolver, tuner_from_state
 from .base import Backend, Option
@@ -80,10 +77,8 @@ class SorBackend(Backend):
         """A and b of the constraints c(x) = A x - b, read off the expression exactly (no autograd): a scipy
         CSR matrix when sparse (a 5-point stencil written with a dense constant still gives 5 entries a row),
         so grids far beyond what a dense n x n matrix allows stay cheap."""
-        aff = SparseAffineLowering(flat.variables, flat.offsets, flat.n)
-        parts = [aff.lower(c.expr) for c in flat.eq_items]
-        A = sp.vstack([p.A for p in parts], format="csr")
-        b = -np.concatenate([p.b.reshape(-1) for p in parts])
+        A, c0 = flat.affine_rows(flat.eq_items)
+        b = -c0
         if A.nnz > 0.2 * A.shape[0] * A.shape[1]:
             A = torch.as_tensor(A.toarray(), dtype=flat.dtype, device=flat.device)
         return A, torch.as_tensor(b, dtype=flat.dtype, device=flat.device)

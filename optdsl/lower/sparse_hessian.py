@@ -15,14 +15,12 @@ Objectives of any other form raise `NotSeparable` with the reason, and callers k
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from ..expr.analysis import is_affine
-from ..expr.node import Expr, Leaf, Op
+from ..expr.node import Expr, Op
 from .sparse_affine import NotAffine, SparseAffineLowering
 
 # entrywise ops of one argument, and binary ops that act entrywise when the other operand is constant
@@ -126,7 +124,3 @@ class SparseHessian:
             H = H + w * (A.T @ sp.diags(d2) @ A)
         return sp.csr_matrix(H)
 
-
-def sparse_hessian(objective: Expr, variables, offsets, n: int, lowering) -> Callable[[np.ndarray], sp.csr_matrix]:
-    """The objective's sparse Hessian as a function of the flat x (raises NotSeparable)."""
-    return SparseHessian(objective, variables, offsets, n, lowering)

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from ..expr.node import Constant, Expr, Leaf, Parameter, Variable
+from ..expr.ops import SPECS
 from ._walk import lower
 from .torch import TORCH
 
@@ -208,20 +209,8 @@ class SparseAffineLowering:
         return impl
 
     def lower(self, expr: Expr) -> Affine:
-        table = _Table(self._op)
-        out = lower(expr, self._leaf, table)
+        out = lower(expr, self._leaf, {name: self._op(name) for name in SPECS})
         if out.A is None:
             out = Affine(sp.csr_matrix((out.b.size, self.n)), out.b)
         return Affine(sp.csr_matrix(out.A), out.b)
 
-
-class _Table(dict):
-    """A lowering table that builds each op's rule on first use (the walker indexes it by op name)."""
-
-    def __init__(self, make):
-        super().__init__()
-        self.make = make
-
-    def __missing__(self, name):
-        self[name] = rule = self.make(name)
-        return rule

@@ -11,7 +11,6 @@ state and the history, so a run resumed from step K is identical to an uninterru
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Optional
 
 import torch
@@ -19,6 +18,7 @@ import torch
 from ..common import Budget, SolverOutput, Status
 from ..oracles.zo_forward import forward_gradient
 from ..oracles.zo_twopoint import ZOEvalError, ZONonFinite, to_scalar
+from . import checkpoint
 from .step import ZOStepper, decay_flags
 
 FT_ESTIMATORS = ("gaussian", "rademacher", "sparse", "forward")
@@ -96,14 +96,24 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
     get_batch, indexable = _batch_getter(batches)
     start, history, seeds, projs = 0, [], [], []
     counts = {"f": 0, "jac": 0}
+    # what a resumed run must agree with to continue the same run (checked against the checkpoint)
+    settings = dict(estimator=estimator, q=q, eps=eps, lr=lr if isinstance(lr, (int, float)) else None,
+                    optimizer=optimizer, momentum=momentum, betas=list(betas), weight_decay=weight_decay,
+                    schedule=schedule, warmup=warmup, sparse_keep=sparse_keep if estimator == "sparse" else None,
+                    sparse_refresh=sparse_refresh if estimator == "sparse" else None, seed_pool=seed_pool)
+    if checkpoint_path:
+        checkpoint.check_folder(checkpoint_path)
     if resume_from is not None:
-        ck = torch.load(resume_from, map_location="cpu", weights_only=False)
-        if ck.get("seed") != seed:
-            raise ValueError(f"checkpoint {resume_from!r} was written with seed={ck.get('seed')}, not {seed}")
+        # weights_only=True: a crafted file cannot run code; names, shapes, seed and settings are checked first
+        ck = checkpoint.load(resume_from, seed=seed, settings=settings, named=named, steps=steps)
         with torch.no_grad():
             for n, p in named:
                 p.data.copy_(ck["params"][n].to(p.device))
-        stepper.load_state_dict(ck["stepper"])
+        try:
+            stepper.load_state_dict(ck["stepper"])
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise checkpoint.CheckpointError(f"checkpoint {resume_from}: field 'stepper' is malformed "
+                                             f"({type(exc).__name__}: {exc})") from None
         start, history, counts = ck["step"], ck["history"], ck["counts"]
         seeds, projs = ck["seeds"], ck["projs"]
         if not indexable:
@@ -118,12 +128,10 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
     ema_var = None
     call = _Call(module, loss_fn) if estimator == "forward" else None
 
-    def save(path, k_next):
-        tmp = path + ".tmp"
-        torch.save({"step": k_next, "seed": seed, "params": {n: p.detach().cpu().clone() for n, p in named},
-                    "stepper": stepper.state_dict(), "history": budget.history, "counts": dict(counts),
-                    "seeds": list(seeds), "projs": list(projs)}, tmp)
-        os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
+    def save(path, k_next):  # atomic (unique temporary, fsync, rename): a crash never tears a checkpoint
+        checkpoint.save(path, step=k_next, seed=seed, settings=settings, named=named,
+                        stepper_state=stepper.state_dict(), history=budget.history, counts=dict(counts),
+                        seeds=list(seeds), projs=list(projs))
     try:
         for j in budget:
             k = start + j

@@ -1,0 +1,177 @@
+"""Nothing lost, nothing executed (issue 16): safe checkpoints, atomic files, locked tuner state, one-line
+errors, strict JSON, lazy bounds, thread safety and the smaller input checks."""
+import json
+import math
+import os
+import pathlib
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import optdsl as od
+from optdsl.solvers import zo
+from optdsl.solvers.io import FileWriteError, atomic_write
+from optdsl.solvers.zo.checkpoint import CheckpointError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------------
+
+def _net(width=4, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(3, width), torch.nn.Tanh(), torch.nn.Linear(width, 2)).double()
+
+
+_X = torch.randn(16, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+_Y = torch.randint(0, 2, (16,), generator=torch.Generator().manual_seed(1))
+
+
+def _loss(m, idx):
+    return F.cross_entropy(m(_X[idx]), _Y[idx])
+
+
+def _batches(k):
+    return torch.randint(0, 16, (8,), generator=torch.Generator().manual_seed(k))
+
+
+def _run(path=None, resume=None, steps=6, net=None, **kw):
+    kw = {"lr": 1e-2, "seed": 3, **kw}
+    if path is not None:
+        kw.update(checkpoint_every=3, checkpoint_path=str(path))
+    return zo.fine_tune(net if net is not None else _net(), _loss, _batches, steps=steps,
+                        resume_from=None if resume is None else str(resume), **kw)
+
+
+class _Payload:
+    """Unpickling this runs ``pathlib.Path(target).touch()``: what a crafted checkpoint would do."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.target),))
+
+
+def test_a_malicious_checkpoint_does_not_run(tmp_path):
+    target = tmp_path / "pwned"
+    bad = tmp_path / "evil.pt"
+    torch.save({"format": "optdsl.zo.fine_tune/1", "step": 0, "payload": _Payload(str(target))}, str(bad))
+    with pytest.raises(CheckpointError, match="refusing") as info:
+        _run(resume=bad)
+    assert not target.exists()                       # the payload never ran
+    assert "evil.pt" in str(info.value) and "\n" not in str(info.value)
+    torch.load(str(bad), weights_only=False)         # sanity: the file really is armed
+    assert target.exists()
+
+
+def test_checkpoint_holds_names_shapes_seed_settings_and_only_plain_data(tmp_path):
+    ck = tmp_path / "ck.pt"
+    _run(ck)
+    data = torch.load(str(ck), weights_only=True)     # loads under the safe unpickler
+    assert data["step"] == 6 and data["seed"] == 3
+    assert data["parameters"] == {"0.weight": [4, 3], "0.bias": [4], "2.weight": [2, 4], "2.bias": [2]}
+    assert data["settings"]["lr"] == 1e-2 and data["settings"]["estimator"] == "gaussian"
+    json.dumps({k: v for k, v in data.items() if k not in ("params", "stepper")}, allow_nan=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]     # no temporary left behind
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    ck = tmp_path / "ck.pt"
+    a = _net()
+    _run(net=a, steps=6)
+    b = _net()
+    _run(ck, net=b, steps=3)
+    c = _net(seed=7)
+    out = _run(resume=ck, net=c, steps=6)
+    assert out.iterations == 6
+    for p, q in zip(a.parameters(), c.parameters()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("change,field", [
+    (dict(seed=4), "seed=3"), (dict(lr=2e-2), "lr=0.01"), (dict(q=2), "q=1"),
+    (dict(optimizer="adam"), "optimizer='sgd'"), (dict(net=_net(width=5)), "'0.weight' has shape [5, 3]"),
+])
+def test_a_mismatched_checkpoint_names_the_field(tmp_path, change, field):
+    ck = tmp_path / "ck.pt"
+    _run(ck)
+    with pytest.raises(CheckpointError) as info:
+        _run(resume=ck, **change)
+    msg = str(info.value)
+    assert "\n" not in msg and "ck.pt" in msg
+    assert field.replace("[5, 3]", "[4, 3] in the checkpoint, [5, 3]") in msg or field in msg
+
+
+def test_a_module_with_other_parameters_is_refused(tmp_path):
+    ck = tmp_path / "ck.pt"
+    _run(ck)
+    other = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)).double()   # '1.*' not '2.*'
+    with pytest.raises(CheckpointError, match=r"not in the checkpoint: 1\.bias, 1\.weight"):
+        _run(resume=ck, net=other)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "json", "list", "no_format"])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(tmp_path, damage):
+    ck = tmp_path / "ck.pt"
+    _run(ck)
+    raw = ck.read_bytes()
+    if damage == "truncate":
+        ck.write_bytes(raw[: len(raw) // 2])
+    elif damage == "garbage":
+        ck.write_bytes(bytes(range(256)) * 4)
+    elif damage == "empty":
+        ck.write_bytes(b"")
+    elif damage == "json":
+        ck.write_text('{"step": 3}')
+    elif damage == "list":
+        torch.save([1, 2, 3], str(ck))
+    else:
+        data = torch.load(str(ck), weights_only=True)
+        del data["format"]
+        torch.save(data, str(ck))
+    with pytest.raises(CheckpointError) as info:
+        _run(resume=ck)
+    assert "ck.pt" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_checkpoint_file_and_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="nope.pt: no such file"):
+        _run(resume=tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="folder .*missing.* does not exist"):
+        _run(tmp_path / "missing" / "ck.pt")
+
+
+def test_fewer_steps_than_the_checkpoint_names_both_numbers(tmp_path):
+    ck = tmp_path / "ck.pt"
+    _run(ck, steps=6)
+    with pytest.raises(CheckpointError, match="at step 6, past the 4 steps asked for"):
+        _run(resume=ck, steps=4)
+
+
+def test_concurrent_checkpoint_writers_never_share_a_temporary(tmp_path):
+    ck = tmp_path / "ck.pt"
+    errors = []
+
+    def work(seed):
+        try:
+            for _ in range(3):
+                _run(ck, steps=6, seed=3)
+        except Exception as exc:  # noqa: BLE001 - any crash fails the test
+            errors.append(exc)
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert torch.load(str(ck), weights_only=True)["step"] == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]

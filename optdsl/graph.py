@@ -56,6 +56,8 @@ def analyze(problem: Problem) -> Tags:
         features.add("soft")
     if problem.has_bounds():
         features.add("bounds")
+    if any(getattr(v, "integer", False) for v in problem.variables):
+        features.add("integer")  # integer/boolean variables: mixed-integer backends only
     hard = problem.hard_constraints
     if any(c.kind == "eq" for c in hard):
         features.add("equality")
@@ -116,24 +118,71 @@ def _is_linear_system(problem: Problem) -> bool:
 
 
 def _dcp(problem: Problem) -> str | None:
-    """None when the problem is DCP-convex through the cvxpy lowering, else the reason it is not."""
+    """None when the problem is DCP-convex through the cvxpy lowering, else the reason it is not, naming
+    the smallest offending sub-expression (as cvxpy's "its following subexpressions are not" does)."""
     from .lower.cvxpy import CvxpyLowering, NotRepresentable
     low = CvxpyLowering()
     try:
         obj = low.lower(problem.objective)
         if problem.sense == "max" and not obj.is_concave():
-            return "the objective is not concave (DCP) for maximize"
+            return "the objective is not concave (DCP) for maximize" + _culprit(problem.objective, low, "concave")
         if problem.sense == "min" and not obj.is_convex():
-            return "the objective is not convex (DCP)"
+            return "the objective is not convex (DCP)" + _culprit(problem.objective, low, "convex")
         for c in problem.constraints:
             e = low.lower(c.expr)
             if c.kind == "eq" and not e.is_affine():
-                return f"equality constraint {c.name!r} is not affine"
+                return f"equality constraint {c.name!r} is not affine" + _culprit(c.expr, low, "affine")
             if c.kind == "ineq" and not e.is_convex():
-                return f"constraint {c.name!r} is not convex (DCP)"
+                return f"constraint {c.name!r} is not convex (DCP)" + _culprit(c.expr, low, "convex")
     except NotRepresentable as e:
         return f"not representable in cvxpy: {e}"
     return None
+
+
+# how each linear op passes a curvature requirement to its arguments (+1 same, -1 flipped)
+_LINEAR_SIGNS = {"add": (1, 1), "sub": (1, -1), "neg": (-1,), "sum": (1,), "mean": (1,), "index": (1,),
+                 "reshape": (1,), "transpose": (1,)}
+_FLIP = {"convex": "concave", "concave": "convex", "affine": "affine", "dcp": "dcp"}
+
+
+def _meets(ce, need: str) -> bool:
+    return {"convex": ce.is_convex, "concave": ce.is_concave, "affine": ce.is_affine, "dcp": ce.is_dcp}[need]()
+
+
+def _describe(ce) -> str:
+    curv = ce.curvature.lower()
+    if curv == "unknown":
+        curv = "of unknown curvature"
+    sign = ce.sign.lower()
+    return curv + ("" if sign == "unknown" and curv == "constant" else f", {sign}" if sign != "unknown" else ", sign unknown")
+
+
+def _culprit(expr, low, need: str) -> str:
+    """": 'sub-expression' is <curvature> (<its operands' curvature and sign>)" for the smallest term that
+    breaks the DCP rules: descend into an operand that is not DCP at all, or, through sums and negations,
+    into the operand with the wrong curvature."""
+    e = expr
+    for _ in range(200):  # deep enough for any model; bounded so a pathological tree cannot hang analysis
+        args = [a for a in e.args if isinstance(a, Op)]
+        lowered = {id(a): low.lower(a) for a in args}
+        bad = next((a for a in args if not lowered[id(a)].is_dcp()), None)
+        if bad is not None:
+            e, need = bad, "dcp"
+            continue
+        signs = _LINEAR_SIGNS.get(e.name) if isinstance(e, Op) else None
+        if signs and need != "dcp":
+            nxt = next(((a, _FLIP[need] if s < 0 else need) for a, s in zip(e.args, signs)
+                        if isinstance(a, Op) and not _meets(lowered[id(a)], _FLIP[need] if s < 0 else need)), None)
+            if nxt is not None:
+                e, need = nxt
+                continue
+        break
+    if e is expr and not e.args:
+        return ""
+    ce = low.lower(e)
+    ops = ", ".join(f"{a.label(40)!r} {_describe(low.lower(a))}" for a in e.args)
+    want = "" if need == "dcp" else f" (needs {need})"
+    return f": sub-expression {e.label(80)!r} is {_describe(ce)}{want}" + (f"; operands: {ops}" if ops else "")
 
 
 def build_graph(problem: Problem) -> nx.DiGraph:

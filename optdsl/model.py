@@ -53,11 +53,12 @@ class Model:
 
     # --- declarations --------------------------------------------------------------------------
     def variable(self, shape: Any = (), *, lb: Any = None, ub: Any = None, name: Optional[str] = None,
-                 value: Any = None) -> Variable:
-        """A decision variable of `shape` with optional bounds and initial value (the warm start)."""
+                 value: Any = None, integer: bool = False, boolean: bool = False) -> Variable:
+        """A decision variable of `shape` with optional bounds and initial value (the warm start).
+        ``integer=True`` restricts it to integers, ``boolean=True`` to {0, 1} (mixed-integer backends)."""
         name = name or f"x{len(self._variables)}"
         self._check_new_name(name)
-        v = Variable(shape, lb=lb, ub=ub, name=name, value=value, model=self)
+        v = Variable(shape, lb=lb, ub=ub, name=name, value=value, model=self, integer=integer, boolean=boolean)
         self._variables.append(v)
         self._touch()
         return v
@@ -255,6 +256,10 @@ class Model:
 
     def plan(self, solver: Optional[str] = None) -> Plan:
         key = ("plan", solver)
+        if key in self._cache and not self._cache[key].holds():
+            # a rewrite relied on a parameter's sign, which has changed: plan (and compile) again
+            for k in [k for k in self._cache if k[0] in ("plan", "compiled") and k[1] == solver]:
+                del self._cache[k]
         if key not in self._cache:
             self._cache[key] = make_plan(self.to_problem(), solver)
         return self._cache[key]

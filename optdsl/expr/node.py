@@ -150,11 +150,19 @@ class Leaf(Expr):
 class Variable(Leaf):
     """A decision variable. Created by `Model.variable`; `value` holds the warm start / the solution."""
 
-    def __init__(self, shape=(), *, lb=None, ub=None, name: str | None = None, value=None, model=None):
+    def __init__(self, shape=(), *, lb=None, ub=None, name: str | None = None, value=None, model=None,
+                 integer: bool = False, boolean: bool = False):
         self.shape = _shape_of(shape)
         self.id = next(_ids)
         self.name = name or f"x{self.id}"
         self.model = model
+        # boolean: an integer variable in [0, 1] (bounds tighter than [0, 1] are kept, looser ones refused)
+        self.integer, self.boolean = bool(integer or boolean), bool(boolean)
+        if boolean:
+            for b, which in ((lb, "lb"), (ub, "ub")):
+                if b is not None and np.any((np.asarray(b, float) < 0) | (np.asarray(b, float) > 1)):
+                    raise ModelError(f"boolean variable {self.name!r}: {which} must lie in [0, 1], got {b!r}")
+            lb, ub = (0.0 if lb is None else lb), (1.0 if ub is None else ub)
         self.lb = _bound(lb, self, "lb")
         self.ub = _bound(ub, self, "ub")
         if self.lb is not None and self.ub is not None and np.any(self.lb > self.ub):

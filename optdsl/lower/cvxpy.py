@@ -34,11 +34,34 @@ def _reduce(fn):
 
 
 def _norm(a, at):
-    p = at["p"]
+    p, axis = at["p"], at.get("axis")
     x = a[0]
+    if axis is not None:
+        if isinstance(axis, (tuple, list)):
+            raise NotRepresentable("norms over several axes are not lowered to cvxpy")
+        return cp.norm(x, 2 if p == "fro" else p, axis=axis)
     if x.ndim > 1:  # entrywise, as in the torch lowering (cvxpy's matrix norms are induced norms)
         return cp.norm(cp.vec(x, order="C"), 2 if p == "fro" else p)
     return cp.norm(x, p)
+
+
+def _pnorm(a, at):
+    x, axis = a[0], at.get("axis")
+    if isinstance(axis, (tuple, list)):
+        raise NotRepresentable("norms over several axes are not lowered to cvxpy")
+    if axis is None and x.ndim > 1:
+        x = cp.vec(x, order="C")
+    return cp.pnorm(x, at["p"], axis=axis)
+
+
+def _cumsum(a, at):
+    axis = at.get("axis")
+    x = cp.Constant(a[0]) if not isinstance(a[0], cp.Expression) else a[0]
+    return cp.cumsum(cp.vec(x, order="C") if axis is None else x, axis=0 if axis is None else axis)
+
+
+def _expr(x):
+    return x if isinstance(x, cp.Expression) else cp.Constant(x)
 
 
 def _power(a, at):
@@ -128,6 +151,22 @@ CVXPY: dict[str, Any] = {
     "finite_sum": _missing("od.mean(..., over=data) (finite sum of a torch loss)"),
     "max_over": _missing("od.maximum_over (a min-max objective)"),
     "blackbox": _missing("od.blackbox (black-box function)"),
+    "huber": lambda a, at: cp.huber(a[0], at["M"]),
+    "entr": lambda a, at: cp.entr(a[0]),
+    "logistic": lambda a, at: cp.logistic(a[0]),
+    "inv_pos": lambda a, at: cp.inv_pos(a[0]),
+    "kl_div": lambda a, at: cp.kl_div(a[0], a[1]),
+    "rel_entr": lambda a, at: cp.rel_entr(a[0], a[1]),
+    "log_det": lambda a, at: cp.log_det(a[0]),
+    "trace": lambda a, at: cp.trace(_expr(a[0])),
+    "diag": lambda a, at: cp.diag(a[0]),
+    "diff": lambda a, at: cp.diff(_expr(a[0]), at["k"], axis=at["axis"]),
+    "cumsum": _cumsum,
+    "pnorm": _pnorm,
+    "geo_mean": lambda a, at: cp.geo_mean(a[0], None if at.get("p") is None else list(at["p"])),
+    "quad_over_lin": lambda a, at: cp.quad_over_lin(a[0], cp.reshape(_expr(a[1]), (), order="C")),
+    "lambda_max": lambda a, at: cp.lambda_max(a[0]),
+    "matrix_frac": lambda a, at: cp.matrix_frac(a[0], a[1]),
 }
 
 
@@ -142,7 +181,9 @@ class CvxpyLowering:
         if isinstance(leaf, Variable):
             v = self.variables.get(leaf)
             if v is None:
-                v = self.variables[leaf] = cp.Variable(leaf.shape, name=leaf.name)
+                kind = ({"boolean": True} if getattr(leaf, "boolean", False)
+                        else {"integer": True} if getattr(leaf, "integer", False) else {})
+                v = self.variables[leaf] = cp.Variable(leaf.shape, name=leaf.name, **kind)
             return v
         if isinstance(leaf, Parameter):
             p = self.parameters.get(leaf)

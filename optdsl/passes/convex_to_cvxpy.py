@@ -18,7 +18,7 @@ from ..problem import RawSolution
 from .base import Pass
 from .bounds_to_constraints import bound_constraints
 
-_HANDLED = frozenset({"bounds", "equality", "inequality", "nonsmooth"})
+_HANDLED = frozenset({"bounds", "equality", "inequality", "nonsmooth", "integer"})
 
 
 @dataclass

@@ -26,5 +26,7 @@ class MaximizeToMinimize(Pass):
     def invert(self, solution, inverse_data):
         if solution.objective is not None:
             solution = replace(solution, objective=-solution.objective)
+        if "mip_bound" in solution.certificates:  # a mixed-integer solver's bound, on the user's objective
+            solution.certificates["mip_bound"] = -solution.certificates["mip_bound"]
         return solution
 PASS = MaximizeToMinimize()

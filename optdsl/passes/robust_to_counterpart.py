@@ -62,7 +62,7 @@ class RobustToCounterpart(Pass):
     def accepts(self, problem, tags):
         if "robust" not in tags.features or "recourse" in tags.features:
             return False
-        if tags.features - {"robust", "bounds", "equality", "inequality", "nonsmooth"}:
+        if tags.features - {"robust", "bounds", "equality", "inequality", "nonsmooth", "integer"}:
             return False
         rows, why = robust_rows(problem)
         if rows is None:
@@ -81,7 +81,7 @@ class RobustToCounterpart(Pass):
         us = uncertain_of(problem.objective)
         if len(us) > 1 or (us and not is_affine(problem.objective, us)):
             return "the objective is not affine in a single uncertain quantity"
-        extra = sorted(tags.features - {"robust", "bounds", "equality", "inequality", "nonsmooth", "maximize"})
+        extra = sorted(tags.features - {"robust", "bounds", "equality", "inequality", "nonsmooth", "maximize", "integer"})
         return f"cannot rewrite models with {', '.join(extra)}" if extra else None
 
     def apply(self, problem):

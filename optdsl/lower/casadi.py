@@ -1,0 +1,307 @@
+"""CasADi lowering: the IR as CasADi MX expressions, for IPOPT with exact sparse derivatives.
+
+Arrays map onto CasADi's 2-D matrices: shape ``()`` is 1×1, ``(n,)`` a column n×1, ``(m, n)`` an m×n
+matrix; higher ranks are not representable. All variables are slices of one symbol ``x`` (row-major,
+the order of `optdsl.backends.flatten.FlatProblem`) and all parameters slices of one symbol ``p``, so
+``nlpsol`` sees ``x`` and ``p`` as plain vectors and a parameter change needs no rebuild.
+
+Ops stay vectorized: an index is one gather (``v[flat_indices]``) on the row-major vector, numpy
+broadcasting is ``repmat``, dense constants are ``DM`` and scipy.sparse constants ``DM`` with their
+sparsity pattern. Terms with no CasADi counterpart (od.fn torch functions, black boxes, finite sums of a
+torch loss, min–max objectives, the matrix exponential) raise `NotRepresentable` naming the term.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import casadi as ca
+import numpy as np
+
+from ..expr.node import Constant, Expr, Leaf, Op, Parameter, Variable
+
+
+class NotRepresentable(Exception):
+    """The expression uses a term CasADi cannot express (the message names it)."""
+
+
+# --- shapes ---------------------------------------------------------------------------------------------
+
+def _dims(shape: tuple) -> tuple[int, int]:
+    if len(shape) > 2:
+        raise NotRepresentable(f"arrays of rank {len(shape)} (shape {shape}) have no CasADi form (2-D at most)")
+    return (1, 1) if not shape else (shape[0], 1) if len(shape) == 1 else shape
+
+
+def _flat(x, shape: tuple):
+    """Row-major vector of an array (what numpy's ravel gives)."""
+    return x.T.reshape((-1, 1)) if len(shape) == 2 else x
+
+
+def _unflat(v, shape: tuple):
+    """Inverse of `_flat`: a row-major vector back into `shape`."""
+    if len(shape) == 2:
+        return ca.reshape(v, shape[1], shape[0]).T
+    return v
+
+
+def _broadcast(x, shape: tuple, to: tuple):
+    """numpy broadcasting of an array of `shape` to `to` (both rank <= 2)."""
+    if shape == to or len(to) <= 1 or int(np.prod(shape)) == 1:
+        return x  # CasADi applies 1×1 operands elementwise itself
+    if len(shape) == 1:  # (n,) against (m, n): the vector is a row
+        x, shape = x.T, (1, shape[0])
+    reps = (to[0] if shape[0] == 1 else 1, to[1] if shape[1] == 1 else 1)
+    return ca.repmat(x, *reps) if reps != (1, 1) else x
+
+
+def _elementwise(fn):
+    def impl(node, a):
+        to = node.shape
+        return fn(*(_broadcast(x, arg.shape, to) for x, arg in zip(a, node.args)))
+    return impl
+
+
+def _axes(node) -> tuple | None:
+    axis, nd = node.attrs.get("axis"), node.args[0].ndim
+    if axis is None:
+        return None
+    axes = tuple(sorted({ax % nd for ax in ((axis,) if isinstance(axis, int) else axis)}))
+    return None if len(axes) == nd else axes
+
+
+def _reduce(total, along_rows, along_cols):
+    """A reduction: `total` over every entry; `along_rows(x)` -> 1×n (numpy axis 0), `along_cols` -> m×1."""
+    def impl(node, a):
+        x, axes = a[0], _axes(node)
+        if axes is None:
+            return total(_flat(x, node.args[0].shape))
+        return along_rows(x).T if axes == (0,) else along_cols(x)
+    return impl
+
+
+def _per_slice(fn):
+    def rows(x):
+        return ca.horzcat(*[fn(x[:, j]) for j in range(x.shape[1])])
+
+    def cols(x):
+        return ca.vertcat(*[fn(x[i, :].T) for i in range(x.shape[0])])
+    return rows, cols
+
+
+def _mmax(v): return ca.mmax(v)
+def _mmin(v): return ca.mmin(v)
+def _logsumexp(v): return ca.logsumexp(v)
+
+
+# --- ops ------------------------------------------------------------------------------------------------
+
+def _matmul(node, a):
+    (x, y), (sa, sb) = a, (node.args[0].shape, node.args[1].shape)
+    if len(sa) == 1:                      # (k,) @ (k,) or (k,) @ (k, n): a row times
+        out = ca.mtimes(x.T, y)
+        return out.T if len(sb) == 2 else out
+    return ca.mtimes(x, y)
+
+
+def _index(node, a):
+    shape = node.args[0].shape
+    idx = np.arange(int(np.prod(shape)) if shape else 1).reshape(shape)[node.attrs["key"]]
+    flat = _flat(a[0], shape)
+    if np.ndim(idx) == 0:
+        return flat[int(idx)]
+    picked = flat[[int(i) for i in np.ravel(idx)]]
+    if len(node.shape) > 2:
+        raise NotRepresentable(f"an index with result shape {node.shape} has no CasADi form")
+    return _unflat(picked, node.shape)
+
+
+def _reshape(node, a):
+    _dims(node.shape)
+    return _unflat(_flat(a[0], node.args[0].shape), node.shape)
+
+
+def _stack(node, a):
+    shape, axis = node.args[0].shape, node.attrs["axis"]
+    if not shape:
+        return ca.vertcat(*a)
+    if len(shape) == 1:
+        cols = ca.horzcat(*a)          # n × k
+        return cols.T if axis == 0 else cols
+    raise NotRepresentable("stacking matrices gives a rank-3 array, which has no CasADi form")
+
+
+def _concat(node, a):
+    return ca.vertcat(*a) if node.attrs["axis"] == 0 else ca.horzcat(*a)
+
+
+def _norm(node, a):
+    v, p = _flat(a[0], node.args[0].shape), node.attrs["p"]
+    if p == 1:
+        return ca.sum1(ca.fabs(v))
+    if p == np.inf:
+        return ca.mmax(ca.fabs(v))
+    return ca.norm_2(v)
+
+
+def _power(node, a):
+    p = node.attrs["p"]
+    if p == 2:
+        return a[0] * a[0]
+    if p == 0.5:
+        return ca.sqrt(a[0])
+    return a[0] ** (int(p) if float(p).is_integer() else p)
+
+
+def _quad_form(node, a):
+    x, P = a
+    return ca.mtimes(x.T, ca.mtimes(P, x))
+
+
+def _opaque(what):
+    def impl(node, a):
+        name = node.attrs.get("fname")
+        raise NotRepresentable(f"{what}{f'({name})' if name else ''} has no CasADi counterpart")
+    return impl
+
+
+CASADI: dict[str, Any] = {
+    "add": _elementwise(lambda x, y: x + y),
+    "sub": _elementwise(lambda x, y: x - y),
+    "mul": _elementwise(lambda x, y: x * y),
+    "div": _elementwise(lambda x, y: x / y),
+    "maximum": _elementwise(ca.fmax),
+    "minimum": _elementwise(ca.fmin),
+    "neg": lambda n, a: -a[0],
+    "power": _power,
+    "matmul": _matmul,
+    "sum": _reduce(ca.sum1, ca.sum1, ca.sum2),
+    "mean": lambda n, a: _reduce(ca.sum1, ca.sum1, ca.sum2)(n, a) * (n.size / n.args[0].size),
+    "max": _reduce(_mmax, *_per_slice(_mmax)),
+    "min": _reduce(_mmin, *_per_slice(_mmin)),
+    "logsumexp": _reduce(_logsumexp, *_per_slice(_logsumexp)),
+    "transpose": lambda n, a: a[0].T if len(n.shape) == 2 else a[0],
+    "reshape": _reshape,
+    "index": _index,
+    "stack": _stack,
+    "concat": _concat,
+    "exp": lambda n, a: ca.exp(a[0]),
+    "log": lambda n, a: ca.log(a[0]),
+    "sqrt": lambda n, a: ca.sqrt(a[0]),
+    "square": lambda n, a: a[0] * a[0],
+    "sin": lambda n, a: ca.sin(a[0]),
+    "cos": lambda n, a: ca.cos(a[0]),
+    "sigmoid": lambda n, a: 1 / (1 + ca.exp(-a[0])),
+    "abs": lambda n, a: ca.fabs(a[0]),
+    "relu": lambda n, a: ca.fmax(a[0], 0),
+    "norm": _norm,
+    "sum_squares": lambda n, a: ca.sumsqr(a[0]),
+    "quad_form": _quad_form,
+    "fn": _opaque("od.fn"),
+    "blackbox": _opaque("od.blackbox"),
+    "finite_sum": _opaque("od.mean(..., over=data)"),
+    "max_over": _opaque("od.maximum_over (a min-max objective)"),
+    "trace_expm": _opaque("od.trace_expm (the matrix exponential)"),
+}
+
+
+_OPAQUE = {"fn", "blackbox", "finite_sum", "max_over", "trace_expm"}
+
+
+def unlowerable(expr: Expr) -> str | None:
+    """Why `expr` cannot be lowered (naming the term), or None; a scan of op names and ranks, no CasADi work."""
+    for node in expr.nodes():
+        if isinstance(node, Op):
+            if node.name in _OPAQUE:
+                try:
+                    CASADI[node.name](node, [])
+                except NotRepresentable as e:
+                    return str(e)
+            if node.name not in CASADI:
+                return f"'{node.name}' has no CasADi lowering"
+        elif not isinstance(node, (Variable, Parameter, Constant)):
+            return f"{type(node).__name__.lower()} {getattr(node, 'name', '')!r} needs a rewrite before CasADi"
+        if len(node.shape) > 2:
+            return f"{node.label(40)!r} has shape {node.shape}; CasADi arrays are 2-D at most"
+    return None
+
+
+class CasadiLowering:
+    """Lowers expressions of one problem onto the shared symbols ``x`` (all variables, row-major, in the
+    order given) and ``p`` (the given parameters, row-major, in order).
+
+    ``dense_work`` counts the entries of dense constant matrices multiplied into the model, which decides
+    whether expanding to scalar SX graphs is cheap (`optdsl.backends.ipopt_backend`).
+    """
+
+    def __init__(self, variables, offsets, n: int, parameters=()):
+        self.x = ca.MX.sym("x", n)
+        self.variables = {v: self._slice(self.x, o, v.shape) for v, o in zip(variables, offsets)}
+        self.parameters = list(parameters)
+        self.n_p = sum(prm.size for prm in self.parameters)
+        self.p = ca.MX.sym("p", self.n_p)
+        self._pslices, o = {}, 0
+        for prm in self.parameters:
+            self._pslices[prm] = self._slice(self.p, o, prm.shape)
+            o += prm.size
+        self.dense_work = 0
+
+    @staticmethod
+    def _slice(sym, o: int, shape: tuple):
+        size = int(np.prod(shape)) if shape else 1
+        return _unflat(sym[o:o + size], shape) if size else ca.MX(*_dims(shape))
+
+    def leaf(self, leaf: Leaf):
+        if isinstance(leaf, Variable):
+            try:
+                return self.variables[leaf]
+            except KeyError:
+                raise NotRepresentable(f"variable {leaf.name!r} is not one of the problem's variables") from None
+        if isinstance(leaf, Parameter):
+            try:
+                return self._pslices[leaf]
+            except KeyError:
+                raise NotRepresentable(f"parameter {leaf.name!r} was not declared to the lowering") from None
+        if isinstance(leaf, Constant):
+            if leaf.sparse:
+                M = leaf.data.tocsc()
+                return ca.DM(ca.Sparsity(M.shape[0], M.shape[1], M.indptr.tolist(), M.indices.tolist()), M.data)
+            _dims(leaf.shape)
+            return ca.DM(np.asarray(leaf.data, float).reshape(_dims(leaf.shape)))
+        raise NotRepresentable(f"{type(leaf).__name__.lower()} {leaf.name!r} needs a rewrite before CasADi")
+
+    def lower(self, expr: Expr, memo: dict | None = None):
+        """The CasADi expression of `expr` (iterative post-order walk, shared sub-expressions lowered once)."""
+        memo = {} if memo is None else memo
+        stack = [(expr, False)]
+        while stack:
+            node, ready = stack.pop()
+            key = id(node)
+            if key in memo:
+                continue
+            if isinstance(node, Leaf):
+                memo[key] = self.leaf(node)
+            elif ready:
+                assert isinstance(node, Op)
+                impl = CASADI.get(node.name)
+                if impl is None:
+                    raise NotRepresentable(f"'{node.name}' has no CasADi lowering")
+                _dims(node.shape)
+                if node.name in ("matmul", "quad_form"):
+                    self.dense_work += sum(a.size for a in node.args if isinstance(a, Constant) and not a.sparse)
+                try:
+                    memo[key] = impl(node, [memo[id(a)] for a in node.args])
+                except NotRepresentable:
+                    raise
+                except (RuntimeError, ValueError, TypeError, IndexError) as e:  # CasADi refused a construct
+                    raise NotRepresentable(f"'{node.name}' on shapes {[a.shape for a in node.args]}: {e}") from None
+            else:
+                stack.append((node, True))
+                stack.extend((a, False) for a in node.args if id(a) not in memo)
+        out = memo[id(expr)]
+        return out if isinstance(out, ca.MX) else ca.MX(out)
+
+    def parameter_values(self) -> np.ndarray:
+        """The current values of the parameters, stacked as ``p`` (row-major)."""
+        if not self.parameters:
+            return np.zeros(0)
+        return np.concatenate([np.asarray(prm.value, float).ravel() for prm in self.parameters])

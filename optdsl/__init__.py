@@ -12,6 +12,8 @@ from .expr import (Constant, Constraint, Expr, Parameter, Uncertain, Variable, a
                    hstack, log, logsumexp, matmul, max, maximum, mean, min, minimum, norm, norm1, norm_inf, pos,
                    quad_form, relu, reshape, sigmoid, sin, sqrt, square, stack, sum, sum_squares, transpose,
                    vstack)
+from .expr import (cumsum, diag, diff, entr, geo_mean, huber, inv_pos, kl_div, lambda_max, log_det, logistic,
+                   matrix_frac, multiply, pnorm, quad_over_lin, rel_entr, trace)
 from .dag import sem_loss
 from .model import Model, explain
 from .solvers.robust.sets import Box, Budget, Ellipsoid, Polyhedron
@@ -27,4 +29,6 @@ __all__ = [
     "abs", "blackbox", "concatenate", "cos", "exp", "fn", "hstack", "log", "logsumexp", "matmul", "max", "maximum",
     "mean", "min", "minimum", "norm", "norm1", "norm_inf", "pos", "quad_form", "relu", "reshape", "sigmoid", "sin",
     "sqrt", "square", "stack", "sum", "sum_squares", "transpose", "vstack",
+    "cumsum", "diag", "diff", "entr", "geo_mean", "huber", "inv_pos", "kl_div", "lambda_max", "log_det", "logistic",
+    "matrix_frac", "multiply", "pnorm", "quad_over_lin", "rel_entr", "trace",
 ]

@@ -6,11 +6,27 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import ModelError
-from .node import Expr, as_expr, op
+from .node import Constant, Expr, Op, as_expr, op
 
 
 def exp(x): return op("exp", x)
-def log(x): return op("log", x)
+
+
+def log(x):
+    """Natural log. ``log(1 + exp(z))`` is recognised as ``logistic(z)`` (so DCP sees a convex function)."""
+    z = _softplus_argument(as_expr(x))
+    return logistic(z) if z is not None else op("log", x)
+
+
+def _softplus_argument(e):
+    """`z` when `e` is ``1 + exp(z)`` or ``exp(z) + 1`` with the result's shape that of ``exp(z)``, else None."""
+    if not (getattr(e, "name", None) == "add" and isinstance(e, Op)):
+        return None
+    for one, other in (e.args, reversed(e.args)):
+        if (isinstance(one, Constant) and not one.sparse and np.all(one.data == 1) and isinstance(other, Op)
+                and other.name == "exp" and other.shape == e.shape):
+            return other.args[0]
+    return None
 def sqrt(x): return op("sqrt", x)
 def square(x): return op("square", x)
 def sin(x): return op("sin", x)
@@ -74,17 +90,108 @@ def quad_form(x, P): return op("quad_form", x, P)
 def matmul(a, b): return op("matmul", a, b)
 
 
-def norm(x, p=2):
+def norm(x, p=2, axis=None):
     """Vector 1-, 2- or inf-norm. On a matrix the norms are entrywise: p=1 is Σ|x_ij|, p=inf is max|x_ij|,
-    and p=2 or "fro" is the Frobenius norm."""
+    and p=2 or "fro" is the Frobenius norm. With ``axis``, the norm of each slice along that axis
+    (``od.norm(X, axis=1)``: the row norms)."""
     x = as_expr(x)
+    if axis is not None:
+        return op("norm", x, p=2 if p == "fro" else p, axis=axis)
     if p == 2 and x.ndim > 1:
         p = "fro"
     return op("norm", x, p=p)
 
 
-def norm1(x): return norm(x, 1)
-def norm_inf(x): return norm(x, np.inf)
+def norm1(x, axis=None): return norm(x, 1, axis)
+def norm_inf(x, axis=None): return norm(x, np.inf, axis)
+
+
+# --- the CVXPY atom set -------------------------------------------------------------------------------
+
+def huber(x, M=1.0):
+    """Elementwise Huber function: x² for |x| ≤ M, 2M|x| − M² beyond (cvxpy's scaling)."""
+    return op("huber", x, M=float(M))
+
+
+def entr(x):
+    """Elementwise entropy −x·log x (0 at x = 0; concave, domain x ≥ 0)."""
+    return op("entr", x)
+
+
+def logistic(x):
+    """Elementwise softplus log(1 + eˣ) (convex, increasing); ``od.log(1 + od.exp(x))`` builds this."""
+    return op("logistic", x)
+
+
+def inv_pos(x):
+    """Elementwise 1/x on x > 0 (convex, decreasing)."""
+    return op("inv_pos", x)
+
+
+def kl_div(x, y):
+    """Elementwise x·log(x/y) − x + y (jointly convex, x, y ≥ 0)."""
+    return op("kl_div", x, y)
+
+
+def rel_entr(x, y):
+    """Elementwise relative entropy x·log(x/y) (jointly convex)."""
+    return op("rel_entr", x, y)
+
+
+def log_det(X):
+    """log det X of a symmetric positive definite matrix (concave)."""
+    return op("log_det", X)
+
+
+def trace(X):
+    """Σᵢ Xᵢᵢ of a square matrix."""
+    return op("trace", X)
+
+
+def diag(x):
+    """A vector -> the diagonal matrix with it on the diagonal; a square matrix -> its diagonal."""
+    return op("diag", x)
+
+
+def diff(x, k: int = 1, axis: int = 0):
+    """k-th order forward differences along `axis` (as numpy.diff): x[1:] − x[:-1] for k = 1."""
+    return op("diff", x, k=int(k), axis=int(axis))
+
+
+def cumsum(x, axis=None):
+    """Running sum along `axis`; axis=None (numpy's default) sums the flattened array."""
+    return op("cumsum", x, axis=axis)
+
+
+def multiply(a, b):
+    """Elementwise product with broadcasting (the same as ``a * b``)."""
+    return op("mul", a, b)
+
+
+def pnorm(x, p=2, axis=None):
+    """(Σ|xᵢ|ᵖ)^(1/p): convex for p ≥ 1; for p < 1 concave on x ≥ 0 (as cvxpy's pnorm). Entrywise on
+    matrices unless `axis` is given."""
+    return op("pnorm", x, p=float(p), axis=axis)
+
+
+def geo_mean(x, p=None):
+    """Weighted geometric mean Πᵢ xᵢ^(pᵢ/Σp) of a vector (equal weights by default; concave, x ≥ 0)."""
+    return op("geo_mean", x, p=p)
+
+
+def quad_over_lin(x, y):
+    """Σ xᵢ² / y for a scalar y > 0 (jointly convex)."""
+    return op("quad_over_lin", x, y)
+
+
+def lambda_max(X):
+    """Largest eigenvalue of a symmetric matrix (convex; X is read as its symmetric part (X + Xᵀ)/2)."""
+    return op("lambda_max", X)
+
+
+def matrix_frac(X, P):
+    """tr(Xᵀ P⁻¹ X) (xᵀ P⁻¹ x for a vector) with P symmetric positive definite (jointly convex)."""
+    return op("matrix_frac", X, P)
 
 
 def trace_expm(W):

@@ -140,7 +140,95 @@ def _norm(args, attrs):
         raise ShapeError(f"norm order must be 1, 2, inf or 'fro', got {p!r}")
     if p == "inf":
         attrs["p"] = np.inf
-    return ()  # on matrices, p = 1 and inf are entrywise (sum / max of |x_ij|), 2 means Frobenius
+    # on matrices (axis=None), p = 1 and inf are entrywise (sum / max of |x_ij|), 2 means Frobenius;
+    # with an axis, the vector norm of each slice along it
+    return _reduce(args, attrs)
+
+
+def _square(a, what):
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ShapeError(f"{what} needs a square matrix; {a.label(40)!r} has shape {a.shape}")
+
+
+def _square_to_scalar(what):
+    def rule(args, attrs):
+        _square(args[0], what)
+        return ()
+    return rule
+
+
+def _diag(args, attrs):
+    a = args[0]
+    if a.ndim == 1:
+        return (a.shape[0], a.shape[0])
+    _square(a, "diag (of a matrix; a vector gives the diagonal matrix)")
+    return (a.shape[0],)
+
+
+def _diff(args, attrs):
+    a, k = args[0], attrs["k"]
+    if a.ndim == 0:
+        raise ShapeError(f"diff needs an array; {a.label(40)!r} is a scalar")
+    axis = attrs["axis"]
+    if not -a.ndim <= axis < a.ndim:
+        _bad_axis(axis, a.shape)
+    axis = attrs["axis"] = axis % a.ndim
+    if not (isinstance(k, int) and 0 <= k < max(a.shape[axis], 1)):
+        raise ShapeError(f"diff of order k={k!r} along axis {axis} needs 0 <= k < {a.shape[axis]} "
+                         f"for {a.label(40)!r} of shape {a.shape}")
+    return a.shape[:axis] + (a.shape[axis] - k,) + a.shape[axis + 1:]
+
+
+def _cumsum(args, attrs):
+    a, axis = args[0], attrs.get("axis")
+    if axis is None:
+        return (a.size,)  # numpy: the flattened (row-major) running sum
+    if not -a.ndim <= axis < a.ndim:
+        _bad_axis(axis, a.shape)
+    attrs["axis"] = axis % a.ndim
+    return a.shape
+
+
+def _pnorm(args, attrs):
+    p = attrs["p"]
+    if not np.isscalar(p) or not np.isfinite(p) or p == 0:
+        raise ShapeError(f"pnorm order p must be a nonzero finite number (use od.norm(x, np.inf)), got {p!r}")
+    return _reduce(args, attrs)
+
+
+def _geo_mean(args, attrs):
+    x, p = args[0], attrs.get("p")
+    if x.ndim > 1:
+        raise ShapeError(f"geo_mean needs a vector; {x.label(40)!r} has shape {x.shape}")
+    if p is not None:
+        p = np.asarray(p, dtype=float)
+        if p.shape != (x.size,) or np.any(p < 0) or not np.sum(p) > 0:
+            raise ShapeError(f"geo_mean weights p must be {x.size} non-negative numbers, not all zero; got {attrs['p']!r}")
+        attrs["p"] = tuple(float(t) for t in p)
+    return ()
+
+
+def _quad_over_lin(args, attrs):
+    x, y = args
+    if y.size != 1:
+        raise ShapeError(f"quad_over_lin(x, y) needs a scalar y; {y.label(40)!r} has shape {y.shape}")
+    return ()
+
+
+def _matrix_frac(args, attrs):
+    X, P = args
+    _square(P, "matrix_frac(X, P): P")
+    if X.ndim not in (1, 2) or X.shape[0] != P.shape[0]:
+        raise ShapeError(f"matrix_frac(X, P) needs X with {P.shape[0]} rows (P is {P.shape}); "
+                         f"{X.label(40)!r} has shape {X.shape}")
+    return ()
+
+
+def _huber(args, attrs):
+    M = attrs["M"]
+    if not (np.isscalar(M) and M >= 0):
+        raise ShapeError(f"huber threshold M must be a non-negative number, got {M!r}")
+    return args[0].shape
 
 
 def _square_scalar(args, attrs):
@@ -191,4 +279,21 @@ SPECS: dict[str, OpSpec] = {
     "trace_expm": OpSpec(_square_scalar),
     "max_over": OpSpec(_scalar),
     "blackbox": OpSpec(_opaque, smooth=False),
+    # the CVXPY atom set (issue 17); curvature, sign and monotonicity come from cvxpy's lowering
+    "huber": OpSpec(_huber),  # C^1 (second derivative jumps at |x| = M)
+    "entr": OpSpec(_same),
+    "logistic": OpSpec(_same),
+    "inv_pos": OpSpec(_same),
+    "kl_div": OpSpec(_broadcast("kl_div")),
+    "rel_entr": OpSpec(_broadcast("rel_entr")),
+    "log_det": OpSpec(_square_to_scalar("log_det")),
+    "trace": OpSpec(_square_to_scalar("trace"), linear=True),
+    "diag": OpSpec(_diag, linear=True),
+    "diff": OpSpec(_diff, linear=True),
+    "cumsum": OpSpec(_cumsum, linear=True),
+    "pnorm": OpSpec(_pnorm, smooth=False),
+    "geo_mean": OpSpec(_geo_mean),
+    "quad_over_lin": OpSpec(_quad_over_lin),
+    "lambda_max": OpSpec(_square_to_scalar("lambda_max"), smooth=False),
+    "matrix_frac": OpSpec(_matrix_frac),
 }

@@ -32,12 +32,18 @@ def to_str(e: Expr) -> str:
     if name in ("fn", "blackbox"):
         return f"{attrs['fname']}({', '.join(to_str(a) for a in args)})"
     extra = ""
-    if name == "norm":
-        extra = f", {attrs['p']}"
-    elif attrs.get("axis") is not None:
-        extra = f", axis={attrs['axis']}"
+    if name in ("norm", "pnorm"):
+        extra = f", {attrs['p']:g}" if not isinstance(attrs["p"], str) else f", {attrs['p']}"
     elif name == "reshape":
         extra = f", {attrs['shape']}"
+    elif name == "huber" and attrs["M"] != 1:
+        extra = f", M={attrs['M']:g}"
+    elif name == "diff" and (attrs["k"] != 1 or attrs["axis"] != 0):
+        extra = f", k={attrs['k']}, axis={attrs['axis']}"
+    elif name == "geo_mean" and attrs.get("p") is not None:
+        extra = f", p={list(attrs['p'])}"
+    if attrs.get("axis") is not None and name != "diff":
+        extra += f", axis={attrs['axis']}"
     return f"{name}({', '.join(to_str(a) for a in args)}{extra})"
 
 

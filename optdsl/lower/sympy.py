@@ -55,6 +55,63 @@ def _norm(a, at):
     return sp.sqrt(sum(t * t for t in x))
 
 
+def _norm_axis(a, at):
+    p = at["p"]
+    if at.get("axis") is None:
+        return _norm(a, at)
+    return _reduce(lambda v: _pnorm_of(v, p if p != "fro" else 2))(a, at)
+
+
+def _pnorm_of(v, p):
+    if p == 1:
+        return sum(sp.Abs(t) for t in v)
+    if p == np.inf:
+        return sp.Max(*[sp.Abs(t) for t in v])
+    if p == 2:
+        return sp.sqrt(sum(t * t for t in v))
+    q = sp.nsimplify(p)
+    return sum(sp.Abs(t) ** q for t in v) ** (1 / q)
+
+
+def _huber(M):
+    M = sp.nsimplify(M)
+    return lambda t: sp.Piecewise((t ** 2, sp.Abs(t) <= M), (2 * M * sp.Abs(t) - M ** 2, True))
+
+
+def _diag(a, at):
+    x = _arr(a[0])
+    if x.ndim == 1:
+        out = np.full((x.size, x.size), sp.Integer(0), dtype=object)
+        for i, t in enumerate(x):
+            out[i, i] = t
+        return out
+    return np.array([x[i, i] for i in range(x.shape[0])], dtype=object)
+
+
+def _diff(a, at):
+    x = _arr(a[0])
+    for _ in range(at["k"]):
+        x = np.diff(x, axis=at["axis"])
+    return x
+
+
+def _cumsum(a, at):
+    x, axis = _arr(a[0]), at.get("axis")
+    return np.cumsum(x.reshape(-1)) if axis is None else np.cumsum(x, axis=axis)
+
+
+def _geo_mean(a, at):
+    x, p = _arr(a[0]).reshape(-1), at.get("p")
+    w = [sp.Integer(1)] * x.size if p is None else [sp.nsimplify(t) for t in p]
+    total = sum(w)
+    return sp.Mul(*[t ** (wi / total) for t, wi in zip(x, w) if wi != 0])
+
+
+def _matrix_frac(a, at):
+    X, P = sp.Matrix(_arr(a[0])), sp.Matrix(_arr(a[1]))
+    return (X.T * P.inv() * X).trace()
+
+
 def _binary(f):
     def impl(a, at):
         x, y = np.broadcast_arrays(_arr(a[0]), _arr(a[1]))
@@ -99,7 +156,24 @@ ELEMENTWISE: dict[str, Any] = {
     "norm": _norm,
     "sum_squares": lambda a, at: sum(t * t for t in _arr(a[0]).reshape(-1)),
     "quad_form": lambda a, at: _arr(a[0]) @ _arr(a[1]) @ _arr(a[0]),
+    "huber": lambda a, at: _v(_huber(at["M"]), otypes=[object])(_arr(a[0])),
+    "entr": _ew(lambda t: -t * sp.log(t)),
+    "logistic": _ew(lambda t: sp.log(1 + sp.exp(t))),
+    "inv_pos": _ew(lambda t: 1 / t),
+    "kl_div": _binary(lambda x, y: x * sp.log(x / y) - x + y),
+    "rel_entr": _binary(lambda x, y: x * sp.log(x / y)),
+    "log_det": lambda a, at: sp.log(sp.Matrix(_arr(a[0])).det()),
+    "trace": lambda a, at: sum(_arr(a[0])[i, i] for i in range(_arr(a[0]).shape[0])),
+    "diag": _diag,
+    "diff": _diff,
+    "cumsum": _cumsum,
+    "pnorm": lambda a, at: _reduce(lambda v: _pnorm_of(v, at["p"]))(a, at),
+    "geo_mean": _geo_mean,
+    "quad_over_lin": lambda a, at: sum(t * t for t in _arr(a[0]).reshape(-1)) / _arr(a[1]).reshape(-1)[0],
+    "lambda_max": lambda a, at: sp.Max(*sp.Matrix(_arr(a[0])).eigenvals().keys()),
+    "matrix_frac": _matrix_frac,
 }
+ELEMENTWISE["norm"] = _norm_axis
 
 
 def elementwise(expr: Expr, symbols: dict | None = None):
@@ -170,6 +244,12 @@ _Idx = _fn("Index", r"{0}_{{{1}}}")
 _TrExp = _fn("TraceExpm", r"\operatorname{{tr}} e^{{{0}}}")
 _FiniteSum = _fn("FiniteSum", r"\frac{{1}}{{n}}\sum_{{i=1}}^{{n}} {0}")
 _MaxOver = _fn("MaxOver", r"\max_{{{0}}} {1}")
+_Trace = _fn("TraceOp", r"\operatorname{{tr}}\left({0}\right)")
+_LogDet = _fn("LogDet", r"\log\det\left({0}\right)")
+_LamMax = _fn("LambdaMax", r"\lambda_{{\max}}\left({0}\right)")
+_MatFrac = _fn("MatrixFrac", r"\operatorname{{tr}}\left({0}^{{T}} {1}^{{-1}} {0}\right)")
+_QuadLin = _fn("QuadOverLin", r"\frac{{\left\|{0}\right\|_2^2}}{{{1}}}")
+_InvPos = _fn("InvPos", r"\frac{{1}}{{{0}}}")
 
 
 def _named(name):
@@ -177,7 +257,14 @@ def _named(name):
 
 
 def _latex_norm(a, at):
+    if at.get("axis") is not None:
+        return sp.Function("norm")(a[0], sp.nsimplify(at["p"]) if at["p"] != np.inf else sp.oo, sp.Symbol(f"axis={at['axis']}"))
     return {1: _Norm1, 2: _Norm2, np.inf: _NormInf, "fro": _NormF}[at["p"]](a[0])
+
+
+def _pnorm_latex(a, at):
+    p = sp.nsimplify(at["p"])
+    return _fn(f"PNorm{str(p).replace('/', '_')}", r"\left\|{0}\right\|_{{" + sp.latex(p).replace("{", "{{").replace("}", "}}") + "}}")(a[0])
 
 
 SYMBOLIC: dict[str, Any] = {
@@ -217,6 +304,22 @@ SYMBOLIC: dict[str, Any] = {
     "trace_expm": lambda a, at: _TrExp(a[0]),
     "finite_sum": lambda a, at: _FiniteSum(sp.Function(at["fname"])(sp.Symbol("d_i"), *a)),
     "max_over": lambda a, at: _MaxOver(sp.Symbol(",".join(v.name for v in at["max_vars"])), a[0]),
+    "huber": lambda a, at: sp.Function("huber")(a[0], sp.nsimplify(at["M"])),
+    "entr": _named("entr"),
+    "logistic": lambda a, at: sp.log(1 + sp.exp(a[0])),
+    "inv_pos": lambda a, at: _InvPos(a[0]),
+    "kl_div": _named("kl_div"),
+    "rel_entr": _named("rel_entr"),
+    "log_det": lambda a, at: _LogDet(a[0]),
+    "trace": lambda a, at: _Trace(a[0]),
+    "diag": _named("diag"),
+    "diff": _named("diff"),
+    "cumsum": _named("cumsum"),
+    "pnorm": _pnorm_latex,
+    "geo_mean": _named("geo_mean"),
+    "quad_over_lin": lambda a, at: _QuadLin(a[0], a[1]),
+    "lambda_max": lambda a, at: _LamMax(a[0]),
+    "matrix_frac": lambda a, at: _MatFrac(a[0], a[1]),
 }
 
 

@@ -23,12 +23,60 @@ def _reduce(fn_all, fn_axis):
 
 
 def _norm(a, at):
-    x, p = a[0], at["p"]
+    x, p, axis = a[0], at["p"], at.get("axis")
+    if axis is not None:
+        return torch.linalg.vector_norm(x, ord=2 if p == "fro" else p, dim=_dims(axis))
     if p == 1:
         return x.abs().sum()
     if p == np.inf:
         return x.abs().max()
     return torch.linalg.vector_norm(x.reshape(-1))
+
+
+def _pnorm(a, at):
+    x, axis = a[0], at.get("axis")
+    return torch.linalg.vector_norm(x.reshape(-1) if axis is None else x, ord=at["p"],
+                                    dim=None if axis is None else _dims(axis))
+
+
+def _huber(a, at):
+    x, M = a[0], at["M"]
+    ax = x.abs()
+    return torch.where(ax <= M, x * x, 2 * M * ax - M * M)
+
+
+def _log_det(a, at):
+    """log det X; -inf where X is not positive definite (cvxpy's value there)."""
+    sign, logabs = torch.linalg.slogdet(a[0])
+    return torch.where(sign > 0, logabs, torch.full_like(logabs, -np.inf))
+
+
+def _diag(a, at):
+    x = a[0]
+    return torch.diag_embed(x) if x.ndim == 1 else torch.diagonal(x)
+
+
+def _cumsum(a, at):
+    axis = at.get("axis")
+    return a[0].reshape(-1).cumsum(0) if axis is None else a[0].cumsum(axis)
+
+
+def _geo_mean(a, at):
+    x, p = a[0], at.get("p")
+    w = torch.full_like(x, 1.0 / x.numel()) if p is None else torch.as_tensor(p, dtype=x.dtype, device=x.device)
+    w = w / w.sum()
+    keep = w > 0  # zero weights drop their entry (0 * log 0 would be nan)
+    return torch.exp((w[keep] * torch.log(x[keep])).sum())
+
+
+def _lambda_max(a, at):
+    X = a[0]
+    return torch.linalg.eigvalsh((X + X.T) / 2)[-1]
+
+
+def _matrix_frac(a, at):
+    X, P = a
+    return (X * torch.linalg.solve(P, X)).sum()
 
 
 def _index(a, at):
@@ -111,6 +159,22 @@ TORCH: dict[str, Any] = {
     "quad_form": lambda a, at: a[0] @ (a[1] @ a[0]),
     "fn": _fn,
     "blackbox": _blackbox,
+    "huber": _huber,
+    "entr": lambda a, at: torch.special.entr(a[0]),
+    "logistic": lambda a, at: torch.nn.functional.softplus(a[0], beta=1.0, threshold=30.0),
+    "inv_pos": lambda a, at: 1.0 / a[0],
+    "kl_div": lambda a, at: torch.xlogy(a[0], a[0] / a[1]) - a[0] + a[1],
+    "rel_entr": lambda a, at: torch.xlogy(a[0], a[0] / a[1]),
+    "log_det": _log_det,
+    "trace": lambda a, at: torch.diagonal(a[0]).sum(),
+    "diag": _diag,
+    "diff": lambda a, at: torch.diff(a[0], n=at["k"], dim=at["axis"]) if at["k"] else a[0],
+    "cumsum": _cumsum,
+    "pnorm": _pnorm,
+    "geo_mean": _geo_mean,
+    "quad_over_lin": lambda a, at: (a[0] * a[0]).sum() / a[1].reshape(()),
+    "lambda_max": _lambda_max,
+    "matrix_frac": _matrix_frac,
 }
 
 

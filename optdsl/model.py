@@ -63,11 +63,18 @@ class Model:
         self._touch()
         return v
 
-    def parameter(self, shape: Any = None, *, value: Any = None, name: Optional[str] = None) -> Parameter:
-        """Data that may change between solves (`p.value = ...`) without recompiling."""
+    def parameter(self, shape: Any = None, *, value: Any = None, name: Optional[str] = None, nonneg: bool = False,
+                  nonpos: bool = False, symmetric: bool = False, PSD: bool = False, **unsupported: Any) -> Parameter:
+        """Data that may change between solves (`p.value = ...`) without recompiling.
+
+        ``nonneg``/``nonpos``/``symmetric``/``PSD`` declare what every value will satisfy (checked on each
+        assignment); convexity analysis uses them, e.g. ``lam * od.norm1(w)`` is convex for ``nonneg=True``.
+        """
         name = name or f"p{len(self._parameters)}"
+        _refuse_keywords("m.parameter", name, unsupported)
         self._check_new_name(name)
-        p = Parameter(shape, value=value, name=name, model=self)
+        p = Parameter(shape, value=value, name=name, model=self, nonneg=nonneg, nonpos=nonpos,
+                      symmetric=symmetric, PSD=PSD)
         self._parameters.append(p)
         self._touch()
         return p
@@ -474,6 +481,24 @@ class Model:
     def _touch(self) -> None:
         self._version += 1
         self._cache.clear()
+
+
+# keywords a user of CVXPY/JuMP/Pyomo may reach for that optdsl does not have (yet): say so in one line
+_MISSING_KINDS = {
+    "integer": "integer-valued", "boolean": "boolean-valued", "complex": "complex", "imag": "imaginary",
+    "hermitian": "Hermitian", "NSD": "negative semidefinite (declare the negation PSD instead)",
+    "pos": "strictly positive (use nonneg)", "neg": "strictly negative (use nonpos)", "sparsity": "sparse-pattern",
+}
+
+
+def _refuse_keywords(where: str, name: str, keywords: dict) -> None:
+    if not keywords:
+        return
+    key = sorted(keywords)[0]
+    noun = where.split(".")[-1]
+    if key in _MISSING_KINDS:
+        raise ModelError(f"{where}({name!r}, {key}=...): {_MISSING_KINDS[key]} {noun}s are not supported in optdsl")
+    raise ModelError(f"{where}({name!r}, {key}=...): unknown keyword {key!r}; optdsl {noun}s have no such feature")
 
 
 def _bound_str(b: np.ndarray) -> str:

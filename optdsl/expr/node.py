@@ -193,19 +193,55 @@ class Variable(Leaf):
 
 
 class Parameter(Leaf):
-    """Data that can change between solves without rebuilding the compiled chain."""
+    """Data that can change between solves without rebuilding the compiled chain.
 
-    def __init__(self, shape=None, *, value=None, name: str | None = None, model=None):
+    Declared attributes (``nonneg``, ``nonpos``, ``symmetric``, ``PSD``) are promises about every value
+    the parameter will take: each assignment is checked against them, and the cvxpy lowering passes them
+    on, so DCP sign rules use them (``lam * od.norm1(w)`` is convex when ``lam`` is ``nonneg``).
+    """
+
+    ATTRIBUTES = ("nonneg", "nonpos", "symmetric", "PSD")
+    _TOL = 1e-10  # cvxpy's own projection tolerance, so a value accepted here is accepted by cvxpy
+
+    def __init__(self, shape=None, *, value=None, name: str | None = None, model=None,
+                 nonneg: bool = False, nonpos: bool = False, symmetric: bool = False, PSD: bool = False):
         self.id = next(_ids)
         self.name = name or f"p{self.id}"
         self.model = model
         if value is None and shape is None:
             raise ModelError(f"parameter {self.name!r}: give a value or a shape")
         self.shape = _shape_of(shape) if shape is not None else np.shape(np.asarray(value))
+        self.nonneg, self.nonpos, self.symmetric, self.PSD = bool(nonneg), bool(nonpos), bool(symmetric), bool(PSD)
+        if self.nonneg and self.nonpos:
+            raise ModelError(f"parameter {self.name!r} cannot be both nonneg and nonpos (it would be zero)")
+        if (self.symmetric or self.PSD) and (len(self.shape) != 2 or self.shape[0] != self.shape[1]):
+            raise ShapeError(f"parameter {self.name!r} is declared {'PSD' if self.PSD else 'symmetric'} "
+                             f"but its shape {self.shape} is not square")
         self.version = 0
         self._value = None
         if value is not None:
             self.value = value
+
+    @property
+    def attributes(self) -> dict:
+        """The declared attributes that are set, e.g. ``{"nonneg": True}`` (cvxpy's Parameter keywords)."""
+        return {k: True for k in self.ATTRIBUTES if getattr(self, k)}
+
+    def _check_attributes(self, arr: np.ndarray) -> None:
+        what = f"parameter {self.name!r}"
+        if self.nonneg and np.any(arr < 0):
+            raise ModelError(f"{what} is declared nonneg but the new value has a negative entry (min {arr.min():g})")
+        if self.nonpos and np.any(arr > 0):
+            raise ModelError(f"{what} is declared nonpos but the new value has a positive entry (max {arr.max():g})")
+        if self.symmetric or self.PSD:
+            asym = float(np.max(np.abs(arr - arr.T), initial=0.0))
+            if asym > self._TOL:
+                raise ModelError(f"{what} is declared {'PSD' if self.PSD else 'symmetric'} but the new value is "
+                                 f"not symmetric (max |P - P^T| = {asym:.3g})")
+        if self.PSD and arr.size:
+            lo = float(np.linalg.eigvalsh(arr)[0])
+            if lo < -self._TOL:
+                raise ModelError(f"{what} is declared PSD but the new value has a negative eigenvalue ({lo:.3g})")
 
     @property
     def value(self):
@@ -218,6 +254,7 @@ class Parameter(Leaf):
             raise ShapeError(f"parameter {self.name!r} has shape {self.shape}; the new value has shape {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise ModelError(f"parameter {self.name!r} contains NaN or inf")
+        self._check_attributes(arr)
         self._value = arr.astype(float)
         self.version += 1
 

@@ -188,7 +188,8 @@ class CvxpyLowering:
         if isinstance(leaf, Parameter):
             p = self.parameters.get(leaf)
             if p is None:
-                p = self.parameters[leaf] = cp.Parameter(leaf.shape, name=leaf.name, value=leaf.value)
+                p = self.parameters[leaf] = cp.Parameter(leaf.shape, name=leaf.name, value=leaf.value,
+                                                         **getattr(leaf, "attributes", {}))
             return p
         if isinstance(leaf, Constant):
             return leaf.data

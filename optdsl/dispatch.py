@@ -20,6 +20,17 @@ _HINTS = {
 }
 
 
+def _automatic_refusal(backend: Backend, tags: Tags) -> Optional[str]:
+    """Backends that declare ``automatic_for`` (features) are chosen automatically only for models with one
+    of them: zeroth order is for black boxes and modules fine-tuned in place, never for a model whose
+    gradients autograd can take (asking for it by name still works)."""
+    only = getattr(backend, "automatic_for", None)
+    if only and not (only & tags.features):
+        return (f"chosen automatically only for models with {' or '.join(sorted(only))} "
+                f"(the model is differentiable; pass solver={backend.name!r} to use it anyway)")
+    return None
+
+
 @dataclass
 class Step:
     pass_: Pass
@@ -44,6 +55,16 @@ class Plan:
     def chain(self) -> list[str]:
         return [s.pass_.name for s in self.steps] + [self.backend.name]
 
+    @property
+    def assumptions(self) -> tuple:
+        """(parameter, sign) pairs a rewrite relied on (e.g. a nonnegative weight on a norm)."""
+        return tuple(a for s in self.steps for a in s.problem.payload.get("_assumes", ()))
+
+    def holds(self) -> bool:
+        """Whether the parameter values still satisfy the assumptions the plan was made under."""
+        from .passes.nonsmooth_to_epigraph import assumptions_hold
+        return assumptions_hold(self.assumptions)
+
 
 def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
     if solver is not None and solver not in BACKENDS:
@@ -51,9 +72,12 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
     candidates = [BACKENDS[solver]] if solver else list(BACKENDS.values())
     root_tags = analyze(problem)
     rejections: dict[str, str] = {}
+    def refusal(b: Backend, prob: Problem, tags: Tags) -> Optional[str]:
+        return b.available() or b.reject_reason(prob, tags) or (None if solver else _automatic_refusal(b, tags))
+
     for b in candidates:
         why = b.available()
-        r = b.reject_reason(problem, root_tags)
+        r = refusal(b, problem, root_tags)
         if why or r:
             rejections[b.name] = why or r
     best: list[Optional[tuple[float, list[Step], Backend]]] = [None]
@@ -69,7 +93,7 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
             if why and p.name not in pass_reasons:
                 pass_reasons[p.name] = why
         for b in candidates:
-            reason = b.available() or b.reject_reason(prob, tags)
+            reason = refusal(b, prob, tags)
             if reason is not None:
                 # after normalizing rewrites only, the reason is the informative one ("cannot handle maximize"
                 # at the root hides what is left once the objective is flipped); after structural rewrites
@@ -115,6 +139,7 @@ def explain_plan(plan: Plan) -> str:
             cost, chain = plan.alternatives[name]
             why = f"accepts via {' -> '.join(chain)} but costs {cost:.2f}"
         else:
-            why = plan.rejections.get(name) or b.available() or b.reject_reason(plan.source, tags) or "not considered"
+            why = (plan.rejections.get(name) or b.available() or b.reject_reason(plan.source, tags)
+                   or _automatic_refusal(b, tags) or "not considered")
         lines.append(f"  not {name}: {why}")
     return "\n".join(lines)

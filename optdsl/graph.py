@@ -150,11 +150,10 @@ def _meets(ce, need: str) -> bool:
 
 
 def _describe(ce) -> str:
-    curv = ce.curvature.lower()
-    if curv == "unknown":
-        curv = "of unknown curvature"
-    sign = ce.sign.lower()
-    return curv + ("" if sign == "unknown" and curv == "constant" else f", {sign}" if sign != "unknown" else ", sign unknown")
+    curv, sign = ce.curvature.lower(), ce.sign.lower()
+    if curv == "constant":
+        return "a constant of unknown sign (declare the parameter's sign)" if sign == "unknown" else f"constant, {sign}"
+    return ("of unknown curvature" if curv == "unknown" else curv) + (", sign unknown" if sign == "unknown" else f", {sign}")
 
 
 def _culprit(expr, low, need: str) -> str:
@@ -163,20 +162,15 @@ def _culprit(expr, low, need: str) -> str:
     into the operand with the wrong curvature."""
     e = expr
     for _ in range(200):  # deep enough for any model; bounded so a pathological tree cannot hang analysis
-        args = [a for a in e.args if isinstance(a, Op)]
-        lowered = {id(a): low.lower(a) for a in args}
-        bad = next((a for a in args if not lowered[id(a)].is_dcp()), None)
-        if bad is not None:
-            e, need = bad, "dcp"
-            continue
         signs = _LINEAR_SIGNS.get(e.name) if isinstance(e, Op) else None
-        if signs and need != "dcp":
-            nxt = next(((a, _FLIP[need] if s < 0 else need) for a, s in zip(e.args, signs)
-                        if isinstance(a, Op) and not _meets(lowered[id(a)], _FLIP[need] if s < 0 else need)), None)
-            if nxt is not None:
-                e, need = nxt
-                continue
-        break
+        if signs:  # a sum / negation: the operand that fails the requirement passed down to it
+            needs = [(a, _FLIP[need] if s < 0 else need) for a, s in zip(e.args, signs)]
+        else:      # any other atom: an operand that is not DCP at all
+            needs = [(a, "dcp") for a in e.args]
+        nxt = next(((a, n) for a, n in needs if isinstance(a, Op) and not _meets(low.lower(a), n)), None)
+        if nxt is None:
+            break
+        e, need = nxt
     if e is expr and not e.args:
         return ""
     ce = low.lower(e)

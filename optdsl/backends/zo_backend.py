@@ -23,21 +23,29 @@ from .flatten import FlatProblem
 _ESTIMATORS = ("gaussian", "rademacher", "coordinate", "sparse", "forward", "rank")
 
 
+def auto_or_float(value):
+    """Type of the ``lr`` option: the string 'auto' or a number."""
+    return "auto" if isinstance(value, str) and value.strip() == "auto" else float(value)
+
+
 class ZoBackend(Backend):
     name = "zo"
     description = "zeroth-order optimization: black-box objectives, in-place fine-tuning of torch modules"
     supports = frozenset({"bounds", "equality", "inequality", "blackbox", "opaque", "nonsmooth", "module"})
     cost = 10.0  # derivative-free: only when nothing with gradients fits, or when asked for
+    automatic_for = frozenset({"blackbox", "module"})  # dispatch never picks it for a differentiable model
     certificates = ("feasibility",)
     options = {
         "estimator": Option(str, "gaussian", "gradient estimator", _ESTIMATORS),
         "q": Option(int, 1, "queries (perturbations) per estimate"),
         "eps": Option(float, 1e-3, "perturbation radius"),
-        "lr": Option(float, 1e-3, "learning rate"),
+        "lr": Option(auto_or_float, "auto", "learning rate, or 'auto': RMS-normalized steps of probed length"),
         "optimizer": Option(str, "sgd", "update rule", ("sgd", "momentum", "sign", "adam", "conservative")),
-        "schedule": Option(str, "constant", "learning-rate schedule", ("constant", "linear", "cosine", "inv_sqrt")),
+        "schedule": Option(str, None, "learning-rate schedule (default: linear for lr='auto', else constant)",
+                           ("constant", "linear", "cosine", "inv_sqrt")),
         "max_iter": Option(int, 1000, "ZO steps"),
         "tol": Option(float, None, "stop when the running mean of the estimated gradient norm falls below"),
+        "gtol": Option(float, 0.1, "lr='auto': LOCALLY_OPTIMAL when the estimated gradient fell by 1/gtol"),
         "time_limit": Option(float, None, "wall-clock limit in seconds"),
         "seed": Option(int, 0, "seed of the perturbation and batch streams"),
         "checkpoint_every": Option(int, None, "fine-tuning: save a checkpoint every K steps"),
@@ -68,7 +76,8 @@ class ZoBackend(Backend):
         lb, ub = flat.bounds()
         kw = dict(estimator=options["estimator"], q=options["q"], eps=options["eps"], lr=options["lr"],
                   optimizer=options["optimizer"], schedule=options["schedule"], seed=options["seed"],
-                  tol=options["tol"], time_limit=options["time_limit"], callback=flat.callback(callback),
+                  tol=options["tol"], gtol=options["gtol"], time_limit=options["time_limit"],
+                  callback=flat.callback(callback),
                   lb=lb, ub=ub, device=flat.device, dtype=flat.dtype)
         f = lambda x: flat.f(x)  # noqa: E731 - evaluated without autograd by the ZO loop
         if flat.eq_items or flat.in_items:
@@ -98,7 +107,8 @@ class ZoBackend(Backend):
         out = zo.fine_tune(net, lambda module, b: func(b), batch, steps=options["max_iter"],
                            estimator=options["estimator"] if options["estimator"] != "coordinate" else "gaussian",
                            q=options["q"], eps=options["eps"], lr=options["lr"], optimizer=options["optimizer"],
-                           schedule=options["schedule"], seed=seed, checkpoint_every=options["checkpoint_every"],
+                           schedule=options["schedule"], gtol=options["gtol"], seed=seed,
+                           checkpoint_every=options["checkpoint_every"],
                            checkpoint_path=options["checkpoint_path"], resume_from=options["resume_from"],
                            time_limit=options["time_limit"], callback=callback)
         return RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 import optdsl as od
 from optdsl.solvers import zo
+from optdsl.solvers.common import Status
 from optdsl.solvers.io import FileWriteError, atomic_write
 from optdsl.solvers.zo.checkpoint import CheckpointError
 
@@ -175,3 +176,121 @@ def test_concurrent_checkpoint_writers_never_share_a_temporary(tmp_path):
     assert errors == []
     assert torch.load(str(ck), weights_only=True)["step"] == 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
+
+
+# --- atomic writes and the shared SOR tuner file --------------------------------------------------------------
+
+def _sor_model(n=16):
+    m = od.Model("chain")
+    x = m.variable(n, name="x")
+    b = m.parameter(n, value=np.ones(n), name="b")
+    A = 4 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1)
+    m.subject_to(A @ x == b, name="sys")
+    return m, b
+
+
+def _solves(path, worker, count):
+    m, b = _sor_model()
+    rng = np.random.default_rng(worker)
+    for _ in range(count):
+        b.value = rng.standard_normal(16)
+        res = m.solve(solver="sor", tuner_file=path)
+        assert res.status == Status.OPTIMAL
+
+
+def test_four_processes_sharing_a_tuner_file_keep_all_32_rounds(tmp_path):
+    import multiprocessing
+    path = str(tmp_path / "tuner.json")
+    ctx = multiprocessing.get_context("fork")       # the children start without re-importing torch
+    procs = [ctx.Process(target=_solves, args=(path, w, 8)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    state = json.loads(pathlib.Path(path).read_text())
+    assert len(state["rounds"]) == 32
+    assert [r["round"] for r in state["rounds"]] == list(range(32))
+    assert state["tuner"]["t"] == 32                  # the tuner learned from every round, not only its own
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tuner.json", "tuner.json.lock"]
+
+
+def test_two_models_in_one_process_merge_their_rounds(tmp_path):
+    path = str(tmp_path / "tuner.json")
+    (m1, b1), (m2, b2) = _sor_model(), _sor_model()
+    for k in range(3):
+        b1.value = np.full(16, k + 1.0)
+        m1.solve(solver="sor", tuner_file=path)
+        b2.value = np.full(16, -k - 1.0)
+        res = m2.solve(solver="sor", tuner_file=path)
+    assert res.extras["round"] == 6
+    assert len(json.loads(pathlib.Path(path).read_text())["rounds"]) == 6
+
+
+def test_a_fixed_omega_never_overwrites_a_learned_tuner_file(tmp_path):
+    path = tmp_path / "learned.json"
+    m, _ = _sor_model()
+    m.solve(solver="sor", tuner_file=str(path))
+    learned = path.read_text()
+    res = _sor_model()[0].solve(solver="sor", omega=1.5, tuner_file=str(path))
+    assert res.extras["omega"] == 1.5
+    assert path.read_text() == learned
+    again = _sor_model()[0].solve(solver="sor", tuner_file=str(path))   # omega=auto resumes the learned file
+    assert again.status == Status.OPTIMAL and again.extras["round"] == 2
+
+
+@pytest.mark.parametrize("content,what", [
+    ('{"omegas": [1.0, 1.5', "not valid JSON"),
+    ("[1, 2, 3]", "holds a JSON list"),
+    ('{"omegas": [1.0], "tuner": {"kind": "young"}, "rounds": [], "config": {}}', "field 'tuner' is malformed"),
+    ('{"omegas": "abc", "tuner": {}, "rounds": [], "config": {}}', "field 'omegas'"),
+    ('{"tuner": {}, "rounds": [], "config": {}, "omegas": [1.0]}', "field 'tuner' is malformed"),
+    ("\x00\xff", "tuner file"),
+])
+def test_a_bad_tuner_file_is_one_line_naming_it(tmp_path, content, what):
+    path = tmp_path / "t.json"
+    path.write_text(content, encoding="latin-1")
+    with pytest.raises(ValueError) as info:
+        _sor_model()[0].solve(solver="sor", tuner_file=str(path))
+    msg = str(info.value)
+    assert str(path) in msg and what in msg and "\n" not in msg
+
+
+def test_atomic_write_failure_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "r.json"
+    atomic_write(str(path), "old")
+
+    def boom(fh):
+        fh.write(b"half")
+        raise RuntimeError("disk on fire")
+    with pytest.raises(FileWriteError, match="r.json: RuntimeError: disk on fire"):
+        atomic_write(str(path), boom)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    with pytest.raises(FileWriteError, match="folder .* does not exist"):
+        atomic_write(str(tmp_path / "no" / "r.json"), "x")
+
+
+_ULIMIT_CHILD = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("io_helper", sys.argv[2])   # without importing torch: fast
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+mod.atomic_write(sys.argv[1], "x" * 100000)
+"""
+
+
+def _limit_file_size():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # as the CLI does: EFBIG instead of being killed
+
+
+def test_a_write_under_ulimit_f_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text("previous")
+    proc = subprocess.run([sys.executable, "-c", _ULIMIT_CHILD, str(path), str(REPO / "solvers" / "io.py")], preexec_fn=_limit_file_size,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert f"cannot write {path}: File too large" in proc.stderr
+    assert path.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]

@@ -6,17 +6,17 @@ re-solves by a bandit (Khodak et al., "Learning to Relax"). The tuner lives with
 
 A and b are read off the model's (affine) equality constraints at every solve, so parameters may change
 A as well as b. ``omega="auto"`` (default) learns ω; a number fixes it. ``tuner_file`` persists the tuner
-state as JSON across processes.
+state as JSON across processes: written atomically under an advisory lock with read–merge–write, so processes
+sharing one file keep every round; a fixed ω never writes it.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import torch
 
 from ..problem import RawSolution
-from ..solvers.linalg.bandit import SequenceSolver, tuner_from_state
+from ..solvers.linalg.bandit import SequenceSolver, read_state_file
 from .base import Backend, Option
 from .flatten import FlatProblem
 
@@ -39,7 +39,8 @@ class SorBackend(Backend):
         "max_iter": Option(int, None, "iteration cap per solve (default 10 n)"),
         "time_limit": Option(float, None, "wall-clock limit in seconds"),
         "symmetric": Option(bool, False, "symmetric SOR (SSOR) sweeps"),
-        "tuner_file": Option(str, None, "JSON file to load the tuner state from and save it to"),
+        "tuner_file": Option(str, None, "JSON file the learned tuner (omega='auto') is loaded from and saved to, "
+                             "safely shared by concurrent processes; a fixed omega leaves it untouched"),
     }
 
     def compile(self, problem, *, device="cpu", dtype=None):
@@ -61,14 +62,11 @@ class SorBackend(Backend):
             path = options["tuner_file"]
             if path and os.path.exists(path) and not isinstance(tuner, float):
                 # resume what was *learned* (arms, tuner state, round log); the settings asked for now win
-                with open(path) as fh:
-                    state = json.load(fh)
-                if state.get("tuner", {}).get("kind") != solver.tuner.state_dict().get("kind"):
-                    raise ValueError(f"tuner_file {path!r} holds a {state.get('tuner', {}).get('kind')!r} tuner, "
+                state = read_state_file(path)  # a corrupt file or another structure: one line naming it
+                if state["tuner"].get("kind") != solver.tuner.kind:
+                    raise ValueError(f"tuner_file {path} holds a {state['tuner'].get('kind')!r} tuner, "
                                      f"but tuner={options['tuner']!r} was asked for")
-                solver.omegas = [float(w) for w in state["omegas"]]
-                solver.tuner = tuner_from_state(state["tuner"])
-                solver.rounds = [dict(r) for r in state["rounds"]]
+                solver.adopt(state)
             compiled["solvers"][key] = solver
         return compiled["solvers"][key]
 
@@ -90,9 +88,10 @@ class SorBackend(Backend):
         start = flat.x0() if any(v.value is not None for v in flat.variables) else None
         out = solver.solve(A, b, context=options["context"], x0=start, time_limit=options["time_limit"],
                            callback=flat.callback(callback))
-        if options["tuner_file"]:
-            with open(options["tuner_file"], "w") as fh:
-                fh.write(solver.to_json())
+        if options["tuner_file"] and str(options["omega"]).lower() == "auto":
+            # locked read-merge-write: processes sharing the file keep every round. A fixed omega learns
+            # nothing, so it never touches (or replaces) a learned file.
+            solver.save(options["tuner_file"])
         sol = RawSolution(out.status, iterations=out.iterations, message=out.message,
                           certificates=dict(out.certificates), counts=dict(out.counts), history=out.history,
                           extras={"omega": out.extras.get("omega"), "round": len(solver.rounds)})

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from typing import Any, Optional, Sequence, Union
 
@@ -50,11 +51,12 @@ import numpy as np
 import torch
 
 from optdsl.solvers.common import Callback, SolverOutput, Status
+from optdsl.solvers.io import atomic_write, locked
 from optdsl.solvers.linalg import sor
 from optdsl.solvers.linalg.young import YoungModel, tail_rate
 
 __all__ = ["TsallisINF", "Exp3", "BinnedTsallisINF", "ChebCB", "FixedArm", "SmoothCB", "YoungTuner",
-           "make_tuner", "tuner_from_state",
+           "make_tuner", "tuner_from_state", "read_state_file", "TunerFileError",
            "default_omegas", "SequenceSolver"]
 
 
@@ -579,6 +581,10 @@ class SequenceSolver:
         self.fallback, self.warm_start, self.symmetric, self.ordering = fallback, warm_start, symmetric, ordering
         self.device, self.dtype = device, dtype
         self.rounds: list[dict] = []   # per call: arm, omega, cost, iterations, context, status
+        # for read-merge-write of a shared state file (see save): the tuner updates made since the last
+        # sync with the file, and how many rounds the file held then
+        self._pending: list[tuple] = []
+        self._synced_rounds = 0
         self._x_prev: Optional[torch.Tensor] = None
 
     # -- solving -----------------------------------------------------------------------------------------
@@ -611,9 +617,11 @@ class SequenceSolver:
         if out.status not in (Status.INTERRUPTED, Status.TIME_LIMIT):
             if getattr(self.tuner, "wants_history", False):   # the model-based tuner learns from the rate
                 res = [out.extras.get("initial_residual", 1.0)] + [h["residual"] for h in out.history]
-                self.tuner.update(arm, float(out.iterations), context, bound=cap, residuals=res, tol=self.tol)
+                learned = ((arm, float(out.iterations), context), dict(bound=cap, residuals=res, tol=self.tol))
             else:
-                self.tuner.update(arm, cost, context, bound=cap)
+                learned = ((arm, cost, context), dict(bound=cap))
+            self.tuner.update(*learned[0], **learned[1])
+            self._pending.append(learned)
         total_iters, history, fb_omega = out.iterations, list(out.history), None
         diverged = out.status is Status.NUMERICAL_ERROR
         if capped and self.fallback and (cap < max_iter or diverged) and out.iterations < max_iter:
@@ -672,21 +680,96 @@ class SequenceSolver:
         self.rounds = [dict(r) for r in state["rounds"]]
 
     def to_json(self, path: Optional[str] = None) -> str:
-        """The state as a JSON string; also written to ``path`` when given."""
+        """The state as a JSON string; also written to ``path`` (atomically) when given."""
         text = json.dumps(self.state_dict())
         if path is not None:
-            with open(path, "w") as f:
-                f.write(text)
+            atomic_write(path, text)
         return text
 
     @classmethod
     def from_json(cls, text_or_path: str, *, device: Any = None, dtype: Any = None) -> "SequenceSolver":
         """Rebuild a solver from :meth:`to_json` output (a JSON string or a file path)."""
         s = text_or_path.strip()
-        if not s.startswith("{"):
-            with open(text_or_path) as f:
-                s = f.read()
-        state = json.loads(s)
+        if s.startswith("{"):
+            state = _check_state(_parse(s, "JSON text"), "JSON text")
+        else:
+            state = read_state_file(text_or_path)
         obj = cls(omegas=state["omegas"], tuner=tuner_from_state(state["tuner"]), device=device, dtype=dtype)
         obj.load_state_dict(state)
+        obj._synced_rounds = len(obj.rounds)
         return obj
+
+    def adopt(self, state: dict) -> None:
+        """Continue what ``state`` (from :func:`read_state_file`) learned — grid, tuner, round log — keeping
+        this solver's own settings (tol, caps, ...)."""
+        self.omegas = [float(w) for w in state["omegas"]]
+        self.tuner = tuner_from_state(state["tuner"])
+        self.rounds = [dict(r) for r in state["rounds"]]
+        self._pending, self._synced_rounds = [], len(self.rounds)
+
+    def save(self, path: str) -> None:
+        """Write the state to ``path`` so that concurrent writers keep every round: under an advisory lock,
+        read the file; if another writer added rounds since this solver last synced, replay this solver's
+        new tuner updates on the file's tuner and append its new rounds to the file's; write atomically.
+        The solver then continues from the merged state (it has learned from every writer's rounds)."""
+        with locked(path):
+            disk = read_state_file(path) if os.path.exists(path) else None
+            if disk is not None and len(disk["rounds"]) != self._synced_rounds:
+                tuner = tuner_from_state(disk["tuner"])
+                if tuner.kind != self.tuner.kind or [float(w) for w in disk["omegas"]] != self.omegas:
+                    raise TunerFileError(f"tuner file {path} holds a {tuner.kind!r} tuner over "
+                                         f"{len(disk['omegas'])} omegas, this solver a {self.tuner.kind!r} tuner over "
+                                         f"{len(self.omegas)}: use another file")
+                for args, kw in self._pending:
+                    tuner.update(*args, **kw)
+                mine = self.rounds[self._synced_rounds:]
+                merged = [dict(r) for r in disk["rounds"]]
+                merged += [{**r, "round": len(merged) + i} for i, r in enumerate(mine)]
+                self.tuner, self.rounds = tuner, merged
+            atomic_write(path, json.dumps(self.state_dict()))
+            self._pending, self._synced_rounds = [], len(self.rounds)
+
+
+class TunerFileError(ValueError):
+    """A tuner state file that cannot be used; the message names the file and what is wrong, in one line."""
+
+
+def _parse(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TunerFileError(f"tuner file {where} is not valid JSON ({exc})") from None
+
+
+def read_state_file(path: str) -> dict:
+    """The state saved by :meth:`SequenceSolver.save` / ``to_json(path)``, checked: a corrupt file or JSON of
+    another structure is a :class:`TunerFileError` naming ``path``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TunerFileError(f"tuner file {path} cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    return _check_state(_parse(text, path), path)
+
+
+def _check_state(state: Any, where: str) -> dict:
+    def bad(what):
+        return TunerFileError(f"tuner file {where}: {what} (expected the JSON a SequenceSolver saves)")
+    if not isinstance(state, dict):
+        raise bad(f"holds a JSON {type(state).__name__}, not an object")
+    for key, typ in (("omegas", list), ("tuner", dict), ("rounds", list), ("config", dict)):
+        if not isinstance(state.get(key), typ):
+            raise bad(f"field {key!r} is {'missing' if key not in state else type(state[key]).__name__}, "
+                      f"expected a {typ.__name__}")
+    if not state["omegas"] or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 2
+                                      for w in state["omegas"]):
+        raise bad("field 'omegas' must be a non-empty list of numbers in (0, 2)")
+    if not all(isinstance(r, dict) for r in state["rounds"]):
+        raise bad("field 'rounds' must be a list of objects")
+    try:
+        tuner = tuner_from_state(state["tuner"])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise bad(f"field 'tuner' is malformed ({type(exc).__name__}: {exc})") from None
+    if tuner.n_arms != len(state["omegas"]):
+        raise bad(f"the tuner has {tuner.n_arms} arms but 'omegas' has {len(state['omegas'])} values")
+    return state

@@ -339,7 +339,9 @@ class Model:
                 sv = {k: float(np.max(v, initial=0.0)) for k, v in soft.items()}
                 certs["soft_violation"] = sv
                 certs["max_soft_violation"] = max(sv.values())
-            if "smooth" in analyze(source.with_(constraints=source.hard_constraints, payload={})).properties and raw.duals:
+            # (a bilevel model's duals are the follower's: the leader's Lagrangian is not the certificate there)
+            if ("smooth" in analyze(source.with_(constraints=source.hard_constraints, payload={})).properties and raw.duals
+                    and not source.extensions.get("bilevel")):
                 st = certificates.stationarity(source, values, raw.duals)
                 if st is not None:
                     certs["kkt_stationarity"] = st

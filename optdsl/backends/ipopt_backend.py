@@ -49,6 +49,7 @@ _MESSAGES = {
                                    "positive violation (locally infeasible)",
     "Restoration_Failed": "IPOPT's restoration phase failed to reduce the constraint violation",
     "Invalid_Number_Detected": "NaN or inf in the model's functions or derivatives",
+    "Diverging_Iterates": "the iterates grew beyond 1e20",
     "Not_Enough_Degrees_Of_Freedom": "more equality constraints than variables",
 }
 
@@ -99,8 +100,17 @@ class IpoptForm:
             if callback:
                 self._iter_cb = _IterationCallback(self.flat.n, self.m, self._callback_slot)
                 full["iteration_callback"] = self._iter_cb
-            s = self.solvers[key] = ca.nlpsol("optdsl_ipopt", "ipopt", {"x": self.low.x, "p": self.low.p,
-                                                                         "f": self.f, "g": self.g}, full)
+            nlp = {"x": self.low.x, "p": self.low.p, "f": self.f, "g": self.g}
+            try:
+                s = ca.nlpsol("optdsl_ipopt", "ipopt", nlp, full)
+            except RuntimeError as e:
+                last = str(e).strip().splitlines()[-1]
+                if "IPOPT option" in last or "Invalid_Option" in last:
+                    raise ValueError(f"solver 'ipopt': {last.split(': ', 1)[-1]}") from None
+                if not (expand and "eval_sx" in str(e)):
+                    raise
+                s = ca.nlpsol("optdsl_ipopt", "ipopt", nlp, {**full, "expand": False})  # a node SX lacks
+            self.solvers[key] = s
             self.builds += 1
         return s
 
@@ -205,7 +215,8 @@ class IpoptBackend(Backend):
         finally:
             form._callback_slot[0] = None
         stats = solver.stats()
-        x = np.asarray(out["x"].full()).ravel()
+        # IPOPT relaxes bounds by 1e-8 (bound_relax_factor) while iterating: hand back a point within them
+        x = np.clip(np.asarray(out["x"].full()).ravel(), lbx, ubx)
         lam_g = np.asarray(out["lam_g"].full()).ravel()
         lam_x = np.asarray(out["lam_x"].full()).ravel()
         g = np.asarray(out["g"].full()).ravel()
@@ -247,9 +258,9 @@ def _status(ret: str, problem, viol: np.ndarray, x: np.ndarray) -> Status:
     if ret == "Solve_Succeeded":
         return Status.OPTIMAL if problem.payload.get("_convex") else Status.LOCALLY_OPTIMAL
     if ret == "Diverging_Iterates":
-        # |x| passed 1e20 while feasible: the objective decreases without bound along a feasible path
-        feasible = viol.max(initial=0.0) <= 1e-6 * (1 + np.max(np.abs(x), initial=0.0))
-        return Status.UNBOUNDED if feasible else Status.NUMERICAL_ERROR
+        # |x| passed 1e20 at a feasible point: the objective decreases without bound along feasible points
+        # (infeasible, it is only divergence)
+        return Status.UNBOUNDED if viol.max(initial=0.0) <= 1e-6 else Status.NUMERICAL_ERROR
     return _STATUS.get(ret, Status.OTHER_ERROR)
 
 

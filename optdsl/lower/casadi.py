@@ -90,7 +90,11 @@ def _per_slice(fn):
 
 def _mmax(v): return ca.mmax(v)
 def _mmin(v): return ca.mmin(v)
-def _logsumexp(v): return ca.logsumexp(v)
+def _logsumexp(v):
+    """log Σ exp(v), shifted by max(v) against overflow (the shift cancels in value and derivatives); written
+    out because CasADi's LogSumExp node cannot be expanded to SX."""
+    c = ca.mmax(v)
+    return c + ca.log(ca.sum1(ca.exp(v - c)))
 
 
 # --- ops ------------------------------------------------------------------------------------------------

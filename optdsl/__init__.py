@@ -13,7 +13,7 @@ from .expr import (Constant, Constraint, Expr, Parameter, Uncertain, Variable, a
                    quad_form, relu, reshape, sigmoid, sin, sqrt, square, stack, sum, sum_squares, transpose,
                    vstack)
 from .expr import (cumsum, diag, diff, entr, geo_mean, huber, inv_pos, kl_div, lambda_max, log_det, logistic,
-                   matrix_frac, multiply, pnorm, quad_over_lin, rel_entr, trace)
+                   matrix_frac, multiply, pnorm, psd, quad_over_lin, rel_entr, trace)
 from .dag import sem_loss
 from .model import Model, explain
 from .solvers.robust.sets import Box, Budget, Ellipsoid, Polyhedron
@@ -30,5 +30,5 @@ __all__ = [
     "mean", "min", "minimum", "norm", "norm1", "norm_inf", "pos", "quad_form", "relu", "reshape", "sigmoid", "sin",
     "sqrt", "square", "stack", "sum", "sum_squares", "transpose", "vstack",
     "cumsum", "diag", "diff", "entr", "geo_mean", "huber", "inv_pos", "kl_div", "lambda_max", "log_det", "logistic",
-    "matrix_frac", "multiply", "pnorm", "quad_over_lin", "rel_entr", "trace",
+    "matrix_frac", "multiply", "pnorm", "psd", "quad_over_lin", "rel_entr", "trace",
 ]

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .expr.node import psd_violation
 from .lower.torch import TorchLowering
 from .problem import Problem
 
@@ -26,7 +27,8 @@ def violations(problem: Problem, values: dict) -> dict[str, float]:
             if any(v not in env for v in c.expr.variables()) or _reads_uncertain(c.expr):
                 continue  # robust rows are certified by the backend (counterpart / worst case / CCG gap)
             e = low.evaluate(c.expr, env, memo).numpy()
-            out[c.name] = float(np.max(np.abs(e) if c.kind == "eq" else np.maximum(e, 0), initial=0.0))
+            out[c.name] = (psd_violation(e) if c.kind == "psd" else
+                           float(np.max(np.abs(e) if c.kind == "eq" else np.maximum(e, 0), initial=0.0)))
     for v in problem.variables:
         if v not in values:
             continue
@@ -49,7 +51,7 @@ def lagrangian_gradient(problem: Problem, values: dict, duals: dict, skip: froze
     for c in problem.constraints:
         if c.name in duals and c.name not in skip:
             lam = torch.as_tensor(np.asarray(duals[c.name], dtype=float), dtype=torch.float64)
-            L = L + (lam * low.evaluate(c.expr, xs, memo)).sum()
+            L = L + (-1.0 if c.kind == "psd" else 1.0) * (lam * low.evaluate(c.expr, xs, memo)).sum()  # psd: L = f - <Λ, E>
     grads = torch.autograd.grad(L, list(xs.values()), allow_unused=True)
     parts = []
     for v, g in zip(xs, grads):
@@ -79,6 +81,8 @@ def stationarity(problem: Problem, values: dict, duals: dict) -> Optional[float]
     """‖∇ₓL‖∞ for L = ±f + Σ λ_c·c (+ bound terms); None when a hard constraint's multiplier is missing."""
     if any(c.name not in duals for c in problem.hard_constraints) or any(v not in values for v in problem.variables):
         return None
+    if any(getattr(v, "structure", None) for v in problem.variables):
+        return None  # a symmetric/PSD/diagonal variable's structure is a constraint with no reported multiplier
     g = lagrangian_gradient(problem, values, duals)
     return float(g.abs().max()) if g.numel() else 0.0
 

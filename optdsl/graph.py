@@ -58,6 +58,10 @@ def analyze(problem: Problem) -> Tags:
         features.add("bounds")
     if any(getattr(v, "integer", False) for v in problem.variables):
         features.add("integer")  # integer/boolean variables: mixed-integer backends only
+    if any(c.kind == "psd" for c in problem.constraints) or any(getattr(v, "structure", None) == "PSD" for v in problem.variables):
+        features.add("psd")  # semidefinite constraints or PSD matrix variables: an SDP (cvxpy)
+    if any(getattr(v, "structure", None) in ("symmetric", "diag") for v in problem.variables):
+        features.add("matrix_structure")  # symmetric/diagonal matrix variables (cvxpy declares them natively)
     hard = problem.hard_constraints
     if any(c.kind == "eq" for c in hard):
         features.add("equality")
@@ -132,6 +136,8 @@ def _dcp(problem: Problem) -> str | None:
             e = low.lower(c.expr)
             if c.kind == "eq" and not e.is_affine():
                 return f"equality constraint {c.name!r} is not affine" + _culprit(c.expr, low, "affine")
+            if c.kind == "psd" and not e.is_affine():
+                return f"semidefinite constraint {c.name!r} needs an affine matrix expression"
             if c.kind == "ineq" and not e.is_convex():
                 return f"constraint {c.name!r} is not convex (DCP)" + _culprit(c.expr, low, "convex")
     except NotRepresentable as e:

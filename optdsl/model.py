@@ -53,12 +53,17 @@ class Model:
 
     # --- declarations --------------------------------------------------------------------------
     def variable(self, shape: Any = (), *, lb: Any = None, ub: Any = None, name: Optional[str] = None,
-                 value: Any = None, integer: bool = False, boolean: bool = False) -> Variable:
+                 value: Any = None, integer: bool = False, boolean: bool = False, symmetric: bool = False,
+                 PSD: bool = False, diag: bool = False, **unsupported: Any) -> Variable:
         """A decision variable of `shape` with optional bounds and initial value (the warm start).
-        ``integer=True`` restricts it to integers, ``boolean=True`` to {0, 1} (mixed-integer backends)."""
+        ``integer=True`` restricts it to integers, ``boolean=True`` to {0, 1} (mixed-integer backends).
+        ``symmetric=True``, ``PSD=True`` (symmetric positive semidefinite) or ``diag=True`` declare a square
+        matrix's structure (convex models through cvxpy)."""
         name = name or f"x{len(self._variables)}"
+        _refuse_keywords("m.variable", name, unsupported)
         self._check_new_name(name)
-        v = Variable(shape, lb=lb, ub=ub, name=name, value=value, model=self, integer=integer, boolean=boolean)
+        v = Variable(shape, lb=lb, ub=ub, name=name, value=value, model=self, integer=integer, boolean=boolean,
+                     symmetric=symmetric, PSD=PSD, diag=diag)
         self._variables.append(v)
         self._touch()
         return v
@@ -421,7 +426,7 @@ class Model:
         rows = [head]
         for c in self._constraints:
             uc = self._user_constraints[c.name]
-            rel = {"==": "=", "<=": r"\le"}[uc.sense]
+            rel = {"==": "=", "<=": r"\le", ">>": r"\succeq"}[uc.sense]
             rows.append(rf"\text{{{c.name}}}: & {sym.to_latex(uc.lhs)} {rel} {sym.to_latex(uc.rhs)}")
         for lv in self._levels:
             opt = r"\min" if lv.sense == "min" else r"\max"
@@ -429,7 +434,7 @@ class Model:
             rows.append(rf"\text{{level {lv.name}}}: & {over} \in \arg{opt}_{{{over}}}\; {sym.to_latex(lv.objective)}")
             for c in lv.constraints:
                 uc = self._user_constraints[c.name]
-                rel = {"==": "=", "<=": r"\le"}[uc.sense]
+                rel = {"==": "=", "<=": r"\le", ">>": r"\succeq"}[uc.sense]
                 rows.append(rf"\quad\text{{{c.name}}}: & {sym.to_latex(uc.lhs)} {rel} {sym.to_latex(uc.rhs)}")
         for v in self._variables:
             if v.lb is not None or v.ub is not None:

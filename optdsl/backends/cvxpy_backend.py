@@ -24,7 +24,7 @@ _STATUS = {
 class CvxpyBackend(Backend):
     name = "cvxpy"
     description = "exact convex optimization through CVXPY (LP, QP, SOCP, exponential cone)"
-    supports = frozenset({"bounds", "equality", "inequality", "nonsmooth", "cvxpy_lowered"})
+    supports = frozenset({"bounds", "equality", "inequality", "nonsmooth", "cvxpy_lowered", "psd", "matrix_structure"})
     requires = frozenset({"cvxpy_form"})
     cost = 1.0
     devices = ("cpu",)

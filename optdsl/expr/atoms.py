@@ -200,6 +200,12 @@ def trace_expm(W):
     return op("trace_expm", W)
 
 
+def psd(X):
+    """The constraint "X is positive semidefinite" (its symmetric part), the same as ``X >> 0``."""
+    from .node import PSDConstraint
+    return PSDConstraint(X, 0.0)
+
+
 def acyclic(W):
     """Structural constraint: the weighted adjacency matrix `W` (square) describes a DAG.
     Use ``m.subject_to(od.acyclic(W))``."""

@@ -104,6 +104,11 @@ class Expr:
     def __eq__(self, other): return Constraint(self, other, "==")  # type: ignore[override]
     def __le__(self, other): return Constraint(self, other, "<=")
     def __ge__(self, other): return Constraint(other, self, "<=")
+    # matrix inequalities, as in cvxpy: X >> Y means X - Y is positive semidefinite
+    def __rshift__(self, other): return PSDConstraint(self, other)
+    def __rrshift__(self, other): return PSDConstraint(other, self)
+    def __lshift__(self, other): return PSDConstraint(other, self)
+    def __rlshift__(self, other): return PSDConstraint(self, other)
 
     def __bool__(self):
         raise ModelError(f"the truth value of expression {self.label()!r} is undefined: comparisons build "
@@ -151,11 +156,13 @@ class Variable(Leaf):
     """A decision variable. Created by `Model.variable`; `value` holds the warm start / the solution."""
 
     def __init__(self, shape=(), *, lb=None, ub=None, name: str | None = None, value=None, model=None,
-                 integer: bool = False, boolean: bool = False):
+                 integer: bool = False, boolean: bool = False, symmetric: bool = False, PSD: bool = False,
+                 diag: bool = False):
         self.shape = _shape_of(shape)
         self.id = next(_ids)
         self.name = name or f"x{self.id}"
         self.model = model
+        self.structure = _matrix_structure(self, symmetric=symmetric, PSD=PSD, diag=diag)
         # boolean: an integer variable in [0, 1] (bounds tighter than [0, 1] are kept, looser ones refused)
         self.integer, self.boolean = bool(integer or boolean), bool(boolean)
         if boolean:
@@ -190,6 +197,19 @@ class Variable(Leaf):
 
     def __str__(self) -> str:
         return self.name
+
+
+def _matrix_structure(var: "Variable", **flags: bool) -> str | None:
+    """The one matrix structure declared on a variable: "symmetric", "PSD" (symmetric positive
+    semidefinite) or "diag" (zero off the diagonal), or None. Each needs a square matrix."""
+    on = [k for k, v in flags.items() if v]
+    if not on:
+        return None
+    if len(on) > 1:
+        raise ModelError(f"variable {var.name!r}: choose one of {', '.join(on)} (PSD implies symmetric)")
+    if len(var.shape) != 2 or var.shape[0] != var.shape[1]:
+        raise ShapeError(f"variable {var.name!r} is declared {on[0]} but its shape {var.shape} is not square")
+    return on[0]
 
 
 class Parameter(Leaf):
@@ -378,6 +398,33 @@ class Constraint:
         """Elementwise violation at the variables' current values (numpy, >= 0)."""
         v = np.asarray(self.expr.evaluate())
         return np.abs(v) if self.sense == "==" else np.maximum(v, 0.0)
+
+
+class PSDConstraint(Constraint):
+    """``lhs >> rhs``: the (symmetric part of the) square matrix ``expr = lhs - rhs`` is positive
+    semidefinite, as cvxpy's ``>>``. Convex when `expr` is affine; solved through cvxpy (SDP); its dual
+    is a PSD matrix Λ with L = f − ⟨Λ, expr⟩."""
+
+    def __init__(self, lhs: Any, rhs: Any):
+        super().__init__(lhs, rhs, ">>")
+        if len(self.shape) != 2 or self.shape[0] != self.shape[1]:
+            raise ShapeError(f"a semidefinite constraint needs a square matrix; {self.expr.label()!r} has shape "
+                             f"{self.shape}")
+
+    @property
+    def kind(self) -> str:
+        return "psd"
+
+    def violation(self):
+        """max(0, −λ_min) of the symmetric part at the variables' current values."""
+        return psd_violation(np.asarray(self.expr.evaluate()))
+
+
+def psd_violation(E: np.ndarray) -> float:
+    """How far a square matrix's symmetric part is from the PSD cone: max(0, −λ_min((E + Eᵀ)/2))."""
+    if E.size == 0:
+        return 0.0
+    return float(max(0.0, -np.linalg.eigvalsh((E + E.T) / 2)[0]))
 
 
 class StructuralConstraint:

@@ -183,7 +183,13 @@ class CvxpyLowering:
             if v is None:
                 kind = ({"boolean": True} if getattr(leaf, "boolean", False)
                         else {"integer": True} if getattr(leaf, "integer", False) else {})
-                v = self.variables[leaf] = cp.Variable(leaf.shape, name=leaf.name, **kind)
+                structure = getattr(leaf, "structure", None)
+                if structure == "diag":  # a dense diag(v): cvxpy's diag=True variables hold sparse values
+                    v = cp.diag(cp.Variable(leaf.shape[0], name=leaf.name, **kind))
+                else:
+                    kind.update({structure: True} if structure else {})
+                    v = cp.Variable(leaf.shape, name=leaf.name, **kind)
+                self.variables[leaf] = v
             return v
         if isinstance(leaf, Parameter):
             p = self.parameters.get(leaf)

@@ -18,7 +18,7 @@ from ..problem import RawSolution
 from .base import Pass
 from .bounds_to_constraints import bound_constraints
 
-_HANDLED = frozenset({"bounds", "equality", "inequality", "nonsmooth", "integer"})
+_HANDLED = frozenset({"bounds", "equality", "inequality", "nonsmooth", "integer", "psd", "matrix_structure"})
 
 
 @dataclass
@@ -47,7 +47,7 @@ class ConvexToCvxpy(Pass):
         cons = {}
         for item in items:
             e = low.lower(item.expr)
-            cons[item.name] = (e == 0) if item.kind == "eq" else (e <= 0)
+            cons[item.name] = (e == 0) if item.kind == "eq" else (e >> 0) if item.kind == "psd" else (e <= 0)
         for v in problem.variables:  # variables absent from every expression still get a cvxpy twin
             low.leaf(v)
         form = CvxpyForm(cp.Problem(objective, list(cons.values())), low, cons,

@@ -98,7 +98,7 @@ def test_infeasible_exits_1(tmp_path, capsys):
 def test_inspect_and_solvers(tmp_path, capsys):
     assert main(["inspect", _script(tmp_path, HS71)]) == 0
     out = capsys.readouterr().out
-    assert "sphere" in out and "\\begin{array}" in out and "chosen: alsketch" in out
+    assert "sphere" in out and "\\begin{array}" in out and "chosen: ipopt" in out
     assert main(["solvers"]) == 0
     out = capsys.readouterr().out
     assert "cvxpy" in out and "nlp" in out and "lbfgs" in out

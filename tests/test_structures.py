@@ -36,14 +36,14 @@ def test_module_fine_tuning_by_zo_improves_the_loss_in_place():
     assert res.primal_status == od.PrimalStatus.FEASIBLE_POINT
 
 
-def test_alsketch_is_the_default_for_smooth_constrained_models_and_matches_hs71():
+def test_ipopt_is_the_default_for_smooth_constrained_models_and_matches_hs71():
     m = od.Model("hs71")
     x = m.variable(4, lb=1, ub=5, name="x", value=[1, 5, 5, 1])
     m.minimize(x[0] * x[3] * (x[0] + x[1] + x[2]) + x[2])
     m.subject_to(od.sum_squares(x) == 40, name="sphere")
     m.subject_to(x[0] * x[1] * x[2] * x[3] >= 25, name="product")
     res = m.solve()
-    assert res.solver == "alsketch" and res.status == Status.LOCALLY_OPTIMAL
+    assert res.solver == "ipopt" and res.status == Status.LOCALLY_OPTIMAL
     assert res.objective == pytest.approx(17.0140172891563, rel=1e-7)
     assert res.duals["sphere"] == pytest.approx(0.16146856, rel=1e-5)
     assert res.certificates["kkt_stationarity"] < 1e-6

@@ -1,6 +1,6 @@
 """``alsketch``: exact augmented Lagrangian whose Newton–KKT systems are solved by randomized iterative
-sketching (Hong, Na, Mahoney & Kolar). The default for smooth constrained models: cheaper in dispatch
-than ``nlp`` (SciPy), which stays available as the baseline."""
+sketching (Hong, Na, Mahoney & Kolar). The research path (GPU, sketching) for smooth constrained models,
+chosen by name or where ``ipopt`` cannot take the model (od.fn terms); cheaper in dispatch than ``nlp``."""
 from __future__ import annotations
 
 from ..errors import ModelError
@@ -38,7 +38,7 @@ class AlsketchBackend(_Smooth):
                                   "dense mode, 2048 rows in sparse mode)"),
     }
 
-    def run(self, flat, options, callback, convex):
+    def run(self, flat, options, callback, convex, f, scale):
         lb, ub = flat.bounds()
         solver = options["linear_solver"]
         m = sum(c.expr.size for c in flat.eq_items + flat.in_items)
@@ -53,16 +53,17 @@ class AlsketchBackend(_Smooth):
             # sparse KKT matrices: a sparse factorization (Schur complement when H is diagonal) is the
             # reliable choice; sketching only on request (on a Poisson KKT system at n = 1e4 no sketched
             # Newton step finished in 120 s: docs/backends/alsketch.md)
+            hess = sparse["hess_lag"]
             return alsketch.minimize(
-                flat.f, flat.x0(), linear_solver="direct" if solver == "auto" else solver,
+                f, flat.x0(), linear_solver="direct" if solver == "auto" else solver,
                 jac_eq=(lambda x: sparse["jac_eq"]) if flat.eq_items else None,
                 jac_ineq=(lambda x: sparse["jac_ineq"]) if flat.in_items else None,
-                hess_lag=sparse["hess_lag"], **common)
+                hess_lag=hess if scale == 1.0 else (lambda x, lam: scale * hess(x, lam)), **common)
         if solver == "auto":
             # below a few thousand unknowns a dense factorization costs less than sketching (the sketch path
             # also solves all 24 HS problems, at about twice the time); large ones are what sketching is for
             solver = "direct" if flat.n + m <= options["sketch_threshold"] else "sketch"
-        return alsketch.minimize(flat.f, flat.x0(), hessian=options["hessian"], linear_solver=solver, **common)
+        return alsketch.minimize(f, flat.x0(), hessian=options["hessian"], linear_solver=solver, **common)
 
     @staticmethod
     def _sparse_derivatives(flat, options, size):

@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .backends import BACKENDS
@@ -93,16 +94,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    _no_kill_on_file_size_limit()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return {"solve": cmd_solve, "inspect": cmd_inspect, "solvers": cmd_solvers, "bench": cmd_bench}[args.command](args)
-    except (OptdslError, ValueError, TypeError) as e:
-        err_console.print(f"[bold red]error:[/] {e}")
+    except (OptdslError, ValueError, TypeError, OSError, MemoryError, RecursionError) as e:
+        _error(e)  # bad input, an unwritable file (FileWriteError names the path), a model too large
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 1
+    except Exception as e:  # noqa: BLE001 - anything else still gets one line; OPTDSL_TRACEBACK=1 shows it
+        if os.environ.get("OPTDSL_TRACEBACK"):
+            raise
+        _error(f"{type(e).__name__}: {e} (unexpected; set OPTDSL_TRACEBACK=1 to see the traceback)")
+        return 2
+
+
+def _error(e) -> None:
+    text = str(e) if not isinstance(e, MemoryError) else f"out of memory ({e or 'the model is too large'})"
+    if isinstance(e, RecursionError):
+        text = f"expression nested too deeply ({e})"
+    # user text (file, variable and constraint names) is escaped: "[/]" or "[bold]" print as written
+    err_console.print(f"[bold red]error:[/] {escape(text)}")
+
+
+def _no_kill_on_file_size_limit() -> None:
+    """Under ``ulimit -f`` the kernel kills a process whose write passes the limit (SIGXFSZ); ignoring the
+    signal turns it into an EFBIG error, reported as one line while the previous file stays intact."""
+    import signal
+    try:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    except (AttributeError, ValueError, OSError):  # no such signal here, or not the main thread
+        pass
 
 
 def _options(args) -> dict:
@@ -117,17 +142,17 @@ def cmd_solve(args) -> int:
     model, _ = load_model(args.file, parse_assignments(args.build, "--build"))
     set_params(model, args.param)
     if args.verbose:
-        console.print(str(model))
-        console.print(model.explain(args.solver))
+        console.print(str(model), markup=False)
+        console.print(model.explain(args.solver), markup=False)
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
     with progress:
         res = model.solve(args.solver, device=args.device, dtype=args.dtype, callback=progress.update, **_options(args))
-    if args.json:
-        res.to_json(args.json)
-    if args.quiet:
+    if args.quiet:  # the result is printed before any file is written: a failed write loses nothing
         console.print(f"{res.status.value} objective={_fmt(res.objective)}")
     else:
         print_result(res, verbose=args.verbose)
+    if args.json:
+        res.to_json(args.json)  # atomic; an unwritable path is one line naming it (exit 2)
     return 0 if res.status.is_success else 1
 
 
@@ -135,16 +160,16 @@ def cmd_inspect(args) -> int:
     model, _ = load_model(args.file)
     set_params(model, args.param)
     console.rule("model")
-    console.print(str(model))
+    console.print(str(model), markup=False)
     console.rule("LaTeX")
     console.print(model.to_latex(), markup=False)
     console.rule("problem graph")
     from .graph import summary
     g = model.graph()
-    console.print(summary(g))
+    console.print(summary(g), markup=False)
     for n, d in g.nodes(data=True):
         if d.get("kind") in ("objective", "constraint"):
-            console.print(f"  {n} <- {', '.join(sorted(g.predecessors(n)))}")
+            console.print(f"  {n} <- {', '.join(sorted(g.predecessors(n)))}", markup=False)
     console.rule("dispatch")
     console.print(model.explain(args.solver), markup=False)
     return 0
@@ -164,8 +189,10 @@ def cmd_solvers(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    roots = [os.path.join(os.getcwd(), "benchmarks"),
-             os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")]
+    # the benchmarks shipped with this optdsl first: a ./benchmarks in whatever folder the command runs from
+    # is only a fallback (it is someone's code, and running it by a familiar name would surprise)
+    roots = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"),
+             os.path.join(os.getcwd(), "benchmarks")]
     root = next((r for r in roots if os.path.isdir(r)), None)
     if root is None:
         raise OptdslError("no benchmarks/ folder found (run from a source checkout of optdsl)")
@@ -183,7 +210,7 @@ def print_result(res, verbose: bool = False) -> None:
     color = "green" if res.status.is_success else "red"
     console.print(f"[bold {color}]{res.status.value}[/]  primal: {res.primal_status.value}  "
                   f"objective: {_fmt(res.objective)}")
-    console.print(f"chain: {' -> '.join(res.chain)}   iterations: {res.iterations}   "
+    console.print(f"chain: {escape(' -> '.join(res.chain))}   iterations: {res.iterations}   "
                   f"compile {res.times.get('compile', 0):.3f}s  solve {res.times.get('solve', 0):.3f}s")
     if res.message:
         console.print(f"message: {res.message}", markup=False)
@@ -193,14 +220,14 @@ def print_result(res, verbose: bool = False) -> None:
         t.add_column("shape")
         t.add_column("value")
         for k, v in res.values.items():
-            t.add_row(k, str(v.shape), _arr(v))
+            t.add_row(escape(k), str(v.shape), _arr(v))
         console.print(t)
     if res.duals:
         t = Table(title="constraints")
         t.add_column("name")
         t.add_column("dual")
         for k, v in res.duals.items():
-            t.add_row(k, _arr(v))
+            t.add_row(escape(k), _arr(v))
         console.print(t)
     edges = res.extras.get("edges")
     if edges:  # DAG models: the learned graph, strongest edges first
@@ -208,7 +235,7 @@ def print_result(res, verbose: bool = False) -> None:
         for col in ("source", "target", "weight"):
             t.add_column(col)
         for i, j, w in edges[: None if verbose else 20]:
-            t.add_row(str(i), str(j), f"{w:.4g}")
+            t.add_row(escape(str(i)), escape(str(j)), f"{w:.4g}")
         console.print(t)
         if len(edges) > 20 and not verbose:
             console.print(f"... {len(edges) - 20} more (-v for all, --edges-csv to save)")

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import ModelError
+from .solvers.io import atomic_write
 from .expr.node import Constant, as_expr, op
 
 
@@ -44,12 +45,15 @@ def sem_loss(W, X, kind: str = "l2"):
 
 
 def write_edges_csv(path: str, edges: Sequence, names: Optional[Sequence[str]] = None) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["source", "target", "weight"])
-        for i, j, wt in edges:
-            w.writerow([names[i] if names is not None and isinstance(i, int) else i,
-                        names[j] if names is not None and isinstance(j, int) else j, f"{wt:.6g}"])
+    atomic_write(path, lambda fh: _write_edges(fh, edges, names), binary=False)  # never a half-written file
+
+
+def _write_edges(fh, edges: Sequence, names: Optional[Sequence[str]]) -> None:
+    w = csv.writer(fh)
+    w.writerow(["source", "target", "weight"])
+    for i, j, wt in edges:
+        w.writerow([names[i] if names is not None and isinstance(i, int) else i,
+                    names[j] if names is not None and isinstance(j, int) else j, f"{wt:.6g}"])
 
 
 def draw_graph_png(path: str, W: np.ndarray, names: Optional[Sequence[str]] = None) -> None:
@@ -75,5 +79,5 @@ def draw_graph_png(path: str, W: np.ndarray, names: Optional[Sequence[str]] = No
     ax.set_axis_off()
     ax.set_title("learned DAG (blue: positive, red: negative weight)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
     plt.close(fig)

@@ -44,9 +44,7 @@ def load_model(path: str, build_args: dict | None = None) -> tuple[Model, dict]:
     except SystemExit:
         raise ScriptError(f"{path} called sys.exit() while being loaded") from None
     except Exception as e:  # the user's code failed: show where, in their file, not in ours
-        frames = [f for f in traceback.extract_tb(e.__traceback__) if os.path.abspath(f.filename) == os.path.abspath(path)]
-        where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
-        raise ScriptError(f"{path} raised {type(e).__name__}: {e}{where}") from None
+        raise ScriptError(f"{path} raised {type(e).__name__}: {e}{_where(e, path)}") from None
     finally:
         sys.path.pop(0)
     if build_args and not callable(ns.get("build")):
@@ -54,13 +52,15 @@ def load_model(path: str, build_args: dict | None = None) -> tuple[Model, dict]:
     if isinstance(ns.get("model"), Model) and not build_args:
         return ns["model"], ns
     if callable(ns.get("build")):
+        call = f"build({', '.join(f'{k}={v!r}' for k, v in (build_args or {}).items())})"
         try:
             m = ns["build"](**(build_args or {}))
-        except TypeError as e:
-            raise ScriptError(f"{path}: build({', '.join(f'{k}={v!r}' for k, v in (build_args or {}).items())}) "
-                              f"failed: {e}") from None
         except ModelError as e:
-            raise ScriptError(f"{path}: build() failed: {e}") from None
+            raise ScriptError(f"{path}: {call} failed: {e}") from None
+        except SystemExit:
+            raise ScriptError(f"{path}: {call} called sys.exit()") from None
+        except Exception as e:  # anything the user's build() raises: one line, where it happened in their file
+            raise ScriptError(f"{path}: {call} failed: {type(e).__name__}: {e}{_where(e, path)}") from None
         if not isinstance(m, Model):
             raise ScriptError(f"{path}: build() returned {type(m).__name__}, expected an optdsl Model")
         return m, ns
@@ -72,6 +72,12 @@ def load_model(path: str, build_args: dict | None = None) -> tuple[Model, dict]:
                           "`build()` that returns one")
     raise ScriptError(f"{path} defines several models ({', '.join(models)}): name the one to solve `model`, or "
                       "define `build()`")
+
+
+def _where(e: BaseException, path: str) -> str:
+    """" (line N: code)" of the last frame of ``e``'s traceback inside the user's file, or ""."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if os.path.abspath(f.filename) == os.path.abspath(path)]
+    return f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
 
 
 def set_params(model: Model, assignments: list[str]) -> None:
@@ -89,5 +95,8 @@ def set_params(model: Model, assignments: list[str]) -> None:
         except (ValueError, SyntaxError):
             raise ModelError(f"--param {name}: cannot read {text!r} as a number or list") from None
         p = params[name]
-        arr = np.asarray(value, dtype=float)
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise ModelError(f"--param {name}: {text!r} is not a number or a list of numbers") from None
         p.value = np.broadcast_to(arr, p.shape) if arr.ndim == 0 else arr

@@ -65,14 +65,27 @@ class Result:
         d["certificates"] = {k: _plain(v) for k, v in self.certificates.items()}
         d["history"] = [{k: _plain(v) for k, v in h.items()} for h in self.history]
         d["extras"] = {k: _plain(v) for k, v in self.extras.items() if _jsonable(v)}
+        d["objective"], d["times"] = _plain(d["objective"]), _plain(d["times"])
         return d
 
     def to_json(self, path: Optional[str] = None, **kw) -> str:
-        text = json.dumps(self.to_dict(), **({"indent": 1} | kw))
+        """Strict JSON (``allow_nan=False``): a non-finite number is written as the string "NaN", "Infinity"
+        or "-Infinity" and read back by :meth:`from_json` as the float. With ``path`` the file is replaced
+        atomically (a failed write keeps the previous file; the error names the path)."""
+        text = json.dumps(self.to_dict(), **({"indent": 1, "allow_nan": False} | kw))
         if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text)
+            from .solvers.io import atomic_write
+            atomic_write(path, text)
         return text
+
+    def save(self, path: str) -> None:
+        """Write the result to ``path`` as strict JSON (see :meth:`to_json`); :meth:`load` reads it back."""
+        self.to_json(path)
+
+    @classmethod
+    def load(cls, path: str) -> "Result":
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_dict(json.loads(fh.read()))
 
     @classmethod
     def from_dict(cls, d: dict) -> "Result":
@@ -81,6 +94,9 @@ class Result:
         d["primal_status"] = PrimalStatus(d["primal_status"])
         d["values"] = {k: _decode(v) for k, v in d.get("values", {}).items()}
         d["duals"] = {k: _decode(v) for k, v in d.get("duals", {}).items()}
+        for k in ("objective", "certificates", "history", "extras", "times"):
+            if k in d:
+                d[k] = _restore(d[k])  # "NaN"/"Infinity" tokens back to floats
         return cls(**d)
 
     @classmethod
@@ -102,27 +118,45 @@ def _decode(d) -> np.ndarray:
     return data.reshape(d["shape"])
 
 
+_TOKENS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf"),
+           "nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}  # (lower case: older files)
+
+
 def _num(x: float):
-    return x if np.isfinite(x) else str(x)  # JSON has no inf/nan
+    if np.isfinite(x):
+        return x
+    return "NaN" if np.isnan(x) else ("Infinity" if x > 0 else "-Infinity")  # strict JSON has no inf/nan
 
 
 def _plain(v):
     if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
+        return _plain(v.tolist())
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        return _plain(v.item())
     if isinstance(v, float) and not np.isfinite(v):
-        return str(v)
+        return _num(v)
     if isinstance(v, Enum):
         return v.value
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _restore(v):
+    if isinstance(v, str):
+        return _TOKENS.get(v, v)
+    if isinstance(v, dict):
+        return {k: _restore(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_restore(x) for x in v]
     return v
 
 
 def _jsonable(v) -> bool:
     try:
-        json.dumps(_plain(v))
+        json.dumps(_plain(v), allow_nan=False)
         return True
     except (TypeError, ValueError):
         return False

@@ -175,7 +175,12 @@ def resolve_device(device: Any = None, dtype: Any = None, like: Optional[torch.T
                      "bfloat16": torch.bfloat16, "double": torch.float64, "float": torch.float32}[dtype]
         except KeyError:
             raise ValueError(f"unknown dtype {dtype!r}; expected float32, float64, float16 or bfloat16") from None
-    device = torch.device(device) if device is not None else (like.device if like is not None else torch.device("cpu"))
+    try:
+        device = torch.device(device) if device is not None else (like.device if like is not None else torch.device("cpu"))
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; expected cpu, cuda or cuda:N (a torch device)") from None
+    if device.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise ValueError(f"device {str(device)!r} cannot run a solve; expected cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was requested but torch sees no CUDA device on this machine")
     dtype = dtype or (like.dtype if like is not None and like.is_floating_point() else torch.float64)

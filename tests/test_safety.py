@@ -294,3 +294,123 @@ def test_a_write_under_ulimit_f_keeps_the_previous_file(tmp_path):
     assert f"cannot write {path}: File too large" in proc.stderr
     assert path.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+# --- strict JSON results ---------------------------------------------------------------------------------------
+
+def _reject_constant(token):
+    raise AssertionError(f"bare {token} in JSON")
+
+
+def test_nonfinite_numbers_are_strict_json_and_come_back_as_floats(tmp_path):
+    r = od.Result(status=Status.NUMERICAL_ERROR, primal_status=od.PrimalStatus.UNKNOWN, objective=float("nan"),
+                  values={"x": np.array([1.0, np.nan, np.inf])}, certificates={"gap": float("nan"),
+                  "bound": np.float64(-np.inf), "list": [1.0, float("inf")]},
+                  history=[{"iteration": 0, "loss": float("inf")}], extras={"arr": np.array([np.nan])})
+    path = tmp_path / "r.json"
+    r.save(str(path))
+    json.loads(path.read_text(), parse_constant=_reject_constant)      # no NaN / Infinity tokens
+    back = od.Result.load(str(path))
+    assert math.isnan(back.objective) and math.isnan(back.certificates["gap"])
+    assert back.certificates["bound"] == -math.inf and back.certificates["list"] == [1.0, math.inf]
+    assert back.history[0]["loss"] == math.inf and math.isnan(back.extras["arr"][0])
+    np.testing.assert_array_equal(back.values["x"], [1.0, np.nan, np.inf])
+    assert od.Result.from_json(r.to_json()).status == Status.NUMERICAL_ERROR
+
+
+def test_a_solved_result_saves_and_reloads(tmp_path):
+    m = od.Model("ls")
+    x = m.variable(2, name="x")
+    m.minimize(od.sum_squares(x - np.array([1.0, 2.0])))
+    res = m.solve(solver="cvxpy")
+    res.save(str(tmp_path / "res.json"))
+    back = od.Result.load(str(tmp_path / "res.json"))
+    assert back.status == res.status and back.objective == pytest.approx(res.objective, abs=1e-12)
+    np.testing.assert_allclose(back.values["x"], [1.0, 2.0], atol=1e-6)
+
+
+# --- the CLI ----------------------------------------------------------------------------------------------------
+
+from optdsl.cli import main  # noqa: E402
+
+MARKUP = """
+import optdsl as od
+m = od.Model("markup")
+x = m.variable(2, lb=0, name="[bold]cap[/bold]")
+m.minimize(od.sum_squares(x - 1))
+m.subject_to(x.sum() <= 1, name="[/]")
+model = m
+"""
+
+
+def _write(tmp_path, text, name="p.py"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return str(p)
+
+
+def test_names_with_rich_markup_print_verbatim(tmp_path, capsys):
+    path = _write(tmp_path, MARKUP)
+    assert main(["solve", path, "--solver", "cvxpy"]) == 0
+    out = capsys.readouterr().out
+    assert "[bold]cap[/bold]" in out and "[/]" in out
+    assert main(["inspect", path]) == 0
+    out = capsys.readouterr().out
+    assert "[bold]cap[/bold]" in out and "[/]" in out
+    (tmp_path / "a[").mkdir()
+    bad = _write(tmp_path, "x = 1\n", name="a[/]b[bold]c.py")         # folder "a[", file "]b[bold]c.py"
+    assert main(["solve", bad]) == 2
+    err = capsys.readouterr().err
+    assert "a[/]b[bold]c.py defines no model" in err and "Traceback" not in err
+
+
+def test_the_result_is_printed_before_an_unwritable_json_path(tmp_path, capsys):
+    path = _write(tmp_path, MARKUP)
+    target = tmp_path / "missing" / "r.json"
+    assert main(["solve", path, "--solver", "cvxpy", "--json", str(target)]) == 2
+    cap = capsys.readouterr()
+    assert "OPTIMAL" in cap.out                                   # the computed result was not lost
+    assert f"cannot write {target}" in cap.err and len(cap.err.strip().splitlines()) == 1
+
+
+def test_a_failed_json_write_keeps_the_previous_file(tmp_path, capsys, monkeypatch):
+    path = _write(tmp_path, MARKUP)
+    target = tmp_path / "r.json"
+    target.write_text("previous")
+    real = os.fsync
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full_disk)
+    assert main(["solve", path, "--solver", "cvxpy", "--json", str(target)]) == 2
+    monkeypatch.setattr(os, "fsync", real)
+    assert "No space left on device" in capsys.readouterr().err
+    assert target.read_text() == "previous" and [p.name for p in tmp_path.iterdir()].count("r.json") == 1
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+def test_build_raising_anything_is_one_line_with_its_line_number(tmp_path, capsys):
+    path = _write(tmp_path, """
+        def build(N=3):
+            return 1 / (N - 3)
+    """)
+    assert main(["solve", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "build() failed: ZeroDivisionError: division by zero (line 3: return 1 / (N - 3))" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_unknown_device_is_a_usage_error(tmp_path, capsys):
+    assert main(["solve", _write(tmp_path, MARKUP), "--device", "banana"]) == 2
+    assert "unknown device 'banana'" in capsys.readouterr().err
+
+
+def test_bench_runs_the_installed_benchmark_not_one_in_the_current_folder(tmp_path, monkeypatch):
+    import optdsl.cli as cli
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "bench_sor.py").write_text("raise SystemExit('planted')\n")
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda argv, *a, **k: calls.append(argv) or 0)
+    assert main(["bench", "sor", "--quick"]) == 0
+    assert calls and calls[0][1] == str(REPO / "benchmarks" / "bench_sor.py")

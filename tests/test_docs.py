@@ -63,3 +63,21 @@ def test_doc_blocks_run(path, tmp_path, monkeypatch, registry_restored):
         if failure is not None:
             first = code.strip().splitlines()[0] if code.strip() else ""
             pytest.fail(f"{rel}, python block {k} (line {line}: {first!r}) failed: {failure}", pytrace=False)
+
+
+def test_readme_install_commands_agree_with_the_package():
+    """Both install commands (CPU-only index, public index = CUDA) pin the same torch, one that pyproject allows."""
+    import tomllib
+    from packaging.requirements import Requirement
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    cmds = [line for line in readme.splitlines() if "pip install torch==" in line]
+    cpu = [c for c in cmds if "--index-url https://download.pytorch.org/whl/cpu" in c]
+    cuda = [c for c in cmds if "--index-url" not in c]
+    assert cpu and cuda, f"README needs a CPU-only and a CUDA torch install command, found {cmds}"
+    pins = {re.search(r"torch==([\w.+]+)", c).group(1) for c in cmds}
+    assert len(pins) == 1, f"README pins different torch versions: {pins}"
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (torch_req,) = [Requirement(d) for d in deps if Requirement(d).name == "torch"]
+    assert torch_req.specifier.contains(pins.pop()), f"README's torch pin is outside pyproject's {torch_req}"
+    assert all('pip install -e ".[dev]"' in c for c in cpu + cuda)

@@ -1,10 +1,13 @@
 """CVXPY backend: exact convex solves with any installed cvxpy solver; duals on named constraints."""
 from __future__ import annotations
 
+import functools
+import threading
 import time
 
 import cvxpy as cp
 
+from ..passes.convex_to_cvxpy import PASS, CvxpyForm
 from ..problem import RawSolution
 from ..solvers.common import Status
 from .base import Backend, Option
@@ -43,10 +46,19 @@ class CvxpyBackend(Backend):
         return super().reject_reason(problem, tags)
 
     def available(self):
-        return None if cp.installed_solvers() else "no cvxpy solver is installed"
+        return None if _installed_solvers() else "no cvxpy solver is installed"
 
     def solve(self, compiled, problem, options, callback):
         form = problem.payload["cvxpy"]
+        # one compiled cvxpy problem is shared by every solve of the model: solves from several threads take
+        # turns (cvxpy's problem is not thread-safe: "Already mutably borrowed"), and each reads its own values
+        with _lock_for(form):
+            sol = self._solve_locked(form, options)
+            if sol.status.has_point and isinstance(form, CvxpyForm):
+                PASS.invert(sol, form)  # copy values and duals out before another thread's solve overwrites them
+            return sol
+
+    def _solve_locked(self, form, options):
         form.refresh()
         solver = options.get("cvxpy_solver")
         if solver is not None and solver.upper() not in cp.installed_solvers():
@@ -64,6 +76,24 @@ class CvxpyBackend(Backend):
         return RawSolution(status, objective=None if obj is None else float(obj), message=msg,
                            iterations=int(stats.num_iters or 0),
                            extras={"cvxpy_solver": stats.solver_name, "solver_time": time.perf_counter() - start})
+
+
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(form) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = form.__dict__.get("_optdsl_lock")
+        if lock is None:
+            lock = form.__dict__["_optdsl_lock"] = threading.Lock()
+    return lock
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_solvers() -> tuple:
+    """cvxpy probes every solver's import on each call (~10 ms, several times per dispatch); what is installed
+    does not change within a process."""
+    return tuple(cp.installed_solvers())
 
 
 def _solver_kwargs(solver, options):

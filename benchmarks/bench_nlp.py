@@ -1,0 +1,247 @@
+"""Benchmark: standard nonlinear programs through `m.solve()` vs CasADi + IPOPT written directly vs SciPy.
+
+Measured side by side in one run:
+  1. the 24 Hock–Schittkowski problems of problems/hs/: build (the gallery's `build()`) + `m.solve()` with
+     defaults (IPOPT through the CasADi lowering for the nonconvex ones, cvxpy for the DCP ones), against the
+     same problem written directly in CasADi (SX symbols from the torch reference functions) and solved by
+     IPOPT, and against SciPy trust-constr with exact torch derivatives;
+  2. the hanging chain (problems/hanging_chain.py) at N = 50, 500, 2000, 10000: `m.solve()` vs CasADi
+     written directly (vectorized SX) vs trust-constr (sparse exact derivatives; N <= 500 only);
+  3. parameter re-solve: the chain with the right end's height a parameter; first solve (lowering + building
+     the IPOPT solver + solving) vs the median re-solve after changing the parameter.
+Columns: build time, solve time, total, iterations, objective agreement |f - f_direct| / (1 + |f_direct|).
+Ratios are ours / CasADi-direct (total time), medians over the set.
+
+Usage:  OMP_NUM_THREADS=1 python benchmarks/bench_nlp.py [--quick] [--alsketch]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import casadi as ca
+import numpy as np
+import scipy.optimize as so
+import scipy.sparse as sp
+
+import optdsl as od
+from optdsl.solvers.testing import hock_schittkowski as hs
+
+warnings.filterwarnings("ignore")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_alsketch import _casadi_torch, _SymVec, scipy_hs  # noqa: E402  (the torch-on-casadi shim)
+
+IPOPT_OPTS = {"print_time": False, "ipopt": {"print_level": 0, "tol": 1e-8, "sb": "yes"}}
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def best_of(k, fn):
+    """The run with the smallest total time out of k (timings on a shared machine are noisy upwards)."""
+    runs = [fn() for _ in range(k)]
+    return min(runs, key=lambda r: r["build"] + r["solve"])
+
+
+# --- the three ways to solve ------------------------------------------------------------------------------
+
+def optdsl_solve(build, **opts):
+    m, tb = timed(build)
+    r, ts = timed(lambda: m.solve(**opts))
+    return {"build": tb, "solve": ts, "it": r.iterations, "f": r.objective, "ok": r.status.is_success,
+            "solver": r.solver}
+
+
+def casadi_hs(p):
+    def build():
+        x = ca.SX.sym("x", p.n)
+        xv = _SymVec([x[i] for i in range(p.n)])
+        gs, lbg, ubg = [], [], []
+        with _casadi_torch():
+            f = p.f(xv)
+            for fn, lo in ((p.eq, 0.0), (p.ineq, -np.inf)):
+                if fn:
+                    e = fn(xv)
+                    gs.append(e)
+                    lbg += [lo] * e.shape[0]
+                    ubg += [0.0] * e.shape[0]
+        return ca.nlpsol("s", "ipopt", {"x": x, "f": f, "g": ca.vertcat(*gs)}, IPOPT_OPTS), lbg, ubg
+    (solver, lbg, ubg), tb = timed(build)
+    lbx = list(p.lb) if p.lb else [-np.inf] * p.n
+    ubx = list(p.ub) if p.ub else [np.inf] * p.n
+    r, ts = timed(lambda: solver(x0=list(p.x0), lbg=lbg, ubg=ubg, lbx=lbx, ubx=ubx))
+    st = solver.stats()
+    return {"build": tb, "solve": ts, "it": st["iter_count"], "f": float(r["f"]), "ok": st["success"]}
+
+
+def trust_constr_hs(p):
+    f, it, dt, ok = scipy_hs(p, "trust-constr")
+    return {"build": 0.0, "solve": dt, "it": it, "f": f, "ok": ok}
+
+
+def casadi_chain(N, b=0.0):
+    """The chain in CasADi directly, vectorized SX; `b` the right end's height (a parameter p)."""
+    h = 2.0 / N
+    t = np.linspace(0, 1, N + 1)
+
+    def build():
+        x, y, p = ca.SX.sym("x", N + 1), ca.SX.sym("y", N + 1), ca.SX.sym("b")
+        f = h * ca.sum1((y[:-1] + y[1:]) / 2)
+        g = ca.vertcat((x[1:] - x[:-1]) ** 2 + (y[1:] - y[:-1]) ** 2 - h ** 2, x[0], x[N] - 1, y[0], y[N] - p)
+        return ca.nlpsol("chain", "ipopt", {"x": ca.vertcat(x, y), "p": p, "f": f, "g": g}, IPOPT_OPTS)
+    solver, tb = timed(build)
+    r, ts = timed(lambda: solver(x0=np.concatenate([t, -t * (1 - t)]), p=b, lbg=0, ubg=0))
+    st = solver.stats()
+    return {"build": tb, "solve": ts, "it": st["iter_count"], "f": float(r["f"]), "ok": st["success"]}
+
+
+def trust_constr_chain(N):
+    h = 2.0 / N
+    t = np.linspace(0, 1, N + 1)
+    n = N + 1
+    D = sp.diags([-np.ones(N), np.ones(N)], [0, 1], shape=(N, n), format="csr")   # differences
+    E = sp.csr_matrix(([1.0, 1.0], ([0, 1], [0, N])), shape=(2, n))
+
+    def fun(z):
+        y = z[n:]
+        return h * (y.sum() - (y[0] + y[-1]) / 2)
+    grad_y = np.full(n, h)
+    grad_y[[0, -1]] = h / 2
+    grad = np.concatenate([np.zeros(n), grad_y])
+
+    def links(z):
+        return (D @ z[:n]) ** 2 + (D @ z[n:]) ** 2 - h ** 2
+
+    def links_jac(z):
+        return sp.hstack([sp.diags(2 * (D @ z[:n])) @ D, sp.diags(2 * (D @ z[n:])) @ D], format="csr")
+
+    def links_hess(z, v):
+        H = 2 * D.T @ sp.diags(v) @ D
+        return sp.block_diag([H, H], format="csr")
+    ends = sp.block_diag([E, E], format="csr")
+    cons = [so.NonlinearConstraint(links, 0, 0, jac=links_jac, hess=links_hess),
+            so.LinearConstraint(ends, [0, 1, 0, 0], [0, 1, 0, 0])]
+    r, ts = timed(lambda: so.minimize(fun, np.concatenate([t, -t * (1 - t)]), jac=lambda z: grad,
+                                      hess=lambda z: sp.csr_matrix((2 * n, 2 * n)), method="trust-constr",
+                                      constraints=cons, options={"gtol": 1e-8, "xtol": 1e-12, "maxiter": 3000}))
+    return {"build": 0.0, "solve": ts, "it": int(r.nit), "f": float(r.fun), "ok": r.status in (1, 2)}
+
+
+# --- reporting --------------------------------------------------------------------------------------------
+
+def _row(label, r, ref):
+    if r is None:
+        return f"{label:>22s} {'-':>9s} {'-':>9s} {'-':>9s} {'-':>6s} {'-':>9s}"
+    agree = abs(r["f"] - ref["f"]) / (1 + abs(ref["f"]))
+    return (f"{label:>22s} {1e3 * r['build']:9.1f} {1e3 * r['solve']:9.1f} {1e3 * (r['build'] + r['solve']):9.1f} "
+            f"{r['it']:6d} {agree:9.1e}" + ("" if r["ok"] else "  (not solved)"))
+
+
+HEADER = f"{'':>22s} {'build ms':>9s} {'solve ms':>9s} {'total ms':>9s} {'iter':>6s} {'|df|':>9s}"
+
+
+def bench_hs(names, repeat, with_alsketch):
+    gallery = {p.stem: _load(p) for p in sorted((ROOT / "problems" / "hs").glob("hs*.py"))}
+    ratios, ratios_ipopt, ratios_al = [], [], []
+    print("\n== Hock–Schittkowski: m.solve() (defaults) vs CasADi+IPOPT direct vs trust-constr ==")
+    for name in names:
+        p = hs.get(int(name[2:]))
+        mod = gallery[name]
+        ours = best_of(repeat, lambda: optdsl_solve(mod.build))
+        direct = best_of(repeat, lambda: casadi_hs(p))
+        tc = trust_constr_hs(p)
+        print(f"{name} (n={p.n}; m.solve() chose {ours['solver']})\n{HEADER}")
+        print(_row("m.solve()", ours, direct))
+        print(_row("CasADi+IPOPT direct", direct, direct))
+        print(_row("trust-constr", tc, direct))
+        ratio = (ours["build"] + ours["solve"]) / (direct["build"] + direct["solve"])
+        ratios.append(ratio)
+        if ours["solver"] == "ipopt":
+            ratios_ipopt.append(ratio)
+        if with_alsketch:
+            al = best_of(repeat, lambda: optdsl_solve(mod.build, solver="alsketch"))
+            print(_row("m.solve(alsketch)", al, direct))
+            ratios_al.append((al["build"] + al["solve"]) / (direct["build"] + direct["solve"]))
+    print(f"\nHS median total-time ratio m.solve() / CasADi-direct: {statistics.median(ratios):.2f} over "
+          f"{len(ratios)} problems (target <= 1.5); over the {len(ratios_ipopt)} dispatched to ipopt: "
+          f"{statistics.median(ratios_ipopt):.2f}" if ratios_ipopt else "")
+    if ratios_al:
+        print(f"HS median total-time ratio m.solve(solver='alsketch') / CasADi-direct: {statistics.median(ratios_al):.2f}")
+
+
+def bench_chain(sizes, with_alsketch):
+    chain = _load(ROOT / "problems" / "hanging_chain.py")
+    print("\n== Hanging chain: m.solve() vs CasADi+IPOPT direct (vectorized SX) vs trust-constr ==")
+    for N in sizes:
+        ours = optdsl_solve(lambda: chain.build(N))
+        direct = casadi_chain(N)
+        tc = trust_constr_chain(N) if N <= 500 else None
+        print(f"N = {N} ({2 * N + 2} variables, {N + 4} equalities; m.solve() chose {ours['solver']})\n{HEADER}")
+        print(_row("m.solve()", ours, direct))
+        print(_row("CasADi+IPOPT direct", direct, direct))
+        print(_row("trust-constr", tc, direct))
+        if with_alsketch and N <= 50:
+            print(_row("m.solve(alsketch)", optdsl_solve(lambda: chain.build(N), solver="alsketch"), direct))
+        print(f"  total-time ratio m.solve() / CasADi-direct: "
+              f"{(ours['build'] + ours['solve']) / (direct['build'] + direct['solve']):.2f} (target <= 1.5)")
+
+
+def bench_resolve(sizes, resolves=5):
+    print("\n== Parameter re-solve (chain, right end's height a parameter; ipopt) ==")
+    print(f"{'N':>6s} {'first ms':>9s} {'re-solve ms':>12s} {'ratio':>7s} {'first it':>9s} {'re-solve it':>12s}")
+    for N in sizes:
+        h, t = 2.0 / N, np.linspace(0, 1, N + 1)
+        m = od.Model("chain_p")
+        x = m.variable(N + 1, name="x", value=t)
+        y = m.variable(N + 1, name="y", value=-t * (1 - t))
+        b = m.parameter(value=0.0, name="b")
+        m.minimize(h * ((y[:-1] + y[1:]) / 2).sum())
+        m.subject_to(od.square(x[1:] - x[:-1]) + od.square(y[1:] - y[:-1]) == h ** 2, name="links")
+        m.subject_to(x[[0, N]] == np.array([0.0, 1.0]), name="ends_x")
+        m.subject_to(y[0] == 0, name="left")
+        m.subject_to(y[N] == b, name="right")
+        first, t_first = timed(lambda: m.solve())
+        times, its = [], []
+        for k in range(resolves + 1):   # the first re-solve also builds the warm-start solver: reported apart
+            b.value = 0.05 * (k + 1)
+            r, dt = timed(lambda: m.solve())
+            assert r.status.is_success, r.message
+            times.append(dt)
+            its.append(r.iterations)
+        med = statistics.median(times[1:])
+        print(f"{N:6d} {1e3 * t_first:9.1f} {1e3 * med:12.1f} {t_first / med:7.1f} {first.iterations:9d} "
+              f"{statistics.median(its[1:]):12.0f}   (first re-solve, building the warm-start solver: "
+              f"{1e3 * times[0]:.1f} ms)")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="6 HS problems, chain N = 50 and 500, one repeat")
+    ap.add_argument("--alsketch", action="store_true", help="add m.solve(solver='alsketch') rows")
+    args = ap.parse_args(argv)
+    names = sorted(p.stem for p in (ROOT / "problems" / "hs").glob("hs*.py"))
+    if args.quick:
+        names = ["hs006", "hs035", "hs040", "hs071", "hs077", "hs078"]
+    bench_hs(names, 1 if args.quick else 3, args.alsketch)
+    bench_chain([50, 500] if args.quick else [50, 500, 2000, 10000], args.alsketch)
+    bench_resolve([500] if args.quick else [500, 2000])
+
+
+if __name__ == "__main__":
+    main()

@@ -87,8 +87,11 @@ class MipBackend(Backend):
             if options.get("time_limit") is not None:
                 kw["time_limit"] = float(options["time_limit"])
         start = time.perf_counter()
+        again = getattr(form, "after_solve", lambda: False)  # a rewrite may revise its data (big-M) and ask again
         try:
             form.problem.solve(solver=solver, verbose=bool(options.get("solver_verbose")), **kw)
+            while again():
+                form.problem.solve(solver=solver, verbose=bool(options.get("solver_verbose")), **kw)
         except cp.SolverError as e:
             return RawSolution(Status.NUMERICAL_ERROR, message=f"cvxpy solver error ({solver}): {e}")
         status = _STATUS.get(form.problem.status, Status.OTHER_ERROR)

@@ -320,7 +320,7 @@ def test_lowering_agrees_with_torch_on_every_atom_and_shape():
              od.concatenate([Y, P], axis=1), od.concatenate([x, x]), od.exp(x), od.log(x), od.sqrt(x), od.square(Y),
              od.sin(x), od.cos(x), od.sigmoid(Y), od.abs(Y), od.relu(Y), od.maximum(Y, x), od.minimum(x, 1),
              od.max(Y), od.min(Y, axis=1), od.max(Y, axis=0), od.norm(x), od.norm(Y), od.norm1(Y), od.norm_inf(x),
-             od.sum_squares(Y), od.quad_form(x, A.T @ A), A @ x, x @ A.T, x @ x, Y @ Y.T, S @ x, A @ Y.T, x ** 3,
+             od.sum_squares(Y), od.quad_form(x, A.T @ A), A @ x, x @ A.T, x @ x, Y @ Y.T, od.matmul(S, x), A @ Y.T, x ** 3,
              x ** 0.5, x ** 2.5, x / s, s / x, q * x, -Y, x[np.array([3, 2, 1, 0])]]
     low = CasadiLowering([x, Y, s], [0, 4, 16], 17, [P, q])
     z = np.concatenate([vals[v].ravel() for v in (x, Y, s)])

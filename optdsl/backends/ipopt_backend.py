@@ -55,34 +55,58 @@ _MESSAGES = {
 
 
 class IpoptForm:
-    """The lowered problem (CasADi symbols, constraint bounds, the flat layout) and its built solvers."""
+    """The lowered problem (CasADi symbols, constraint bounds, the flat layout) and its built solvers.
+
+    Lowered to scalar SX graphs (cheapest to build and evaluate) unless the model multiplies by large dense
+    matrices, where matrix-valued MX nodes keep the graph small; either is built on request."""
+
+    DENSE_SX_LIMIT = 200_000   # dense constant entries in products above which SX graphs get large
 
     def __init__(self, problem):
-        from ..lower.casadi import CasadiLowering
+        from ..lower.casadi import dense_work
+        self.problem = problem
         self.flat = flat = FlatProblem(problem)
+        self.items = flat.eq_items + flat.in_items
         params, seen = [], set()
-        for e in [problem.objective] + [c.expr for c in flat.eq_items + flat.in_items]:
+        for e in [problem.objective] + [c.expr for c in self.items]:
             for prm in e.parameters():
                 if prm.id not in seen:
                     seen.add(prm.id)
                     params.append(prm)
-        self.low = low = CasadiLowering(flat.variables, flat.offsets, flat.n, params)
-        memo: dict = {}
-        self.f = self._lower(low, problem.objective, memo, "the objective")
-        if self.f.shape != (1, 1):
-            raise ValueError(f"the objective must be a scalar, it has shape {problem.objective.shape}")
-        from ..lower.casadi import _flat
-        rows = [_flat(self._lower(low, c.expr, memo, f"constraint {c.name!r}"), c.expr.shape)  # row-major rows
-                for c in flat.eq_items + flat.in_items]
-        self.g = ca.vertcat(*rows) if rows else ca.MX(0, 1)
+        self.params = params
         self.m_eq = sum(c.expr.size for c in flat.eq_items)
-        self.m = self.g.shape[0]
+        self.m = self.m_eq + sum(c.expr.size for c in flat.in_items)
         self.lbg = np.concatenate([np.zeros(self.m_eq), np.full(self.m - self.m_eq, -np.inf)])
         self.ubg = np.zeros(self.m)
+        self.dense_work = dense_work([problem.objective] + [c.expr for c in self.items])
+        self.graphs: dict = {}
         self.solvers: dict = {}
         self.builds = 0          # how many CasADi solvers were built (re-solves must not add to it)
         self.last: Optional[dict] = None   # last primal-dual point, for warm starts
         self._callback_slot: list = [None]
+        self.graph(self.auto_kind())      # lower now: compile-time work, and errors surface here
+
+    def auto_kind(self) -> str:
+        return "SX" if self.dense_work <= self.DENSE_SX_LIMIT else "MX"
+
+    def graph(self, kind: str):
+        """(lowering, f, g) with CasADi `kind` ("SX" or "MX") symbols."""
+        if kind not in self.graphs:
+            from ..lower.casadi import CasadiLowering, _flat
+            low = CasadiLowering(self.flat.variables, self.flat.offsets, self.flat.n, self.params, getattr(ca, kind))
+            memo: dict = {}
+            f = self._lower(low, self.problem.objective, memo, "the objective")
+            if f.shape != (1, 1):
+                raise ValueError(f"the objective must be a scalar, it has shape {self.problem.objective.shape}")
+            rows = [_flat(self._lower(low, c.expr, memo, f"constraint {c.name!r}"), c.expr.shape)  # row-major
+                    for c in self.items]
+            self.graphs[kind] = (low, f, ca.vertcat(*rows) if rows else low.sym(0, 1))
+        return self.graphs[kind]
+
+    def parameter_values(self) -> np.ndarray:
+        if not self.params:
+            return np.zeros(0)
+        return np.concatenate([np.asarray(prm.value, float).ravel() for prm in self.params])
 
     @staticmethod
     def _lower(low, expr, memo, where):
@@ -92,24 +116,22 @@ class IpoptForm:
         except NotRepresentable as e:
             raise NotRepresentable(f"{where}: {e}") from None
 
-    def solver(self, opts: dict, expand: bool, callback: bool):
-        key = (tuple(sorted((k, repr(v)) for k, v in opts.items())), expand, callback)
+    def solver(self, opts: dict, kind: str, callback: bool):
+        key = (tuple(sorted((k, repr(v)) for k, v in opts.items())), kind, callback)
         s = self.solvers.get(key)
         if s is None:
-            full = {"print_time": False, "expand": expand, **{f"ipopt.{k}": v for k, v in opts.items()}}
+            full = {"print_time": False, **{f"ipopt.{k}": v for k, v in opts.items()}}
             if callback:
                 self._iter_cb = _IterationCallback(self.flat.n, self.m, self._callback_slot)
                 full["iteration_callback"] = self._iter_cb
-            nlp = {"x": self.low.x, "p": self.low.p, "f": self.f, "g": self.g}
+            low, f, g = self.graph(kind)
             try:
-                s = ca.nlpsol("optdsl_ipopt", "ipopt", nlp, full)
+                s = ca.nlpsol("optdsl_ipopt", "ipopt", {"x": low.x, "p": low.p, "f": f, "g": g}, full)
             except RuntimeError as e:
                 last = str(e).strip().splitlines()[-1]
                 if "IPOPT option" in last or "Invalid_Option" in last:
                     raise ValueError(f"solver 'ipopt': {last.split(': ', 1)[-1]}") from None
-                if not (expand and "eval_sx" in str(e)):
-                    raise
-                s = ca.nlpsol("optdsl_ipopt", "ipopt", nlp, {**full, "expand": False})  # a node SX lacks
+                raise
             self.solvers[key] = s
             self.builds += 1
         return s
@@ -149,8 +171,9 @@ class IpoptBackend(Backend):
         "hessian": Option(str, "exact", "exact Lagrangian Hessian by AD, or IPOPT's limited-memory quasi-Newton",
                           ("exact", "limited-memory")),
         "warm_start": Option(bool, True, "start a re-solve from the previous primal and dual point"),
-        "expand": Option(str, "auto", "expand the CasADi graph to scalar (SX) form for faster evaluation; auto: "
-                         "unless the model multiplies by large dense matrices", ("auto", "on", "off")),
+        "graph": Option(str, "auto", "CasADi graph: scalar SX (fast to build and evaluate) or matrix MX (compact "
+                        "with large dense matrices); auto picks SX unless the model multiplies by large dense "
+                        "matrices", ("auto", "SX", "MX")),
         "ipopt_options": Option(str, None, "any IPOPT option, as 'name=value;name=value' (or a dict from Python); "
                                 "options named 'ipopt.<name>' are also accepted directly"),
     }
@@ -198,11 +221,10 @@ class IpoptBackend(Backend):
             opts.update(warm_start_init_point="yes", warm_start_bound_push=1e-9, warm_start_mult_bound_push=1e-9,
                         warm_start_slack_bound_push=1e-9, mu_init=1e-6)
         opts.update(options["ipopt_options"])
-        mode = options["expand"]
-        expand = mode == "on" or (mode == "auto" and form.low.dense_work <= 200_000)
-        solver = form.solver(opts, expand, callback is not None)
+        kind = form.auto_kind() if options["graph"] == "auto" else options["graph"]
+        solver = form.solver(opts, kind, callback is not None)
         lbx, ubx = flat.bounds()
-        args = dict(x0=flat.x0().numpy(), p=form.low.parameter_values(), lbx=lbx, ubx=ubx, lbg=form.lbg, ubg=form.ubg)
+        args = dict(x0=flat.x0().numpy(), p=form.parameter_values(), lbx=lbx, ubx=ubx, lbg=form.lbg, ubg=form.ubg)
         if warm:
             args.update(lam_x0=form.last["lam_x"], lam_g0=form.last["lam_g"])
         form._callback_slot[0] = flat.callback(callback)

@@ -1,4 +1,4 @@
-"""CasADi lowering: the IR as CasADi MX expressions, for IPOPT with exact sparse derivatives.
+"""CasADi lowering: the IR as CasADi SX or MX expressions, for IPOPT with exact sparse derivatives.
 
 Arrays map onto CasADi's 2-D matrices: shape ``()`` is 1×1, ``(n,)`` a column n×1, ``(m, n)`` an m×n
 matrix; higher ranks are not representable. All variables are slices of one symbol ``x`` (row-major,
@@ -211,6 +211,17 @@ CASADI: dict[str, Any] = {
 _OPAQUE = {"fn", "blackbox", "finite_sum", "max_over", "trace_expm"}
 
 
+def dense_work(exprs) -> int:
+    """Entries of dense constant matrices multiplied into the expressions (scalar SX graphs grow with it)."""
+    seen, total = set(), 0
+    for e in exprs:
+        for node in e.nodes():
+            if isinstance(node, Op) and node.name in ("matmul", "quad_form") and id(node) not in seen:
+                seen.add(id(node))
+                total += sum(a.size for a in node.args if isinstance(a, Constant) and not a.sparse)
+    return total
+
+
 def unlowerable(expr: Expr) -> str | None:
     """Why `expr` cannot be lowered (naming the term), or None; a scan of op names and ranks, no CasADi work."""
     for node in expr.nodes():
@@ -232,27 +243,24 @@ def unlowerable(expr: Expr) -> str | None:
 class CasadiLowering:
     """Lowers expressions of one problem onto the shared symbols ``x`` (all variables, row-major, in the
     order given) and ``p`` (the given parameters, row-major, in order).
-
-    ``dense_work`` counts the entries of dense constant matrices multiplied into the model, which decides
-    whether expanding to scalar SX graphs is cheap (`optdsl.backends.ipopt_backend`).
     """
 
-    def __init__(self, variables, offsets, n: int, parameters=()):
-        self.x = ca.MX.sym("x", n)
+    def __init__(self, variables, offsets, n: int, parameters=(), sym=ca.MX):
+        self.sym = sym            # MX (matrix-valued graph nodes) or SX (scalar graphs: faster for small models)
+        self.x = sym.sym("x", n)
         self.variables = {v: self._slice(self.x, o, v.shape) for v, o in zip(variables, offsets)}
         self.parameters = list(parameters)
         self.n_p = sum(prm.size for prm in self.parameters)
-        self.p = ca.MX.sym("p", self.n_p)
+        self.p = sym.sym("p", self.n_p)
         self._pslices, o = {}, 0
         for prm in self.parameters:
             self._pslices[prm] = self._slice(self.p, o, prm.shape)
             o += prm.size
-        self.dense_work = 0
 
     @staticmethod
-    def _slice(sym, o: int, shape: tuple):
+    def _slice(vec, o: int, shape: tuple):
         size = int(np.prod(shape)) if shape else 1
-        return _unflat(sym[o:o + size], shape) if size else ca.MX(*_dims(shape))
+        return _unflat(vec[o:o + size], shape) if size else type(vec)(*_dims(shape))
 
     def leaf(self, leaf: Leaf):
         if isinstance(leaf, Variable):
@@ -290,8 +298,6 @@ class CasadiLowering:
                 if impl is None:
                     raise NotRepresentable(f"'{node.name}' has no CasADi lowering")
                 _dims(node.shape)
-                if node.name in ("matmul", "quad_form"):
-                    self.dense_work += sum(a.size for a in node.args if isinstance(a, Constant) and not a.sparse)
                 try:
                     memo[key] = impl(node, [memo[id(a)] for a in node.args])
                 except NotRepresentable:
@@ -302,7 +308,7 @@ class CasadiLowering:
                 stack.append((node, True))
                 stack.extend((a, False) for a in node.args if id(a) not in memo)
         out = memo[id(expr)]
-        return out if isinstance(out, ca.MX) else ca.MX(out)
+        return out if isinstance(out, self.sym) else self.sym(out)
 
     def parameter_values(self) -> np.ndarray:
         """The current values of the parameters, stacked as ``p`` (row-major)."""

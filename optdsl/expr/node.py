@@ -23,10 +23,11 @@ def _shape_of(shape: Any) -> tuple[int, ...]:
         return ()
     if isinstance(shape, numbers.Integral):
         shape = (int(shape),)
-    try:
-        shape = tuple(int(s) for s in shape)
-    except TypeError:
-        raise ModelError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
+    # a string is iterable ("12" would become (1, 2)) and a float truncates: both are mistakes, not shapes
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__") or \
+            not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in shape):
+        raise ModelError(f"shape must be an int or a tuple of ints, got {shape!r}")
+    shape = tuple(int(s) for s in shape)
     if any(s < 0 for s in shape):
         raise ModelError(f"shape must be non-negative, got {shape}")
     return shape
@@ -102,6 +103,13 @@ class Expr:
     def __getitem__(self, key): return op("index", self, key=key)
 
     def __eq__(self, other): return Constraint(self, other, "==")  # type: ignore[override]
+
+    def __lt__(self, other):
+        raise ModelError(f"strict inequality '<' with {self.label()!r}: constraints are closed, use <= instead")
+
+    def __gt__(self, other):
+        raise ModelError(f"strict inequality '>' with {self.label()!r}: constraints are closed, use >= instead")
+
     def __le__(self, other): return Constraint(self, other, "<=")
     def __ge__(self, other): return Constraint(other, self, "<=")
     # matrix inequalities, as in cvxpy: X >> Y means X - Y is positive semidefinite
@@ -162,6 +170,9 @@ class Variable(Leaf):
         self.id = next(_ids)
         self.name = name or f"x{self.id}"
         self.model = model
+        if 0 in self.shape:
+            raise ModelError(f"variable {self.name!r} has shape {self.shape}, with no entries: every dimension "
+                             "must be at least 1")
         self.structure = _matrix_structure(self, symmetric=symmetric, PSD=PSD, diag=diag)
         # boolean: an integer variable in [0, 1] (bounds tighter than [0, 1] are kept, looser ones refused)
         self.integer, self.boolean = bool(integer or boolean), bool(boolean)
@@ -170,14 +181,53 @@ class Variable(Leaf):
                 if b is not None and np.any((np.asarray(b, float) < 0) | (np.asarray(b, float) > 1)):
                     raise ModelError(f"boolean variable {self.name!r}: {which} must lie in [0, 1], got {b!r}")
             lb, ub = (0.0 if lb is None else lb), (1.0 if ub is None else ub)
-        self.lb = _bound(lb, self, "lb")
-        self.ub = _bound(ub, self, "ub")
-        if self.lb is not None and self.ub is not None and np.any(self.lb > self.ub):
-            raise ModelError(f"variable {self.name!r}: lower bound exceeds upper bound somewhere "
-                             f"(lb > ub at {int(np.sum(self.lb > self.ub))} entries)")
+        # bounds are kept as given (a scalar stays 0-d: m.variable(10**9, lb=0) allocates nothing); the
+        # dense array of the variable's shape is built on first use of .lb / .ub, by a backend that needs it
+        self._bounds: dict = {"lb": None, "ub": None}
+        self._dense: dict = {}
+        self._set_bounds(_bound(lb, self, "lb"), _bound(ub, self, "ub"))
         self._value = None
         if value is not None:
             self.value = value
+
+    def _set_bounds(self, lb, ub) -> None:
+        if lb is not None and ub is not None and np.any(lb > ub):
+            raise ModelError(f"variable {self.name!r}: lower bound exceeds upper bound somewhere "
+                             f"(lb > ub at {int(np.sum(np.broadcast_to(lb > ub, self.shape)))} entries)")
+        self._bounds, self._dense = {"lb": lb, "ub": ub}, {}
+
+    def _dense_bound(self, which: str):
+        b = self._bounds[which]
+        if b is None:
+            return None
+        if which not in self._dense:
+            self._dense[which] = np.broadcast_to(b, self.shape).astype(float)  # a fresh, writable array
+        return self._dense[which]
+
+    def _change_bound(self, which: str, b) -> None:
+        new = _bound(b, self, which)
+        self._set_bounds(new if which == "lb" else self._bounds["lb"], new if which == "ub" else self._bounds["ub"])
+        if self.model is not None and hasattr(self.model, "_touch"):
+            self.model._touch()  # compiled problems (the cached cvxpy one too) are rebuilt with the new bound
+
+    @property
+    def lb(self):
+        """Lower bound, an array of the variable's shape (None: unbounded below). Assigning it after a solve
+        takes effect at the next solve."""
+        return self._dense_bound("lb")
+
+    @lb.setter
+    def lb(self, b) -> None:
+        self._change_bound("lb", b)
+
+    @property
+    def ub(self):
+        """Upper bound, an array of the variable's shape (None: unbounded above)."""
+        return self._dense_bound("ub")
+
+    @ub.setter
+    def ub(self, b) -> None:
+        self._change_bound("ub", b)
 
     @property
     def value(self):
@@ -189,6 +239,9 @@ class Variable(Leaf):
             self._value = None
             return
         arr = _as_array(v, f"value of variable {self.name!r}")
+        if not np.all(np.isfinite(arr)):
+            raise ModelError(f"value (warm start) of variable {self.name!r} contains "
+                             f"{'NaN' if np.any(np.isnan(arr)) else 'inf'}; give finite numbers")
         try:
             arr = np.broadcast_to(arr, self.shape).astype(float).copy()
         except ValueError:
@@ -375,6 +428,10 @@ class Constraint:
     """`lhs == rhs` or `lhs <= rhs` (``>=`` is stored flipped). Stored as ``expr = lhs - rhs`` (== | <=) 0."""
 
     def __init__(self, lhs: Any, rhs: Any, sense: str):
+        if lhs is None or rhs is None:
+            side = rhs if lhs is None else lhs
+            raise ModelError(f"cannot compare {getattr(side, 'label', lambda: repr(side))()!r} with None "
+                             f"('{sense}'): give a number or an array")
         lhs, rhs = as_expr(lhs), as_expr(rhs)
         self.lhs, self.rhs, self.sense = lhs, rhs, sense
         self.expr = op("sub", lhs, rhs)  # shape-checks the comparison, naming both sides
@@ -470,6 +527,11 @@ def _as_array(v: Any, what: str) -> np.ndarray:
         pass
     if isinstance(v, Expr):
         raise ModelError(f"{what}: expected numeric data, got the expression {v.label()!r}")
+    if v is None:
+        raise ModelError(f"{what}: expected numeric data, got None")
+    if np.iscomplexobj(v):  # numpy would drop the imaginary part with only a warning
+        raise ModelError(f"{what}: complex data is not supported (models are real: split real and imaginary "
+                         "parts into separate variables or constants)")
     try:
         arr = np.array(v, dtype=float)
     except (TypeError, ValueError):
@@ -483,14 +545,19 @@ def _bound(b: Any, var: Variable, which: str):
     arr = _as_array(b, f"{which} of variable {var.name!r}")
     if np.any(np.isnan(arr)):
         raise ModelError(f"{which} of variable {var.name!r} contains NaN")
+    if which == "lb" and np.any(np.isposinf(arr)) or which == "ub" and np.any(np.isneginf(arr)):
+        raise ModelError(f"{which} of variable {var.name!r} is {'+inf' if which == 'lb' else '-inf'}"
+                         f"{' somewhere' if arr.ndim else ''}: no value satisfies it (use "
+                         f"{'-inf' if which == 'lb' else '+inf'} or None for no bound)")
     try:
-        arr = np.broadcast_to(arr, var.shape).astype(float).copy()
+        if np.broadcast_shapes(arr.shape, var.shape) != var.shape:
+            raise ValueError
     except ValueError:
         raise ShapeError(f"{which} of variable {var.name!r} has shape {arr.shape}, which does not broadcast "
                          f"to the variable's shape {var.shape}") from None
     if which == "lb" and np.all(np.isneginf(arr)) or which == "ub" and np.all(np.isposinf(arr)):
         return None
-    return arr
+    return arr  # compact: broadcast to the variable's shape only when a backend asks for .lb / .ub
 
 
 def _const_name(a: np.ndarray) -> str:

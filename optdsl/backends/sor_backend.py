@@ -52,7 +52,7 @@ class SorBackend(Backend):
                options["context_range"])
         if key not in compiled["solvers"]:
             omega = options["omega"]
-            tuner = options["tuner"] if str(omega).lower() == "auto" else float(omega)
+            tuner = options["tuner"] if str(omega).lower() == "auto" else _omega(omega)
             cr = options["context_range"]
             cr = tuple(float(v) for v in cr.split(",")) if isinstance(cr, str) else cr
             flat = compiled["flat"]
@@ -99,6 +99,13 @@ class SorBackend(Backend):
             sol.values = flat.values(out.x)
             sol.objective = 0.0
         return sol
+
+
+def _omega(text) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"omega must be a number in (0, 2) or 'auto', got {text!r}") from None
 
 
 BACKENDS = [SorBackend()]

@@ -20,6 +20,10 @@ from ..problem import Problem
 from ..solvers.autodiff import NonFinite
 
 
+# starting gradients (‖∇f(x₀)‖∞) for which the objective is not scaled (IPOPT scales only above 100)
+GRADIENT_BAND = (1e-2, 1e3)
+
+
 class NotStructured(Exception):
     """The problem lacks the structure `FlatProblem.sparse_derivatives` needs (the message says what)."""
 
@@ -37,6 +41,7 @@ class FlatProblem:
         self.n = n
         self.eq_items = [c for c in problem.constraints if c.kind == "eq"]
         self.in_items = [c for c in problem.constraints if c.kind == "ineq"]
+        self._scale = None
         if any(c.soft for c in problem.constraints):
             raise ValueError("FlatProblem expects soft constraints to be rewritten into penalties first")
 
@@ -58,17 +63,17 @@ class FlatProblem:
                     ub[o:o + v.size] = v.ub.ravel()
         return lb, ub
 
-    def x0(self) -> torch.Tensor:
-        """Warm start from the variables' `.value`; otherwise 0 moved strictly inside the bounds."""
+    def x0(self, cold: bool = False) -> torch.Tensor:
+        """Warm start from the variables' `.value`; otherwise (or with ``cold=True``) 0 moved strictly inside
+        the bounds."""
         lb, ub = self.bounds()
         x = np.zeros(self.n)
-        for v, o in zip(self.variables, self.offsets):
-            if v.value is not None:
-                x[o:o + v.size] = np.asarray(v.value, float).ravel()
+        warm = [] if cold else [(v, o) for v, o in zip(self.variables, self.offsets) if v.value is not None]
+        for v, o in warm:
+            x[o:o + v.size] = np.asarray(v.value, float).ravel()
         cold = np.ones(self.n, bool)
-        for v, o in zip(self.variables, self.offsets):
-            if v.value is not None:
-                cold[o:o + v.size] = False
+        for v, o in warm:
+            cold[o:o + v.size] = False
         x = np.clip(x, lb, ub)
         # a cold start exactly on a bound invites log(0)-type trouble: step inside when there is room
         with np.errstate(invalid="ignore"):  # inf - inf where a side is unbounded; masked below
@@ -81,11 +86,38 @@ class FlatProblem:
         x[at_ub] = inside_ub[at_ub]
         return torch.as_tensor(x, dtype=self.dtype, device=self.device)
 
+    def objective_scale(self) -> float:
+        """Gradient-based objective scaling at the start, as IPOPT does it, in both directions.
+
+        With g = ‖∇f(x₀)‖∞ at the cold start x₀ (the warm start if the gradient vanishes there): models whose
+        g lies in [GRADIENT_BAND] are left alone (the tolerances were chosen for them); otherwise f is scaled by
+        the power of ten s = 10^-round(log10(g / 10)), which brings g to about 10. A power of ten makes a model and
+        the same model times 10^±k (k ≥ 2) the same function up to rounding, so they take the same steps and
+        stop at the same point. Computed once per compiled model: re-solves keep the scale.
+        """
+        if self._scale is None:
+            self._scale = 1.0
+            for start in (self.x0(cold=True), self.x0()):
+                x = start.clone().requires_grad_(True)
+                try:
+                    (g,) = torch.autograd.grad(self.f(x), x, allow_unused=True)
+                except (NonFinite, RuntimeError):
+                    continue
+                gmax = 0.0 if g is None else float(g.abs().max()) if g.numel() else 0.0
+                if np.isfinite(gmax) and gmax > 0:
+                    lo, hi = GRADIENT_BAND
+                    if not lo <= gmax <= hi:
+                        self._scale = float(10.0 ** -np.clip(np.round(np.log10(gmax / 10.0)), -8, 8))
+                    break
+        return self._scale
+
     # --- functions -------------------------------------------------------------------------------
     def f(self, x: torch.Tensor) -> torch.Tensor:
         val = self.low.evaluate(self.problem.objective, self.env(x)).reshape(())
         if not torch.isfinite(val):
             raise NonFinite("objective")
+        if x.requires_grad and not val.requires_grad:
+            val = val + 0.0 * x.sum()  # a constant objective (feasibility model): a zero gradient, not an error
         return val
 
     def _rows(self, items, x):
@@ -95,6 +127,8 @@ class FlatProblem:
         memo: dict = {}
         parts = [self.low.evaluate(c.expr, env, memo).reshape(-1) for c in items]
         out = torch.cat(parts)
+        if x.requires_grad and not out.requires_grad:
+            out = out + 0.0 * x.sum()  # rows that do not depend on x: zero Jacobian rows, not an autograd error
         if not torch.isfinite(out).all():
             for c, p in zip(items, parts):
                 if not torch.isfinite(p).all():

@@ -23,14 +23,27 @@ class _Smooth(Backend):
         device, dtype = resolve_device(device, dtype)
         return FlatProblem(problem, device, dtype)
 
-    def run(self, flat: FlatProblem, options, callback, convex):
+    def run(self, flat: FlatProblem, options, callback, convex, f, scale):
+        """Run the method on the objective `f` (the model's objective times `scale`)."""
         raise NotImplementedError
 
     def solve(self, flat: FlatProblem, problem, options, callback):
-        out = self.run(flat, options, flat.callback(callback), convex=problem.payload.get("_convex", False))
-        sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
-                          certificates=dict(out.certificates), counts=dict(out.counts), history=out.history,
+        scale = flat.objective_scale()
+        f = flat.f if scale == 1.0 else (lambda x: scale * flat.f(x))
+        cb = _unscaled_callback(flat.callback(callback), scale)
+        out = self.run(flat, options, cb, convex=problem.payload.get("_convex", False), f=f, scale=scale)
+        certs = dict(out.certificates)
+        for k in ("stationarity", "complementarity"):  # measured on the scaled objective's Lagrangian
+            if k in certs and scale != 1.0:
+                certs[k] = certs[k] / scale
+        history = [{**h, "objective": h["objective"] / scale} if "objective" in h and scale != 1.0 else h
+                   for h in out.history]
+        sol = RawSolution(out.status, objective=None if out.objective is None else out.objective / scale,
+                          iterations=out.iterations, message=out.message, certificates=certs,
+                          counts=dict(out.counts), history=history,
                           extras={k: v for k, v in out.extras.items() if isinstance(v, (bool, int, float, str))})
+        if scale != 1.0:
+            sol.extras["objective_scale"] = scale
         worst = out.extras.get("worst_constraint")
         if isinstance(worst, tuple) and len(worst) == 2 and worst[1] >= 0:
             # the solver counts rows ("ineq[3]"); the user named constraints
@@ -39,8 +52,16 @@ class _Smooth(Backend):
             sol.message = sol.message.replace(f"constraint {worst[0]}[{worst[1]}]", f"constraint {name}")
         if out.x is not None and out.status.has_point:
             sol.values = flat.values(out.x)
-            sol.duals = flat.duals(out.duals)
+            duals = out.duals if scale == 1.0 else {k: v / scale for k, v in out.duals.items()}
+            sol.duals = flat.duals(duals)
         return sol
+
+
+def _unscaled_callback(cb, scale):
+    """The user's callback sees the model's own objective, not the scaled one the method iterates on."""
+    if cb is None or scale == 1.0:
+        return cb
+    return lambda info: cb({**info, "objective": info["objective"] / scale} if "objective" in info else info)
 
 
 class NlpBackend(_Smooth):
@@ -51,9 +72,9 @@ class NlpBackend(_Smooth):
     options = {**_COMMON, "method": Option(str, "slsqp", "SciPy method", ("slsqp", "trust-constr")),
                "feas_tol": Option(float, 1e-6, "feasibility tolerance")}
 
-    def run(self, flat, options, callback, convex):
+    def run(self, flat, options, callback, convex, f, scale):
         lb, ub = flat.bounds()
-        return nlp.minimize(flat.f, flat.x0(), eq=flat.eq if flat.eq_items else None,
+        return nlp.minimize(f, flat.x0(), eq=flat.eq if flat.eq_items else None,
                             ineq=flat.ineq if flat.in_items else None, lb=lb, ub=ub, method=options["method"],
                             max_iter=options["max_iter"], tol=options["tol"], feas_tol=options["feas_tol"],
                             time_limit=options["time_limit"], callback=callback, device=flat.device,
@@ -67,9 +88,9 @@ class LbfgsBackend(_Smooth):
     cost = 1.0
     options = dict(_COMMON)
 
-    def run(self, flat, options, callback, convex):
+    def run(self, flat, options, callback, convex, f, scale):
         lb, ub = flat.bounds()
-        return lbfgs.minimize(flat.f, flat.x0(), lb=lb, ub=ub, max_iter=options["max_iter"], tol=options["tol"],
+        return lbfgs.minimize(f, flat.x0(), lb=lb, ub=ub, max_iter=options["max_iter"], tol=options["tol"],
                               time_limit=options["time_limit"], callback=callback, device=flat.device,
                               dtype=flat.dtype, convex=convex)
 BACKENDS = [LbfgsBackend(), NlpBackend()]

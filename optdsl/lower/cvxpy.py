@@ -5,6 +5,7 @@ is then simply not convex-representable and other backends are used.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import cvxpy as cp
@@ -113,6 +114,36 @@ def _mean(x, axis):
     return cp.sum(x, axis=axis) / n
 
 
+_DEFINITENESS: dict[int, tuple] = {}  # id(constant's array) -> (weak reference, symmetric part, kind)
+
+
+def _definiteness(P: np.ndarray) -> tuple:
+    """(symmetric part S, "psd" | "nsd" | "indefinite") of a constant matrix, from the eigenvalues of
+    S = (P + Pᵀ)/2 (xᵀPx = xᵀSx), computed once per constant array."""
+    hit = _DEFINITENESS.get(id(P))
+    if hit is not None and hit[0]() is P:
+        return hit[1], hit[2]
+    S = (P + P.T) / 2
+    w = np.linalg.eigvalsh(S) if S.size else np.zeros(1)
+    tol = 1e-10 * max(1.0, float(np.abs(w).max()))
+    kind = "psd" if w.min() >= -tol else "nsd" if w.max() <= tol else "indefinite"
+    _DEFINITENESS[id(P)] = (weakref.ref(P), S, kind)
+    return S, kind
+
+
+def _quad_form(x, P):
+    """xᵀPx. A constant P is convex only when positive semidefinite (checked, never assumed)."""
+    if isinstance(P, cp.Expression):
+        return cp.quad_form(x, P)
+    S, kind = _definiteness(np.asarray(P, dtype=float))
+    if kind == "psd":
+        return cp.quad_form(x, S, assume_PSD=True)
+    if kind == "nsd":
+        return -cp.quad_form(x, -S, assume_PSD=True)
+    raise NotRepresentable(f"quad_form with an indefinite matrix (eigenvalues of both signs) is neither convex "
+                           f"nor concave")
+
+
 CVXPY: dict[str, Any] = {
     "add": lambda a, at: a[0] + a[1],
     "sub": lambda a, at: a[0] - a[1],
@@ -141,8 +172,7 @@ CVXPY: dict[str, Any] = {
     "minimum": lambda a, at: cp.minimum(a[0], a[1]),
     "norm": _norm,
     "sum_squares": lambda a, at: cp.sum_squares(a[0]),
-    "quad_form": lambda a, at: cp.quad_form(a[0], a[1], assume_PSD=True) if not isinstance(a[1], cp.Expression)
-    else cp.quad_form(a[0], a[1]),
+    "quad_form": lambda a, at: _quad_form(*a),
     "sin": _missing("sin"),
     "cos": _missing("cos"),
     "sigmoid": _missing("sigmoid"),

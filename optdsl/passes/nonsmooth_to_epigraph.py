@@ -32,8 +32,9 @@ from ..problem import ConstraintItem
 from .base import Pass
 
 _PLAIN = frozenset({"nonsmooth", "bounds", "equality", "inequality", "opaque"})
-_LINEAR_MONOTONE = frozenset({"sum", "mean", "index", "reshape", "transpose", "stack", "concat"})
-_INCREASING = frozenset({"exp", "log", "sqrt", "logsumexp", "sigmoid"})
+_LINEAR_MONOTONE = frozenset({"sum", "mean", "index", "reshape", "transpose", "stack", "concat", "cumsum", "trace",
+                              "diag"})
+_INCREASING = frozenset({"exp", "log", "sqrt", "logsumexp", "sigmoid", "logistic"})
 _PREFIX = "_epi"
 
 

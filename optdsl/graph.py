@@ -52,7 +52,8 @@ def analyze(problem: Problem) -> Tags:
     features, props, notes = set(), set(), {}
     if problem.sense == "max":
         features.add("maximize")
-    if any(c.soft for c in problem.constraints):
+    if any(c.soft for c in problem.constraints) or any(c.soft for lv in problem.extensions.get("bilevel") or ()
+                                                       for c in lv.constraints):
         features.add("soft")
     if problem.has_bounds():
         features.add("bounds")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import numpy as np
+
 from .errors import ModelError, ShapeError
 from .expr.node import Constraint, Expr, Variable, as_expr
 from .problem import ConstraintItem
@@ -48,13 +50,20 @@ class Level:
         self.sense = sense
         self.model._touch()
 
-    def subject_to(self, constraint: Constraint, name: Optional[str] = None) -> Constraint:
-        """A constraint of this follower (it restricts the follower's choice, given the leader's)."""
+    def subject_to(self, constraint: Constraint, name: Optional[str] = None, *, penalty: Optional[float] = None,
+                   penalty_kind: str = "l1") -> Constraint:
+        """A constraint of this follower (it restricts the follower's choice, given the leader's).
+        ``penalty=ρ`` makes it soft, as in `Model.subject_to`: the follower pays ρ·violation instead."""
         if not isinstance(constraint, Constraint):
             raise ModelError(f"level {self.name!r}: subject_to expects a constraint built with ==, <= or >=")
+        if penalty is not None and not (np.isscalar(penalty) and np.isfinite(penalty) and penalty > 0):
+            raise ModelError(f"level {self.name!r}: penalty for constraint {name!r} must be a positive number, got {penalty!r}")
+        if penalty_kind not in ("l1", "l2"):
+            raise ModelError(f"level {self.name!r}: penalty_kind must be 'l1' or 'l2', got {penalty_kind!r}")
         name = name or f"{self.name}.c{len(self.constraints)}"
         self.model._register_constraint_name(name, constraint, f"level {self.name!r}")
-        self.constraints.append(ConstraintItem(name, constraint.kind, constraint.expr))
+        self.constraints.append(ConstraintItem(name, constraint.kind, constraint.expr,
+                                               None if penalty is None else float(penalty), penalty_kind))
         self.model._touch()
         return constraint
 

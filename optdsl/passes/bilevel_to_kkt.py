@@ -432,7 +432,7 @@ class BilevelToKKT(Pass):
         if solution.status.has_point and not solution.values:
             for v, cv in form.lowering.variables.items():
                 if cv.value is not None:
-                    solution.values[v] = np.asarray(cv.value, dtype=float).reshape(v.shape)
+                    solution.values[v] = np.asarray(cv.value, dtype=float).reshape(v.shape) + 0.0  # no -0.0
         if not solution.values:
             if solution.status == Status.INFEASIBLE and not form.certified:
                 solution.status = Status.OTHER_ERROR

@@ -8,6 +8,15 @@ A soft constraint ``c`` with weight ρ becomes, for ``e = lhs - rhs``:
 The constraint is removed. `invert` reports, under the constraint's name, the derivative of its
 penalty at the solution (the multiplier it acts with: ρ·sign(e) or 2ρ·e), and its violation in
 ``extras["soft_violation"]``.
+
+Inside a level (``level.subject_to(c, penalty=ρ)``) the follower pays the penalty in its own objective,
+written in elastic form so that an LP/QP follower stays one (and keeps smooth constraints):
+
+    inequality  e <= t,  t >= 0,          + ρ·Σt  (l1)  or  + ρ·Σt²  (l2)
+    equality    e = t⁺ − t⁻,  t± >= 0,    + ρ·Σ(t⁺ + t⁻)  or  + ρ·Σ(t⁺² + t⁻²)
+
+(minimizing over t gives back ρ·max(e, 0), ρ|e|, ...). The elastic row keeps the user's name, so the
+follower's multiplier for it comes back under that name; the elastic variables are dropped in `invert`.
 """
 from __future__ import annotations
 
@@ -41,14 +50,26 @@ class SoftToPenalty(Pass):
         objective = problem.objective
         for item in soft:
             objective = objective + penalty_term(item)
-        new = problem.with_(objective=objective, constraints=problem.hard_constraints, payload={},
-                            applied=problem.applied + (self.name,))
-        return new, (soft, problem)
+        ext, elastic, level_soft = _levels_elastic(problem)
+        new = problem.with_(objective=objective, constraints=problem.hard_constraints, payload={}, extensions=ext,
+                            variables=problem.variables + tuple(elastic), applied=problem.applied + (self.name,))
+        return new, (soft, problem, elastic, level_soft)
 
     def invert(self, solution: RawSolution, inverse):
-        soft, original = inverse
+        soft, original, elastic, level_soft = inverse
+        for v in elastic:
+            solution.values.pop(v, None)
+            solution.duals.pop(f"{v.name}.lb", None)
+            solution.duals.pop(f"{v.name}.ub", None)
         if not solution.values:
             return solution
+        if level_soft:
+            from ..lower.torch import evaluate_numpy
+            viol = dict(solution.extras.get("soft_violation", {}))
+            for item in level_soft:
+                e = np.asarray(evaluate_numpy(item.expr, solution.values), dtype=float)
+                viol[item.name] = np.maximum(e, 0.0) if item.kind == "ineq" else np.abs(e)
+            solution.extras["soft_violation"] = viol
         from ..lower.torch import evaluate_numpy
         viol = dict(solution.extras.get("soft_violation", {}))
         kinks = []
@@ -66,10 +87,76 @@ class SoftToPenalty(Pass):
                 if at_kink.any():
                     kinks.append((item, np.flatnonzero(at_kink.reshape(-1))))
             solution.duals[item.name] = d
-        if kinks:
+        if kinks and not original.extensions.get("bilevel"):  # (a bilevel leader's Lagrangian is no certificate)
             _kink_multipliers(original, solution, kinks)
         solution.extras["soft_violation"] = viol
         return solution
+
+
+def _levels_elastic(problem):
+    """Levels with soft constraints rewritten in elastic form (module docstring)."""
+    from dataclasses import replace
+
+    from ..expr.node import Variable
+    from ..problem import ConstraintItem
+    levels = problem.extensions.get("bilevel") or ()
+    if not any(c.soft for lv in levels for c in lv.constraints):
+        return problem.extensions, [], []
+    out, elastic, level_soft = [], [], []
+    for lv in levels:
+        soft = [c for c in lv.constraints if c.soft]
+        if not soft:
+            out.append(lv)
+            continue
+        objective, cons, new_vars = lv.objective, [c for c in lv.constraints if not c.soft], []
+        sign = -1.0 if lv.sense == "max" else 1.0
+        for item in soft:
+            parts = ("",) if item.kind == "ineq" else (".plus", ".minus")
+            lo, hi = _range(item.expr, problem.variables)
+            ts = []
+            for suffix, top in zip(parts, (hi, -lo)):
+                # at the follower's optimum t = max(±e, 0): the range of e bounds it (kept finite for big-M bounds)
+                ub = None if top is None or not np.all(np.isfinite(top)) else np.maximum(top, 0.0)
+                t = Variable(item.expr.shape, lb=0, ub=ub, name=f"{item.name}.elastic{suffix}")
+                t.level = lv.name
+                ts.append(t)
+                cost = atoms.sum(t) if item.penalty_kind == "l1" else atoms.sum_squares(t) if t.shape else atoms.square(t)
+                objective = objective + sign * item.penalty * cost
+            expr = item.expr - ts[0] if item.kind == "ineq" else item.expr - ts[0] + ts[1]
+            cons.append(ConstraintItem(item.name, item.kind, expr))
+            new_vars += ts
+            level_soft.append(item)
+        elastic += new_vars
+        out.append(replace(lv, objective=objective, variables=lv.variables + tuple(new_vars), constraints=tuple(cons)))
+    return {**problem.extensions, "bilevel": tuple(out)}, elastic, level_soft
+
+
+def _range(expr, variables):
+    """Entrywise (inf, sup) of an affine expression over the variables' bounds; (None, None) if not affine."""
+    from ..lower.sparse_affine import NotAffine, SparseAffineLowering
+    offsets, n = [], 0
+    for v in variables:
+        offsets.append(n)
+        n += v.size
+    try:
+        aff = SparseAffineLowering(list(variables), offsets, n).lower(expr)
+    except NotAffine:
+        return None, None
+    lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
+    for v, o in zip(variables, offsets):
+        if v.lb is not None:
+            lo[o:o + v.size] = v.lb.reshape(-1)
+        if v.ub is not None:
+            hi[o:o + v.size] = v.ub.reshape(-1)
+    A = aff.A.tocoo()
+    with np.errstate(invalid="ignore"):
+        up = np.where(A.data > 0, A.data * hi[A.col], A.data * lo[A.col])
+        down = np.where(A.data > 0, A.data * lo[A.col], A.data * hi[A.col])
+    sup, inf = aff.b.reshape(-1).astype(float), aff.b.reshape(-1).astype(float)
+    np.add.at(sup, A.row, np.nan_to_num(up, nan=0.0))
+    np.add.at(inf, A.row, np.nan_to_num(down, nan=0.0))
+    shape = expr.shape
+    return inf.reshape(shape), sup.reshape(shape)
 
 
 def _kink_multipliers(problem, solution, kinks) -> None:

@@ -1,0 +1,78 @@
+"""Structures compose: soft constraints inside levels and in bilevel leaders, integers with levels, and the
+errors for what does not compose (naming both structures and the nearest supported form)."""
+import numpy as np
+import pytest
+
+import optdsl as od
+
+
+def _soft_follower(rho):
+    m = od.Model("soft_level")
+    x = m.variable(lb=0, ub=4, name="x")
+    f = m.level("f")
+    y = f.variable(lb=-10, ub=10, name="y")   # bounded: the big-M bounds are derived, the optimum certified
+    f.maximize(y)
+    f.subject_to(y <= x, name="soft_cap", penalty=rho)
+    f.subject_to(y <= 5, name="hard_cap")
+    m.minimize(x - 2 * y)
+    return m, x, y
+
+
+def test_soft_constraint_in_a_level_cheap_penalty_is_ignored():
+    # ρ = 0.5 < 1 = the follower's gain per unit of y: it pays the penalty and takes y = 5 whatever x is;
+    # the leader then sets x = 0: objective 0 − 10, violation y − x = 5, multiplier ρ
+    m, x, y = _soft_follower(0.5)
+    res = m.solve()
+    assert res.chain == ["soft_to_penalty", "bilevel_to_kkt", "mip"]
+    assert res.status.name == "OPTIMAL" and res.objective == pytest.approx(-10.0)
+    assert x.value == pytest.approx(0.0) and y.value == pytest.approx(5.0)
+    assert res.certificates["soft_violation"]["soft_cap"] == pytest.approx(5.0)
+    assert res.duals["soft_cap"] == pytest.approx(0.5) and res.duals["hard_cap"] == pytest.approx(0.5)
+    assert not any("elastic" in k for k in list(res.values) + list(res.duals))
+
+
+def test_soft_constraint_in_a_level_dear_penalty_is_obeyed():
+    # ρ = 2 > 1: the follower keeps y = x; the leader's x − 2y = −x is smallest at x = 4 (y = 4 < 5)
+    m, x, y = _soft_follower(2.0)
+    res = m.solve()
+    assert res.objective == pytest.approx(-4.0) and y.value == pytest.approx(4.0)
+    assert res.certificates["soft_violation"]["soft_cap"] == pytest.approx(0.0, abs=1e-9)
+    assert res.duals["soft_cap"] == pytest.approx(1.0)  # stationarity −1 + λ = 0, inside [0, ρ]
+
+
+def test_soft_equality_in_a_level():
+    # follower: min y s.t. y == x soft (ρ = 3), y >= 1 hard → y = max(x, 1); leader min (3 − x) + 2y on [0, 4]
+    # F(x) = 3 − x + 2·max(x, 1): on [0, 1] 5 − x, on [1, 4] 3 + x → x = 1, F = 4
+    m = od.Model("soft_eq")
+    x = m.variable(lb=0, ub=4, name="x")
+    f = m.level("f")
+    y = f.variable(lb=-10, ub=10, name="y")
+    f.minimize(y)
+    f.subject_to(y == x, name="track", penalty=3)
+    f.subject_to(y >= 1, name="floor")
+    m.minimize(3 - x + 2 * y)
+    res = m.solve()
+    assert res.objective == pytest.approx(4.0) and x.value == pytest.approx(1.0)
+
+
+def test_soft_leader_constraint_in_a_bilevel_model():
+    # follower y = min(x, 5); leader min −y − 0.1x + max(x + y − 6, 0): on [0, 3] −1.1x, beyond 0.9x − 6 → x = 3
+    m = od.Model("soft_leader")
+    x = m.variable(lb=0, ub=5, name="x")
+    f = m.level("f")
+    y = f.variable(lb=0, ub=5, name="y")
+    f.maximize(y)
+    f.subject_to(y <= x, name="cap")
+    m.minimize(-y - 0.1 * x)
+    m.subject_to(x + y <= 6, name="soft_budget", penalty=1.0)
+    res = m.solve()
+    assert res.chain[-2:] == ["bilevel_to_kkt", "mip"] and res.status.name == "OPTIMAL"
+    assert res.objective == pytest.approx(-3.3) and x.value == pytest.approx(3.0)
+
+
+def test_level_penalty_must_be_positive():
+    m = od.Model("bad")
+    f = m.level("f")
+    y = f.variable(name="y")
+    with pytest.raises(od.ModelError, match="level 'f': penalty"):
+        f.subject_to(y <= 1, name="c", penalty=-1)

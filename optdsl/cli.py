@@ -10,6 +10,7 @@ import glob
 import os
 import subprocess
 import sys
+import textwrap
 from typing import Optional
 
 import numpy as np
@@ -17,9 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .backends import BACKENDS
 from .errors import OptdslError
-from .loader import load_model, parse_assignments, set_params
+
+# torch, cvxpy, sympy and scipy load with the backends and the model loader, which are imported inside the
+# commands that need them: `optdsl --help`, `optdsl bench` and usage errors stay well under a second of CPU.
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -41,7 +43,9 @@ def _parse_bool(s: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(backend_options: bool = True) -> argparse.ArgumentParser:
+    """The command-line parser; ``backend_options=False`` leaves out the backends' flags of ``solve`` (listing
+    them imports every backend, which only ``solve`` needs)."""
     p = argparse.ArgumentParser(prog="optdsl", description="Solve optimization models written with optdsl.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -58,27 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--build", action="append", default=[], metavar="NAME=VALUE",
                    help="keyword argument for the script's build() (repeatable), e.g. a problem size N=224")
     s.add_argument("--json", metavar="OUT", help="write the Result as JSON to OUT")
+    s.add_argument("--plot", metavar="PNG", help="draw objective, violation and stationarity per iteration into PNG")
     verbosity = s.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print only the status line")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="also print the dispatch explanation and history")
-    # One flag per option name. A name several backends share (method, seed, ...) is a plain string here;
-    # the chosen backend validates and converts it (Backend.check_options), so each keeps its own choices.
-    owners: dict[str, list] = {}
-    for bname, b in sorted(BACKENDS.items()):
-        for oname, opt in b.options.items():
-            if oname not in _RESERVED:
-                owners.setdefault(oname, []).append((bname, opt))
-    group = s.add_argument_group("backend options (see `optdsl solvers`)")
-    for oname, uses in sorted(owners.items()):
-        names = ", ".join(b for b, _ in uses)
-        if len(uses) == 1:
-            opt = uses[0][1]
-            typ = _parse_bool if opt.type is bool else opt.type
-            group.add_argument(_flag(oname), dest=f"opt_{oname}", type=typ, choices=opt.choices,
-                               help=f"[{names}] {opt.help} (default: {opt.default})")
-        else:
-            group.add_argument(_flag(oname), dest=f"opt_{oname}", type=str, metavar=oname.upper(),
-                               help=f"[{names}] " + "; ".join(f"{b}: {o.help}" for b, o in uses))
+    if backend_options:
+        _add_backend_options(s)
 
     i = sub.add_parser("inspect", help="show the model's math, LaTeX, tags, graph and dispatch")
     i.add_argument("file")
@@ -93,9 +82,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_backend_options(s: argparse.ArgumentParser) -> None:
+    """One flag per backend option name. A name several backends share (method, seed, ...) is a plain string
+    here; the chosen backend validates and converts it (Backend.check_options), so each keeps its own choices."""
+    from .backends import BACKENDS
+    owners: dict[str, list] = {}
+    for bname, b in sorted(BACKENDS.items()):
+        for oname, opt in b.options.items():
+            if oname not in _RESERVED:
+                owners.setdefault(oname, []).append((bname, opt))
+    group = s.add_argument_group("backend options (see `optdsl solvers`)")
+    for oname, uses in sorted(owners.items()):
+        names = ", ".join(b for b, _ in uses)
+        if len(uses) == 1:
+            opt = uses[0][1]
+            typ = _parse_bool if opt.type is bool else opt.type
+            # choices show themselves; otherwise the flag's own name, never the internal dest (opt_...)
+            metavar = None if opt.choices else ("{true,false}" if opt.type is bool else oname.upper())
+            group.add_argument(_flag(oname), dest=f"opt_{oname}", type=typ, choices=opt.choices, metavar=metavar,
+                               help=f"[{names}] {_with_default(opt.help, opt.default)}")
+        else:
+            group.add_argument(_flag(oname), dest=f"opt_{oname}", type=str, metavar=oname.upper(),
+                               help=f"[{names}] " + "; ".join(f"{b}: {_with_default(o.help, None)}" for b, o in uses))
+
+
+def _with_default(text: str, default) -> str:
+    """The help text with its default appended, unless it has none or the text already states it."""
+    text = text.replace("%", "%%")  # argparse formats help with %
+    if default is None or "default" in text.lower():
+        return text
+    return f"{text} (default: {default})"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     _no_kill_on_file_size_limit()
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # only `solve` parses backend options; every other command (and `optdsl --help`) skips importing them
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(backend_options=command == "solve")
     args = parser.parse_args(argv)
     try:
         return {"solve": cmd_solve, "inspect": cmd_inspect, "solvers": cmd_solvers, "bench": cmd_bench}[args.command](args)
@@ -139,6 +163,7 @@ def _options(args) -> dict:
 
 
 def cmd_solve(args) -> int:
+    from .loader import load_model, parse_assignments, set_params
     model, _ = load_model(args.file, parse_assignments(args.build, "--build"))
     set_params(model, args.param)
     if args.verbose:
@@ -153,10 +178,13 @@ def cmd_solve(args) -> int:
         print_result(res, verbose=args.verbose)
     if args.json:
         res.to_json(args.json)  # atomic; an unwritable path is one line naming it (exit 2)
+    if args.plot:
+        res.plot(path=args.plot)  # atomic, like --json
     return 0 if res.status.is_success else 1
 
 
 def cmd_inspect(args) -> int:
+    from .loader import load_model, set_params
     model, _ = load_model(args.file)
     set_params(model, args.param)
     console.rule("model")
@@ -176,16 +204,28 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_solvers(args) -> int:
-    t = Table(title="optdsl backends")
-    for col in ("name", "available", "structure", "handles", "requires", "devices", "options", "description"):
-        t.add_column(col)
+    """One block per backend, every field wrapped to the terminal's width (80 columns in a pipe), so nothing
+    is cut off the way table cells are."""
+    from .backends import BACKENDS
+    width = max(40, min(console.width, 100))
     for name, b in sorted(BACKENDS.items()):
         why = b.available()
-        t.add_row(name, "yes" if why is None else f"no: {why}", ", ".join(sorted(b.structure)) or "-",
-                  ", ".join(sorted(b.supports)) or "-",
-                  ", ".join(sorted(b.requires)) or "-", ", ".join(b.devices), ", ".join(b.options), b.description)
-    console.print(t)
+        state = "[green]available[/]" if why is None else f"[red]not available:[/] {escape(why)}"
+        console.print(f"[bold]{escape(name)}[/]  {state}")
+        fields = [("", b.description), ("structure", _listing(b.structure)), ("handles", _listing(b.supports)),
+                  ("requires", _listing(b.requires)), ("devices", ", ".join(b.devices)),
+                  ("options", ", ".join(b.options) or "-")]
+        for label, text in fields:
+            head = f"    {label}: " if label else "    "
+            console.print(textwrap.fill(text, width, initial_indent=head, subsequent_indent=" " * len(head),
+                                        break_on_hyphens=False), markup=False, highlight=False)
+        console.print()
+    console.print("`optdsl solve FILE --solver NAME` forces a backend; `optdsl solve --help` lists the options.")
     return 0
+
+
+def _listing(names) -> str:
+    return ", ".join(sorted(names)) or "-"
 
 
 def cmd_bench(args) -> int:
@@ -203,7 +243,23 @@ def cmd_bench(args) -> int:
         return 0
     if args.name not in names:
         raise OptdslError(f"no benchmark {args.name!r}; available: {', '.join(names)}")
+    script = os.path.join(root, f"bench_{args.name}.py")
+    if {"-h", "--help"} & set(args.rest) and not _parses_arguments(script):
+        # a script without an argument parser would ignore --help and start measuring: show its docstring
+        console.print(_docstring(script) or f"{script}: no description", markup=False, soft_wrap=True)
+        return 0
     return subprocess.call([sys.executable, os.path.join(root, f"bench_{args.name}.py"), *args.rest])
+
+
+def _parses_arguments(script: str) -> bool:
+    with open(script, encoding="utf-8") as fh:
+        return "argparse" in fh.read()
+
+
+def _docstring(script: str) -> Optional[str]:
+    import ast
+    with open(script, encoding="utf-8") as fh:
+        return ast.get_docstring(ast.parse(fh.read()))
 
 
 def print_result(res, verbose: bool = False) -> None:

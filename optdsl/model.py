@@ -417,6 +417,17 @@ class Model:
 
     __repr__ = __str__
 
+    def _repr_html_(self) -> str:  # notebooks
+        from .plotting import model_html
+        return model_html(self)
+
+    def _repr_latex_(self) -> Optional[str]:
+        from .plotting import model_latex
+        try:
+            return model_latex(self)
+        except Exception:  # noqa: BLE001 - an atom without a LaTeX form: the notebook falls back to the HTML view
+            return None
+
     def to_latex(self) -> str:
         """The model in LaTeX (through sympy)."""
         if self._objective is None:

@@ -50,6 +50,20 @@ class Result:
         """Value of a variable (object or name)."""
         return self.values[getattr(var, "name", var)]
 
+    def plot(self, path: Optional[str] = None, **kw):
+        """Objective, violation and stationarity per iteration (see `optdsl.plotting`); returns the matplotlib
+        Figure, and with ``path`` also writes it as a PNG (atomically)."""
+        from .plotting import plot_result
+        return plot_result(self, path, **kw)
+
+    def _repr_html_(self) -> str:  # notebooks
+        from .plotting import result_html
+        return result_html(self)
+
+    def _repr_latex_(self) -> str:
+        from .plotting import result_latex
+        return result_latex(self)
+
     def __repr__(self) -> str:
         obj = "None" if self.objective is None else f"{self.objective:.8g}"
         return (f"Result(status={self.status.value}, primal={self.primal_status.value}, objective={obj}, "

@@ -4,8 +4,10 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import warnings
 
 import cvxpy as cp
+import numpy as np
 
 from ..passes.convex_to_cvxpy import PASS, CvxpyForm
 from ..problem import RawSolution
@@ -14,13 +16,16 @@ from .base import Backend, Option
 
 _STATUS = {
     cp.OPTIMAL: Status.OPTIMAL,
-    cp.OPTIMAL_INACCURATE: Status.OPTIMAL,
     cp.INFEASIBLE: Status.INFEASIBLE,
-    cp.INFEASIBLE_INACCURATE: Status.INFEASIBLE,
     cp.UNBOUNDED: Status.UNBOUNDED,
-    cp.UNBOUNDED_INACCURATE: Status.UNBOUNDED,
     cp.USER_LIMIT: Status.ITERATION_LIMIT,
     cp.SOLVER_ERROR: Status.NUMERICAL_ERROR,
+}
+# "inaccurate" answers did not meet the solver's own tolerances: a point to inspect, not a certificate
+_INACCURATE = {
+    cp.OPTIMAL_INACCURATE: "the solver stopped near an optimum without meeting its tolerances",
+    cp.INFEASIBLE_INACCURATE: "the solver suspects infeasibility but could not certify it",
+    cp.UNBOUNDED_INACCURATE: "the solver suspects unboundedness but could not certify it",
 }
 
 
@@ -63,19 +68,37 @@ class CvxpyBackend(Backend):
         solver = options.get("cvxpy_solver")
         if solver is not None and solver.upper() not in cp.installed_solvers():
             raise ValueError(f"cvxpy solver {solver!r} is not installed; installed: {cp.installed_solvers()}")
+        if solver is None and any(options.get(k) is not None for k in ("max_iter", "tol", "time_limit")):
+            solver = _default_solver(form.problem)  # so the limits reach the solver cvxpy would pick
         kw = _solver_kwargs(solver, options)
         start = time.perf_counter()
         try:
-            form.problem.solve(solver=solver.upper() if solver else None, verbose=bool(options.get("solver_verbose")), **kw)
+            with warnings.catch_warnings():  # "Solution may be inaccurate": the status says so
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                form.problem.solve(solver=solver.upper() if solver else None,
+                                   verbose=bool(options.get("solver_verbose")), **kw)
         except cp.SolverError as e:
             return RawSolution(Status.NUMERICAL_ERROR, message=f"cvxpy solver error: {e}")
-        status = _STATUS.get(form.problem.status, Status.OTHER_ERROR)
+        except KeyboardInterrupt:
+            return RawSolution(Status.INTERRUPTED, message="interrupted (Ctrl-C) inside the cvxpy solver, which "
+                               "hands back no intermediate point")
+        elapsed = time.perf_counter() - start
+        raw = form.problem.status
         stats = form.problem.solver_stats
-        msg = f"cvxpy status {form.problem.status} ({stats.solver_name})"
-        obj = form.problem.value if status.is_success else None
+        msg = f"cvxpy status {raw} ({stats.solver_name})"
+        if raw in _INACCURATE:
+            status = Status.SLOW_PROGRESS
+            msg = f"{msg}: {_INACCURATE[raw]}"
+        else:
+            status = _STATUS.get(raw, Status.OTHER_ERROR)
+        if status == Status.ITERATION_LIMIT and options.get("time_limit") is not None and elapsed >= options["time_limit"]:
+            status = Status.TIME_LIMIT
+        obj = form.problem.value if status.has_point and raw not in (cp.INFEASIBLE_INACCURATE, cp.UNBOUNDED_INACCURATE) else None
+        if obj is not None and not np.isfinite(obj):
+            obj = None
         return RawSolution(status, objective=None if obj is None else float(obj), message=msg,
                            iterations=int(stats.num_iters or 0),
-                           extras={"cvxpy_solver": stats.solver_name, "solver_time": time.perf_counter() - start})
+                           extras={"cvxpy_solver": stats.solver_name, "cvxpy_status": raw, "solver_time": elapsed})
 
 
 _LOCKS_GUARD = threading.Lock()
@@ -96,19 +119,40 @@ def _installed_solvers() -> tuple:
     return tuple(cp.installed_solvers())
 
 
+def _default_solver(problem) -> str | None:
+    """The solver cvxpy would choose for this problem (its solving chain), or None if that cannot be told."""
+    try:
+        return problem._construct_chain().solver.name()
+    except Exception:  # noqa: BLE001 - a private cvxpy API: fall back to cvxpy's own choice without limits
+        return None
+
+
 def _solver_kwargs(solver, options):
+    """The shared options (max_iter, tol, time_limit) under each solver's own names."""
     name = (solver or "").upper()
     kw = {}
     if options.get("max_iter") is not None:
-        key = {"SCS": "max_iters", "OSQP": "max_iter", "CLARABEL": "max_iter", "ECOS": "max_iters"}.get(name)
+        key = {"SCS": "max_iters", "OSQP": "max_iter", "CLARABEL": "max_iter", "ECOS": "max_iters",
+               "HIGHS": "ipm_iteration_limit"}.get(name)
         if key:
             kw[key] = options["max_iter"]
+        elif name == "SCIPY":
+            kw.setdefault("scipy_options", {})["maxiter"] = options["max_iter"]
     if options.get("tol") is not None:
+        t = options["tol"]
         if name == "CLARABEL":
-            kw.update(tol_gap_abs=options["tol"], tol_gap_rel=options["tol"], tol_feas=options["tol"])
+            kw.update(tol_gap_abs=t, tol_gap_rel=t, tol_feas=t)
         elif name in ("OSQP", "SCS"):
-            kw.update(eps_abs=options["tol"], eps_rel=options["tol"])
-    if options.get("time_limit") is not None and name in ("CLARABEL", "HIGHS"):
-        kw["time_limit"] = options["time_limit"]
+            kw.update(eps_abs=t, eps_rel=t)
+        elif name == "ECOS":
+            kw.update(abstol=t, reltol=t, feastol=t)
+        elif name == "HIGHS":
+            kw.update(primal_feasibility_tolerance=t, dual_feasibility_tolerance=t)
+    if options.get("time_limit") is not None:
+        key = {"CLARABEL": "time_limit", "HIGHS": "time_limit", "OSQP": "time_limit", "SCS": "time_limit_secs"}.get(name)
+        if key:
+            kw[key] = options["time_limit"]
     return kw
+
+
 BACKENDS = [CvxpyBackend()]

@@ -77,7 +77,7 @@ def test_ridge_tuning_penalty_and_implicit_reach_golden_section_minimizer(ridge)
 def test_nonsingleton_lower_level_penalty_works_implicit_reports_singular_hessian():
     P = T.nonsingleton_toy()
     # y2 enters only sigma*f, so its inner contraction is (1 - lr_y sigma): sigma = 1e-2 keeps this short
-    r = B.solve(P.f, P.g, P.x0, P.y0, sigma=1e-2, lr_x=0.3, lr_y=0.9, inner_steps=5, max_iter=400, tol=1e-8)
+    r = B.solve(P.f, P.g, P.x0, P.y0, method="penalty", sigma=1e-2, lr_x=0.3, lr_y=0.9, inner_steps=5, max_iter=400, tol=1e-8)
     assert abs(float(r.x[0]) - 0.5) < 1e-2
     assert torch.allclose(r.x[1], P.y_star, atol=1e-2)
     assert 0 <= r.certificates["lower_level_gap"] < 1e-4     # O(sigma^2) for this toy

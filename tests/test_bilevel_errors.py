@@ -29,13 +29,13 @@ def test_bad_start_points_and_options():
     with pytest.raises(TypeError, match=r"x0\[1\] must be a floating tensor"):
         B.solve(lambda x, y: (y - x[0]).pow(2).sum(), g, (torch.zeros(2), torch.zeros(2, dtype=torch.long)),
                 torch.zeros(2))
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="method must be .auto. or one of"):
         B.solve(f, g, torch.zeros(1), torch.zeros(1), method="newton")
     with pytest.raises(ValueError, match="sigma must be a positive"):
-        B.solve(f, g, torch.zeros(1), torch.zeros(1), sigma=0.0)
+        B.solve(f, g, torch.zeros(1), torch.zeros(1), method="penalty", sigma=0.0)
     with pytest.raises(ValueError, match="inner_steps must be a positive integer"):
-        B.solve(f, g, torch.zeros(1), torch.zeros(1), inner_steps=0)
-    with pytest.raises(ValueError, match="does not handle lower_constraints"):
+        B.solve(f, g, torch.zeros(1), torch.zeros(1), method="penalty", inner_steps=0)
+    with pytest.raises(ValueError, match="handles followers without constraints"):
         B.solve(f, g, torch.zeros(1), torch.zeros(1), method="implicit", lower_constraints=lambda x, y: y)
     with pytest.raises(ValueError, match="needs lower_constraints"):
         B.solve(f, g, torch.zeros(1), torch.zeros(1), method="lvhba")
@@ -62,7 +62,7 @@ def test_inputs_are_not_mutated_and_tuple_structure_round_trips():
     P = T.hyper_cleaning(n_train=100, n_val=50)
     x0, (W0, b0) = P.x0, P.y0
     W_before = W0.clone()
-    r = B.solve(P.f, P.g, x0, (W0, b0), lr_x=1.0, lr_y=0.5, inner_steps=2, max_iter=3, certify_gap=False)
+    r = B.solve(P.f, P.g, x0, (W0, b0), method="penalty", lr_x=1.0, lr_y=0.5, inner_steps=2, max_iter=3, certify_gap=False)
     assert torch.equal(W0, W_before) and torch.equal(x0, torch.zeros(100))
     x, (W, b) = r.x
     assert W.shape == (64, 10) and b.shape == (10,) and x.shape == (100,)

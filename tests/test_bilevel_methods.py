@@ -111,7 +111,7 @@ def test_hyper_cleaning_improves_clean_accuracy(one_thread):
 def test_callback_interrupt_time_limit_and_history():
     P = T.quadratic_toy()
     seen = []
-    r = B.solve(P.f, P.g, P.x0, P.y0, lr_x=0.05, lr_y=0.9, max_iter=100,
+    r = B.solve(P.f, P.g, P.x0, P.y0, method="penalty", lr_x=0.05, lr_y=0.9, max_iter=100,
                 callback=lambda info: seen.append(info["iteration"]) or info["iteration"] < 4)
     assert r.status == Status.INTERRUPTED and seen == [0, 1, 2, 3, 4] and r.iterations == 5
     assert len(r.history) == 5 and {"stationarity", "sigma", "objective"} <= set(r.history[0])
@@ -125,7 +125,7 @@ def test_sigma_schedule_and_float32_device_dtype():
     P = T.quadratic_toy()
     sched = B.sigma_schedule(1.0, 0.01, 1.0)
     assert sched(0) == 1.0 and abs(sched(3) - 0.25) < 1e-15 and sched(10**6) == 0.01
-    r = B.solve(P.f, P.g, P.x0, P.y0, sigma=sched, lr_x=0.5, lr_y=0.9, max_iter=600, tol=1e-3,
+    r = B.solve(P.f, P.g, P.x0, P.y0, method="penalty", sigma=sched, lr_x=0.5, lr_y=0.9, max_iter=600, tol=1e-3,
                 dtype="float32", device="cpu")
     assert r.x[0].dtype == torch.float32 and r.status == Status.LOCALLY_OPTIMAL
     assert abs(float(r.x[0]) - P.extras["x_sigma"](0.01)) < 2e-4

@@ -20,7 +20,7 @@ from ..solvers import bilevel
 from ..solvers.common import resolve_device
 from .base import Backend, Option
 
-_METHODS = ("auto", "penalty", "borep", "lvhba", "scalebio", "implicit", "unrolled")
+_METHODS = ("auto", "hyper", "penalty", "borep", "lvhba", "scalebio", "implicit", "unrolled")
 
 
 def _proj(vars_):
@@ -39,6 +39,12 @@ def _proj(vars_):
     return P
 
 
+def _bounds(vars_):
+    """(lo, hi) per variable (None where unbounded): the leader's box for the hyper-objective method."""
+    return ([None if v.lb is None else np.asarray(v.lb, dtype=float) for v in vars_],
+            [None if v.ub is None else np.asarray(v.ub, dtype=float) for v in vars_])
+
+
 class BilevelBackend(Backend):
     name = "bilevel"
     description = "bilevel / multilevel models: value-function penalty, BO-REP, LV-HBA, ScaleBiO; implicit and unrolled baselines"
@@ -48,7 +54,8 @@ class BilevelBackend(Backend):
     cost = 1.0
     certificates = ("lower_level_gap", "stationarity")
     options = {
-        "method": Option(str, "auto", "bilevel method (auto: lvhba with follower constraints, else penalty)", _METHODS),
+        "method": Option(str, "auto", "bilevel method (auto: by structure - hyper for a strongly convex follower, "
+                     "lvhba with follower constraints, else penalty with sigma driven to 0)", _METHODS),
         "sigma": Option(float, None, "penalty parameter σ (multiplies f: small = strong penalty; penalty methods)"),
         "sigma_decay": Option(float, 0.0, "σ schedule σ_k = max(sigma_min, σ/(k+1)^decay); 0 keeps σ fixed"),
         "sigma_min": Option(float, 1e-3, "floor of the σ schedule"),
@@ -108,7 +115,7 @@ class BilevelBackend(Backend):
             if options["method"] != "implicit":
                 raise ValueError("linear_solver applies to method='implicit' only")
             kw["linear_solver"] = options["linear_solver"]
-        if options["sigma_decay"] and options["method"] in ("auto", "penalty"):
+        if options["sigma_decay"] and options["method"] == "penalty":
             kw["sigma"] = bilevel.sigma_schedule(options["sigma"] or 1.0, options["sigma_min"], options["sigma_decay"])
         kw.update(callback=callback, device=device, dtype=dtype)
         if len(levels) == 1:
@@ -126,9 +133,9 @@ class BilevelBackend(Backend):
                 return lambda x, y: torch.cat([low.evaluate(c.expr, {**dict(zip(leader, x)), **dict(zip(follower, y))}).reshape(-1)
                                                for c in items])
             method = options["method"]
-            if method == "auto":
-                method = "lvhba" if lv.constraints else "penalty"
             extra = {}
+            if method in ("auto", "hyper"):
+                extra["bounds_x"] = _bounds(leader)
             if eq:
                 extra["lower_equalities"] = rows(eq)
             out = bilevel.solve(f, g, tuple(start(v) for v in leader), tuple(start(v) for v in follower),

@@ -520,6 +520,8 @@ def _refuse_keywords(where: str, name: str, keywords: dict) -> None:
 
 
 def _bound_str(b: np.ndarray) -> str:
+    if b.size and not any(b.strides):  # a scalar bound broadcast (large variables): do not copy it to print it
+        return f"{b.flat[0]:g}"
     flat = np.unique(b)
     return f"{flat[0]:g}" if flat.size == 1 else f"[{', '.join(f'{x:g}' for x in b.ravel()[:4])}{', ...' if b.size > 4 else ''}]"
 

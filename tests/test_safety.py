@@ -431,6 +431,22 @@ def test_scalar_bounds_stay_scalar_until_a_backend_needs_them():
     assert small.lb.shape == (3,) and small.lb.tolist() == [0.5, 0.5, 0.5]
 
 
+def test_printing_and_lowering_the_bounds_of_a_large_variable_stay_scalar():
+    import tracemalloc
+    from optdsl.passes.bounds_to_constraints import bound_constraints
+    m = od.Model("large")
+    x = m.variable(10 ** 7, lb=0, name="x")                     # dense bounds would be 80 MB
+    m.minimize(x.sum())
+    str(m)
+    tracemalloc.start()
+    text = str(m)
+    items = bound_constraints(m.to_problem())
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert "0 <= x" in text and [i.name for i in items] == ["x.lb"]
+    assert peak < 10 ** 6
+
+
 def test_changing_a_bound_after_a_solve_takes_effect_on_the_cached_cvxpy_problem():
     m = od.Model("rebound")
     x = m.variable(2, lb=0, name="x")

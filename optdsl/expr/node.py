@@ -198,8 +198,10 @@ class Variable(Leaf):
 
     def _dense_bound(self, which: str):
         b = self._bounds[which]
-        if b is None:
-            return None
+        if b is None or b.shape == self.shape:
+            return b
+        if self.size > _DENSE_BOUND_LIMIT:  # a read-only view: `x.lb is None`, printing, slicing cost nothing
+            return np.broadcast_to(b, self.shape)
         if which not in self._dense:
             self._dense[which] = np.broadcast_to(b, self.shape).astype(float)  # a fresh, writable array
         return self._dense[which]
@@ -250,6 +252,9 @@ class Variable(Leaf):
 
     def __str__(self) -> str:
         return self.name
+
+
+_DENSE_BOUND_LIMIT = 10 ** 6  # entries; larger variables expose a scalar bound as a broadcast view
 
 
 def _matrix_structure(var: "Variable", **flags: bool) -> str | None:

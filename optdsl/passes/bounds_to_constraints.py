@@ -18,6 +18,10 @@ def bound_constraints(problem) -> list[ConstraintItem]:
         for which, b in (("lb", v.lb), ("ub", v.ub)):
             if b is None:
                 continue
+            if b.size and not any(b.strides):  # one scalar broadcast over a large variable: keep it a scalar
+                bound = Constant(float(b.flat[0]), name=f"{v.name}.{which}")
+                items.append(ConstraintItem(f"{v.name}.{which}", "ineq", bound - v if which == "lb" else v - bound))
+                continue
             finite = np.isfinite(b)
             if not finite.any():
                 continue

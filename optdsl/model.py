@@ -438,6 +438,9 @@ class Model:
         for c in self._constraints:
             uc = self._user_constraints[c.name]
             rel = {"==": "=", "<=": r"\le", ">>": r"\succeq"}[uc.sense]
+            if hasattr(uc, "mid"):  # od.between(lo, x, hi)
+                rows.append(rf"\text{{{c.name}}}: & {sym.to_latex(uc.lo)} \le {sym.to_latex(uc.mid)} \le {sym.to_latex(uc.hi)}")
+                continue
             rows.append(rf"\text{{{c.name}}}: & {sym.to_latex(uc.lhs)} {rel} {sym.to_latex(uc.rhs)}")
         for lv in self._levels:
             opt = r"\min" if lv.sense == "min" else r"\max"

@@ -200,6 +200,13 @@ def trace_expm(W):
     return op("trace_expm", W)
 
 
+def between(lo, x, hi):
+    """The two-sided constraint lo <= x <= hi as one named constraint (Python's chained ``lo <= x <= hi``
+    cannot build one). Its dual has a leading axis of 2: [0] for the lower side, [1] for the upper."""
+    from .node import BetweenConstraint
+    return BetweenConstraint(lo, x, hi)
+
+
 def psd(X):
     """The constraint "X is positive semidefinite" (its symmetric part), the same as ``X >> 0``."""
     from .node import PSDConstraint

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import sys
 from typing import Any, Iterator
 
 import numpy as np
@@ -121,6 +122,31 @@ class Expr:
     def __bool__(self):
         raise ModelError(f"the truth value of expression {self.label()!r} is undefined: comparisons build "
                          "constraints; pass them to Model.subject_to instead of using them in `if`/`and`")
+
+    # --- numpy interop: np.exp(x), np.sum(x), A @ x, A <= x build expressions (see expr.numpy_interop) ---
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .numpy_interop import apply_ufunc
+        return apply_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .numpy_interop import apply_function
+        return apply_function(func, args, kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        """numpy's view of an expression: a 0-d object array holding it (so scipy.sparse and numpy defer to
+        our reflected operators), except when cvxpy converts one of its operands (``cp_expr + x``): that
+        mix is refused here with a message, since cvxpy would otherwise fail on a float conversion."""
+        caller = sys._getframe(1)
+        for _ in range(3):
+            if caller is None:
+                break
+            if (caller.f_globals.get("__name__") or "").startswith("cvxpy."):
+                raise ModelError(f"optdsl expression {self.label()!r} cannot be mixed into a cvxpy expression: "
+                                 "write the cvxpy part with od.* atoms on variables of the optdsl model")
+            caller = caller.f_back
+        out = np.empty((), dtype=object)
+        out[()] = self
+        return out
 
     # --- methods ---------------------------------------------------------------------------------
     @property
@@ -413,7 +439,19 @@ def as_expr(x: Any) -> Expr:
         return x
     if isinstance(x, Constraint):
         raise ModelError(f"a constraint ({x}) cannot be used as an expression")
+    _refuse_foreign(x)
     return Constant(x)
+
+
+def _refuse_foreign(x: Any) -> None:
+    """A cvxpy object inside an optdsl expression: say so, and name the od.* spelling when there is one."""
+    if (type(x).__module__ or "").startswith("cvxpy"):
+        kind = type(x).__name__
+        from .. import expr as _expr_pkg
+        hint = (" (declare it with m.variable / m.parameter)" if kind in ("Variable", "Parameter") else
+                f" (od.{kind}(...))" if kind in getattr(_expr_pkg, "__all__", ()) else "")
+        raise ModelError(f"the cvxpy object {str(x)[:40]!r} ({kind}) cannot be mixed into an optdsl expression: write "
+                         f"that part with od.* atoms{hint} on variables of the optdsl model")
 
 
 def op(name: str, *args: Any, **attrs: Any) -> Op:
@@ -448,8 +486,10 @@ class Constraint:
         return "eq" if self.sense == "==" else "ineq"
 
     def __bool__(self):
-        # `x == y` between two Exprs is a Constraint; Python calls __bool__ for `if c:` and `in` checks.
-        raise ModelError(f"constraint '{self}' has no truth value; pass it to Model.subject_to")
+        # `x == y` between two Exprs is a Constraint; Python calls __bool__ for `if c:` and `in` checks, and
+        # for the middle of a chained comparison `lo <= x <= hi` (evaluated as `(lo <= x) and (x <= hi)`).
+        raise ModelError(f"constraint '{self}' has no truth value; pass it to Model.subject_to (a chained "
+                         "comparison lo <= x <= hi is not supported: write od.between(lo, x, hi))")
 
     def __str__(self) -> str:
         return f"{self.lhs} {self.sense} {self.rhs}"
@@ -460,6 +500,31 @@ class Constraint:
         """Elementwise violation at the variables' current values (numpy, >= 0)."""
         v = np.asarray(self.expr.evaluate())
         return np.abs(v) if self.sense == "==" else np.maximum(v, 0.0)
+
+
+class BetweenConstraint(Constraint):
+    """``lo <= mid <= hi`` as one constraint (`od.between`): stored as ``stack([lo - mid, mid - hi]) <= 0``,
+    so its dual has a leading axis of 2: ``[0]`` the multipliers of the lower side, ``[1]`` of the upper."""
+
+    def __init__(self, lo: Any, mid: Any, hi: Any):
+        lo, mid, hi = as_expr(lo), as_expr(mid), as_expr(hi)
+        try:
+            shape = tuple(np.broadcast_shapes(lo.shape, mid.shape, hi.shape))
+        except ValueError:
+            raise ShapeError(f"od.between({lo.label(30)}, {mid.label(30)}, {hi.label(30)}): shapes {lo.shape}, "
+                             f"{mid.shape} and {hi.shape} do not broadcast") from None
+        if isinstance(lo, Constant) and isinstance(hi, Constant) and np.any(lo.data > hi.data):
+            raise ModelError(f"od.between(lo, {mid.label(30)}, hi): lo > hi at "
+                             f"{int(np.sum(np.broadcast_to(lo.data > hi.data, shape)))} entries, so no point satisfies it")
+        zeros = np.zeros(shape)
+        sides = [side if side.shape == shape else op("add", side, zeros) for side in (lo - mid, mid - hi)]
+        super().__init__(op("stack", *sides, axis=0), 0.0, "<=")
+        self.lo, self.mid, self.hi = lo, mid, hi
+
+    def __str__(self) -> str:
+        return f"{self.lo} <= {self.mid} <= {self.hi}"
+
+    __repr__ = __str__
 
 
 class PSDConstraint(Constraint):
@@ -532,6 +597,7 @@ def _as_array(v: Any, what: str) -> np.ndarray:
         pass
     if isinstance(v, Expr):
         raise ModelError(f"{what}: expected numeric data, got the expression {v.label()!r}")
+    _refuse_foreign(v)
     if v is None:
         raise ModelError(f"{what}: expected numeric data, got None")
     if np.iscomplexobj(v):  # numpy would drop the imaginary part with only a warning
@@ -540,6 +606,9 @@ def _as_array(v: Any, what: str) -> np.ndarray:
     try:
         arr = np.array(v, dtype=float)
     except (TypeError, ValueError):
+        if any(isinstance(t, Expr) for t in np.ravel(np.array(v, dtype=object))):
+            raise ModelError(f"{what}: a numpy array or list of optdsl expressions is not an expression: build "
+                             "it with od.stack / od.hstack / od.vstack") from None
         raise ModelError(f"{what}: expected numeric data, got {type(v).__name__}") from None
     return arr
 

@@ -24,7 +24,7 @@ from ..expr.node import Expr, Op
 from .sparse_affine import NotAffine, SparseAffineLowering
 
 # entrywise ops of one argument, and binary ops that act entrywise when the other operand is constant
-_UNARY = {"exp", "log", "sqrt", "square", "sin", "cos", "sigmoid", "power", "neg"}
+_UNARY = {"exp", "log", "sqrt", "square", "sin", "cos", "sigmoid", "power", "neg", "logistic", "entr", "inv_pos", "huber"}
 _BINARY = {"add", "sub", "mul", "div"}
 
 

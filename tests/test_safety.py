@@ -515,3 +515,22 @@ def test_a_nan_warm_start_set_later_is_refused():
     x = od.Model("w").variable(2, name="x")
     with pytest.raises(od.ModelError, match="'x' contains NaN"):
         x.value = [0.0, float("nan")]
+
+
+def _limit_to_200_bytes():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))   # the CLI itself ignores SIGXFSZ
+
+
+@pytest.mark.slow   # a fresh interpreter importing optdsl: ~5 s
+def test_cli_json_under_ulimit_f_prints_the_result_and_keeps_the_previous_file(tmp_path):
+    script = _write(tmp_path, MARKUP)
+    out = tmp_path / "r.json"
+    out.write_text("previous")
+    proc = subprocess.run([sys.executable, "-m", "optdsl.cli", "solve", script, "--solver", "cvxpy", "--json",
+                           str(out)], preexec_fn=_limit_to_200_bytes, capture_output=True, text=True, timeout=300,
+                          cwd=str(REPO))
+    assert proc.returncode == 2, proc.stderr
+    assert "OPTIMAL" in proc.stdout
+    assert f"cannot write {out}: File too large" in proc.stderr and "Traceback" not in proc.stderr
+    assert out.read_text() == "previous"
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]

@@ -34,12 +34,13 @@ def test_hs_direct_reaches_published_optimum(num):
         assert torch.allclose(out.x, torch.tensor(p.x_star, dtype=torch.float64), atol=atol)
 
 
-@pytest.mark.parametrize("num", hs.NUMBERS)
+# HS27 takes 7 s of CPU with sketches (59k inner iterations); its direct solve stays in the default run
+@pytest.mark.parametrize("num", [pytest.param(n, marks=pytest.mark.slow) if n == 27 else n for n in hs.NUMBERS])
 def test_hs_with_sketching_solver(num):
     # all 24, degenerate minima (HS26/46/47: cond(K) ~ 1e6 near x*) included, with genuine sketches only:
     # the block never grows to the whole system, so no step is secretly a direct solve
     p = hs.get(num)
-    out = _run(p, linear_solver="sketch", sketch="rows", time_limit=5.0)
+    out = _run(p, linear_solver="sketch", sketch="rows", max_iter=100)  # measured: at most 46 iterations
     assert out.status == Status.LOCALLY_OPTIMAL, out.message
     assert hs.relative_error(out.objective, p.f_star) <= 1e-6 and out.certificates["kkt"] <= 1e-6
     assert out.counts["linear_iterations"] > out.iterations  # inexact inner solves did happen
@@ -248,7 +249,7 @@ def test_float32_sketch_stops_a_stalled_inner_solve():
     # near HS26's degenerate minimum the float32 residual floor is above the inner threshold: the sketch must
     # give up after stalled windows (stall_windows) instead of burning max_inner iterations until the time limit
     p = hs.get(26)
-    out = alsketch.minimize(p.f, p.x0_tensor(torch.float32), eq=p.eq, linear_solver="sketch", time_limit=5.0)
+    out = alsketch.minimize(p.f, p.x0_tensor(torch.float32), eq=p.eq, linear_solver="sketch", max_iter=100)
     assert out.status == Status.LOCALLY_OPTIMAL and out.x.dtype == torch.float32
     assert hs.relative_error(out.objective, p.f_star) <= 1e-5 and out.counts["linear_iterations"] < 20_000
 

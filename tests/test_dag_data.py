@@ -71,10 +71,8 @@ def _sleeper(X):
 def test_benchmark_harness_returns_large_results_and_caps_slow_ones():
     # regression: the harness joined the child before reading its queue, which deadlocks once the result
     # exceeds the pipe buffer (a d = 100 float64 matrix, 80 kB) -> every d = 100 run "timed out"
-    import time
     bench = _bench_module()
-    t = time.perf_counter()
     B, sec, err = bench.timed(_big_result, np.zeros((10, 100)), 20)
-    assert err is None and B.shape == (100, 100) and time.perf_counter() - t < 10
+    assert err is None and B.shape == (100, 100)   # the deadlock showed as a 20 s "timeout" error
     B, sec, err = bench.timed(_sleeper, np.zeros((2, 2)), 1)
     assert B is None and "timeout" in err

@@ -1,5 +1,4 @@
 """End-to-end DAG learning: recovery (C3), smooth-method certificate, statuses, bad input, fit hook."""
-import time
 import warnings
 
 import numpy as np
@@ -77,11 +76,10 @@ def test_topo_support_refit_removes_spurious_edges():
 @pytest.mark.parametrize("graph,k", [("ER", 2), ("SF", 4)])
 def test_topo_d100_recovery_in_seconds(graph, k):
     X, B = _bench_case(100, graph, k)
-    t = time.perf_counter()
     out = dag.learn(X, method="topo", B_true=B)
-    sec = time.perf_counter() - t
-    assert out.extras["metrics"]["shd"] == 0      # measured: 0 on both, 0.2 s each (single thread)
-    assert sec < 5.0 and dag.is_dag(out.x)
+    assert out.extras["metrics"]["shd"] == 0      # measured: 0 on both, 0.3 s each (single thread)
+    # the work, counted instead of timed (measured: 46 / 41 swaps, 5,281 / 6,481 score evaluations)
+    assert out.counts["swaps"] <= 100 and out.counts["f"] <= 15_000 and dag.is_dag(out.x)
 
 
 def test_swap_deltas_match_full_rescoring():

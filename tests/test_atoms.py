@@ -174,3 +174,27 @@ def test_bad_atom_arguments_name_the_problem(build, message):
     x, X = m.variable(3, name="x"), m.variable((3, 3), name="X")
     with pytest.raises(od.ShapeError, match=message):
         build(x, X)
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - {"lambda_max"}))
+def test_casadi_lowering_value_and_gradient(name):
+    ca = pytest.importorskip("casadi")
+    from optdsl.lower.casadi import CasadiLowering
+    od_fn, _, values, _ = CASES[name]
+    _, xs = _model(values)
+    e = od_fn(*xs)
+    sizes = [x.size for x in xs]
+    offsets = list(np.cumsum([0] + sizes[:-1]))
+    low = CasadiLowering(xs, offsets, int(sum(sizes)))
+    out = low.lower(e)
+    w = RNG.standard_normal(e.shape)
+    flat_w = ca.DM(np.asarray(w, float).reshape(-1, 1) if e.shape else np.asarray([[float(w)]]))
+    # CasADi arrays are 2-D: () is 1x1, (n,) is n x 1, (m, n) is m x n
+    val = np.asarray(ca.Function("f", [low.x], [out])(np.concatenate([np.ravel(v) for v in values]))).reshape(e.shape)
+    np.testing.assert_allclose(val, e.value, rtol=1e-10, atol=1e-12)
+    rowmajor = out.T.reshape((-1, 1)) if len(e.shape) == 2 else out
+    g = ca.Function("g", [low.x], [ca.gradient(ca.dot(flat_w, rowmajor), low.x)])
+    grad = np.asarray(g(np.concatenate([np.ravel(v) for v in values]))).ravel()
+    env = {x: torch.tensor(v, dtype=torch.float64, requires_grad=True) for x, v in zip(xs, values)}
+    ref = torch.autograd.grad((torch.as_tensor(w) * TorchLowering().evaluate(e, env)).sum(), list(env.values()))
+    np.testing.assert_allclose(grad, np.concatenate([r.numpy().ravel() for r in ref]), rtol=1e-8, atol=1e-10)

@@ -240,6 +240,77 @@ def unlowerable(expr: Expr) -> str | None:
     return None
 
 
+# --- the CVXPY atom set (issue 17) ----------------------------------------------------------------------
+
+def _norm_axis(node, a):
+    """Norms along an axis (`od.norm(X, axis=1)`); without an axis, the entrywise norm above."""
+    if node.attrs.get("axis") is None:
+        return _norm(node, a)
+    p = node.attrs["p"]
+    one = {1: lambda v: ca.sum1(ca.fabs(v)), np.inf: lambda v: ca.mmax(ca.fabs(v))}.get(p, ca.norm_2)
+    return _reduce(one, *_per_slice(one))(node, a)
+
+
+def _pnorm(node, a):
+    p = node.attrs["p"]
+
+    def one(v):
+        return ca.sum1(ca.fabs(v) ** p) ** (1.0 / p)
+    return _reduce(one, *_per_slice(one))(node, a)
+
+
+def _diff(node, a):
+    x, axis = a[0], node.attrs["axis"]
+    for _ in range(node.attrs["k"]):
+        x = x[1:, :] - x[:-1, :] if axis == 0 else x[:, 1:] - x[:, :-1]
+    return x
+
+
+def _cumsum(node, a):
+    axis, shape = node.attrs.get("axis"), node.args[0].shape
+    x = _flat(a[0], shape) if axis is None else a[0]
+    if axis == 1:  # along each row
+        return ca.horzcat(*[ca.sum2(x[:, :j + 1]) for j in range(x.shape[1])])
+    return ca.vertcat(*[ca.sum1(x[:i + 1, :]) for i in range(x.shape[0])])
+
+
+def _geo_mean(node, a):
+    x, p = a[0], node.attrs.get("p")
+    w = np.full(x.shape[0], 1.0 / x.shape[0]) if p is None else np.asarray(p) / np.sum(p)
+    return ca.exp(sum(float(wi) * ca.log(x[i]) for i, wi in enumerate(w) if wi > 0))
+
+
+def _matrix_frac(node, a):
+    X, P = a
+    return ca.trace(ca.mtimes(X.T, ca.solve(P, X)))
+
+
+def _huber(node, a):
+    x, M = a[0], node.attrs["M"]
+    return ca.if_else(ca.fabs(x) <= M, x * x, 2 * M * ca.fabs(x) - M * M)
+
+
+CASADI.update({
+    "norm": _norm_axis,
+    "huber": _huber,
+    "entr": lambda n, a: -a[0] * ca.log(a[0]),
+    "logistic": lambda n, a: ca.log(1 + ca.exp(a[0])),
+    "inv_pos": lambda n, a: 1 / a[0],
+    "kl_div": _elementwise(lambda x, y: x * ca.log(x / y) - x + y),
+    "rel_entr": _elementwise(lambda x, y: x * ca.log(x / y)),
+    "log_det": lambda n, a: ca.log(ca.det(a[0])),
+    "trace": lambda n, a: ca.trace(a[0]),
+    "diag": lambda n, a: ca.diag(a[0]),
+    "diff": _diff,
+    "cumsum": _cumsum,
+    "pnorm": _pnorm,
+    "geo_mean": _geo_mean,
+    "quad_over_lin": lambda n, a: ca.sumsqr(a[0]) / a[1],
+    "lambda_max": _opaque("od.lambda_max (an eigenvalue)"),
+    "matrix_frac": _matrix_frac,
+})
+
+
 class CasadiLowering:
     """Lowers expressions of one problem onto the shared symbols ``x`` (all variables, row-major, in the
     order given) and ``p`` (the given parameters, row-major, in order).

@@ -180,6 +180,9 @@ def cmd_solve(args) -> int:
         res.to_json(args.json)  # atomic; an unwritable path is one line naming it (exit 2)
     if args.plot:
         res.plot(path=args.plot)  # atomic, like --json
+    for problem in res.extras.get("write_errors", []):  # files a backend could not write (--edges-csv, ...)
+        err_console.print(f"[bold red]error:[/] {escape(problem)}")
+        return 2
     return 0 if res.status.is_success else 1
 
 

@@ -534,3 +534,25 @@ def test_cli_json_under_ulimit_f_prints_the_result_and_keeps_the_previous_file(t
     assert f"cannot write {out}: File too large" in proc.stderr and "Traceback" not in proc.stderr
     assert out.read_text() == "previous"
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+DAG3 = """
+import numpy as np, optdsl as od
+rng = np.random.default_rng(0)
+x0 = rng.standard_normal(200)
+X = np.column_stack([x0, 2 * x0 + 0.1 * rng.standard_normal(200), rng.standard_normal(200)])
+m = od.Model("dag3")
+W = m.variable((3, 3), name="W")
+m.minimize(od.sem_loss(W, X) + 0.05 * od.norm1(W))
+m.subject_to(od.acyclic(W), name="dag")
+model = m
+"""
+
+
+def test_an_unwritable_edge_list_keeps_the_dag_result(tmp_path, capsys):
+    script = _write(tmp_path, DAG3)
+    target = tmp_path / "no" / "edges.csv"
+    assert main(["solve", script, "--edges-csv", str(target), "-q"]) == 2
+    cap = capsys.readouterr()
+    assert "LOCALLY_OPTIMAL" in cap.out
+    assert cap.err.strip() == f"error: cannot write {target}: folder {target.parent} does not exist"

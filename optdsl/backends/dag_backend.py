@@ -125,10 +125,17 @@ class DagBackend(Backend):
                 sol.extras["metrics"] = {k: float(v) for k, v in out.extras["metrics"].items()}
                 sol.certificates.update({k: float(out.extras["metrics"][k]) for k in ("shd", "tpr", "fdr")})
             from ..dag import draw_graph_png, write_edges_csv
-            if options["edges_csv"]:
-                write_edges_csv(options["edges_csv"], out.extras.get("edges", []))
-            if options["graph_png"]:
-                draw_graph_png(options["graph_png"], Wn)
+            from ..solvers.io import FileWriteError
+            # a file that cannot be written must not lose the solve: recorded in the message and in
+            # extras["write_errors"] instead of raised; the CLI prints the result, then the error (exit code 2)
+            for key, write in (("edges_csv", lambda p: write_edges_csv(p, out.extras.get("edges", []))),
+                               ("graph_png", lambda p: draw_graph_png(p, Wn))):
+                if options[key]:
+                    try:
+                        write(options[key])
+                    except FileWriteError as exc:
+                        sol.extras.setdefault("write_errors", []).append(str(exc))
+                        sol.message = "; ".join(filter(None, [sol.message, f"{key}: {exc}"]))
         return sol
 
 

@@ -40,6 +40,28 @@ def violations(problem: Problem, values: dict) -> dict[str, float]:
     return out
 
 
+FEAS_TOL = 1e-6
+
+
+def feasibility_tolerances(problem: Problem, values: dict) -> dict[str, float]:
+    """The violation each hard constraint (and bound) may show at a FEASIBLE_POINT: FEAS_TOL·(1 + the largest
+    magnitude among the variables *it reads*), so a large unrelated variable never loosens a constraint."""
+    mag = {v: float(np.max(np.abs(np.asarray(values[v], dtype=float)), initial=0.0)) for v in problem.variables
+           if v in values}
+    out: dict[str, float] = {}
+    for c in problem.hard_constraints:
+        out[c.name] = FEAS_TOL * (1.0 + max((mag.get(v, 0.0) for v in c.expr.variables()), default=0.0))
+    for v in problem.variables:
+        out[f"{v.name}.lb"] = out[f"{v.name}.ub"] = FEAS_TOL * (1.0 + mag.get(v, 0.0))
+    return out
+
+
+def is_feasible(problem: Problem, values: dict, viol: dict[str, float]) -> bool:
+    """Every violation within its own tolerance (`feasibility_tolerances`)."""
+    tol = feasibility_tolerances(problem, values)
+    return all(v <= tol.get(name, FEAS_TOL) for name, v in viol.items())
+
+
 def lagrangian_gradient(problem: Problem, values: dict, duals: dict, skip: frozenset = frozenset()):
     """Flat ∇ₓL for L = ±f + Σ λ_c·c over every constraint with a multiplier in `duals` (soft ones act with
     their penalty's derivative) plus bound multipliers ``"x.lb"``/``"x.ub"``; constraints in `skip` left out."""

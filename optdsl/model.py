@@ -350,8 +350,8 @@ class Model:
                 st = certificates.stationarity(source, values, raw.duals)
                 if st is not None:
                     certs["kkt_stationarity"] = st
-            feas_tol = 1e-6 * (1 + max((float(np.max(np.abs(a), initial=0)) for a in values.values()), default=0))
-            primal = PrimalStatus.FEASIBLE_POINT if certs["max_violation"] <= max(feas_tol, 1e-6) else PrimalStatus.INFEASIBLE_POINT
+            feasible = certificates.is_feasible(source, values, viol)  # each row against its own scale
+            primal = PrimalStatus.FEASIBLE_POINT if feasible else PrimalStatus.INFEASIBLE_POINT
             if not (source.extensions.get("robust") or source.extensions.get("recourse")):
                 try:  # the user's objective at the point (without penalty terms added by passes)
                     objective = float(source.objective.evaluate(values))

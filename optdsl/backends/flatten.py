@@ -111,6 +111,48 @@ class FlatProblem:
                     break
         return self._scale
 
+    def unbounded_ray(self, x_start, x_end, feas_tol: float = 1e-6) -> Optional[str]:
+        """For a convex model whose run went astray: a message when the objective falls below -1e20 along the
+        ray from `x_end` in the direction the run travelled (x_end - x_start) while every constraint and bound
+        still holds, i.e. the model is unbounded; else None. (Convexity makes a feasible ray with a linearly
+        falling objective a recession direction; -1e20 is the threshold IPOPT uses for diverging iterates.)"""
+        x1 = torch.as_tensor(x_end, dtype=self.dtype, device=self.device).detach().reshape(-1)
+        d = x1 - torch.as_tensor(x_start, dtype=self.dtype, device=self.device).detach().reshape(-1)
+        if not torch.isfinite(x1).all() or not torch.isfinite(d).all() or float(d.abs().max()) == 0:
+            return None
+        d = d / float(d.abs().max())
+        # the travelled direction, and its dominant part alone (a drift in other coordinates that a longer
+        # ray would turn into growth is not part of the recession direction)
+        for direction in (d, torch.where(d.abs() >= 1e-3, d, torch.zeros_like(d))):
+            why = self._ray(x1, direction, feas_tol)
+            if why:
+                return why
+        return None
+
+    def _ray(self, x1, d, feas_tol):
+        lb, ub = (torch.as_tensor(b, dtype=self.dtype, device=self.device) for b in self.bounds())
+        with torch.no_grad():
+            try:
+                prev = float(self.f(x1))
+                for k in range(1, 41):
+                    t = 10.0 ** k
+                    x = x1 + t * d
+                    if bool((x < lb - feas_tol).any() or (x > ub + feas_tol).any()):
+                        return None
+                    viol = torch.cat([self.eq(x).abs().reshape(-1), self.ineq(x).clamp(min=0).reshape(-1)])
+                    if viol.numel() and float(viol.max()) > feas_tol * (1 + float(x.abs().max())):
+                        return None
+                    fx = float(self.f(x))
+                    if not fx < prev:
+                        return None
+                    if fx < -1e20:
+                        return (f"the objective decreases without bound along a feasible ray (f = {fx:.3g} at "
+                                f"‖x‖∞ = {float(x.abs().max()):.3g}; the model is convex)")
+                    prev = fx
+            except NonFinite:
+                return None
+        return None
+
     # --- functions -------------------------------------------------------------------------------
     def f(self, x: torch.Tensor) -> torch.Tensor:
         val = self.low.evaluate(self.problem.objective, self.env(x)).reshape(())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..problem import RawSolution
 from ..solvers import lbfgs, nlp
-from ..solvers.common import resolve_device
+from ..solvers.common import Status, resolve_device
 from .base import Backend, Option
 from .flatten import FlatProblem
 
@@ -31,7 +31,15 @@ class _Smooth(Backend):
         scale = flat.objective_scale()
         f = flat.f if scale == 1.0 else (lambda x: scale * flat.f(x))
         cb = _unscaled_callback(flat.callback(callback), scale)
-        out = self.run(flat, options, cb, convex=problem.payload.get("_convex", False), f=f, scale=scale)
+        convex = problem.payload.get("_convex", False)
+        x_start = flat.x0()
+        out = self.run(flat, options, cb, convex=convex, f=f, scale=scale)
+        if convex and out.status not in (Status.OPTIMAL, Status.LOCALLY_OPTIMAL, Status.UNBOUNDED) and out.x is not None:
+            why = flat.unbounded_ray(x_start, out.x)
+            if why:  # a convex model whose run wandered off: certified unbounded, whatever this method says
+                out.status, out.message, out.certificates = Status.UNBOUNDED, f"{out.message}; {why}", {}
+        if out.status == Status.UNBOUNDED:
+            out.objective = -float("inf") / scale  # the infimum, not wherever the run happened to stop
         certs = dict(out.certificates)
         for k in ("stationarity", "complementarity"):  # measured on the scaled objective's Lagrangian
             if k in certs and scale != 1.0:

@@ -32,7 +32,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "cumsum", "diag", "diff", "entr", "geo_mean", "huber", "inv_pos", "kl_div", "lambda_max", "log_det",
         "logistic", "matrix_frac", "multiply", "pnorm", "psd", "quad_over_lin", "rel_entr", "trace", "between",
     ),
-    ".dag": ("sem_loss",),
+    ".dag": ("sem_loss", "forbid", "require", "tiers"),
     ".solvers.robust.sets": ("Box", "Ellipsoid", "Budget", "Polyhedron"),
 }
 _ERRORS = ("OptdslError", "ModelError", "ShapeError", "SolverError", "NotSolvableError")

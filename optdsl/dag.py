@@ -81,3 +81,62 @@ def draw_graph_png(path: str, W: np.ndarray, names: Optional[Sequence[str]] = No
     fig.tight_layout()
     atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
     plt.close(fig)
+
+
+# --- prior knowledge: forbidden / required edges, tiers -------------------------------------------------
+def _edge_list(W, edges, what: str) -> list[tuple[int, int]]:
+    d = W.shape[0]
+    out = []
+    for e in edges:
+        try:
+            i, j = (int(e[0]), int(e[1]))
+        except (TypeError, ValueError, IndexError):
+            raise ModelError(f"{what}: edges must be (i, j) pairs of node indices, got {e!r}") from None
+        if not (0 <= i < d and 0 <= j < d) or i == j:
+            raise ModelError(f"{what}: edge ({i}, {j}) is not an edge between two distinct nodes of "
+                             f"{getattr(W, 'name', 'W')!r} (d = {d})")
+        out.append((i, j))
+    if not out:
+        raise ModelError(f"{what}: no edges given")
+    return out
+
+
+def _zero_entries(W, pairs):
+    rows, cols = (np.array(x) for x in zip(*pairs))
+    return W[rows, cols] == 0
+
+
+def forbid(W, edges):
+    """Forbidden edges i → j: the constraint ``W[i, j] == 0`` for each pair (one vector constraint)."""
+    W = as_expr(W)
+    return _zero_entries(W, _edge_list(W, edges, "od.forbid"))
+
+
+def require(W, edges):
+    """Required edges i → j: j may not precede i (``W[j, i] == 0``), and the DAG backend keeps i → j in the
+    learned graph whatever its weight (guaranteed by TOPO; other methods forbid the reverse edge only)."""
+    W = as_expr(W)
+    pairs = _edge_list(W, edges, "od.require")
+    c = _zero_entries(W, [(j, i) for i, j in pairs])
+    c.expr.attrs["required_edges"] = tuple(pairs)  # the DAG backend reads them here
+    return c
+
+
+def tiers(W, groups):
+    """Tiers (a temporal/causal ordering of groups of nodes): no edge from a later tier into an earlier one,
+    i.e. ``W[i, j] == 0`` whenever tier(i) > tier(j). Nodes in no group are unconstrained."""
+    W = as_expr(W)
+    d = W.shape[0]
+    tier = {}
+    for t, group in enumerate(groups):
+        for k in group:
+            k = int(k)
+            if not 0 <= k < d:
+                raise ModelError(f"od.tiers: node {k} is not a node of {getattr(W, 'name', 'W')!r} (d = {d})")
+            if k in tier:
+                raise ModelError(f"od.tiers: node {k} is in tier {tier[k]} and tier {t}")
+            tier[k] = t
+    pairs = [(i, j) for i in tier for j in tier if tier[i] > tier[j]]
+    if not pairs:
+        raise ModelError("od.tiers: give at least two non-empty tiers")
+    return _zero_entries(W, pairs)

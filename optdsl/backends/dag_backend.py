@@ -47,10 +47,38 @@ def _sem(smooth):
     return None
 
 
+def prior_knowledge(problem, W):
+    """Constraints on W read as prior knowledge: ((allowed, required), None), or (None, why not).
+
+    Each constraint must be affine in W alone with one entry per row: ``W[i, j] == 0`` forbids i → j
+    (od.forbid, od.tiers), rows marked by od.require add required edges. Anything else is refused by name."""
+    from ..lower.sparse_affine import NotAffine, SparseAffineLowering
+    d = W.shape[0]
+    allowed, required = np.ones((d, d), bool), []
+    low = SparseAffineLowering([W], [0], W.size)
+    nearest = ("the DAG backend takes prior knowledge as W[i, j] == 0 rows (od.forbid, od.tiers, od.require)")
+    for c in problem.constraints:
+        if set(c.expr.variables()) - {W}:
+            return None, f"constraint {c.name!r} reads variables other than {W.name!r}; {nearest}"
+        try:
+            aff = low.lower(c.expr)
+        except NotAffine:
+            return None, f"constraint {c.name!r} is not affine in {W.name!r}; {nearest}"
+        A = aff.A.tocsr()
+        if c.kind != "eq" or np.any(np.diff(A.indptr) != 1) or np.any(aff.b.reshape(-1) != 0):
+            return None, (f"constraint {c.name!r} is not of the form W[i, j] == 0 (sign bounds and general "
+                          f"constraints on W are not supported); {nearest}")
+        for k in A.indices:
+            allowed[k // d, k % d] = False
+        req = c.expr.attrs.get("required_edges") if hasattr(c.expr, "attrs") else None
+        required += list(req or ())
+    return (allowed, required), None
+
+
 class DagBackend(Backend):
     name = "dag"
     description = "acyclic weighted adjacency matrices: NOTEARS, log-det, TOPO swaps, CoLiDE"
-    supports = frozenset({"acyclic", "nonsmooth", "opaque"})
+    supports = frozenset({"acyclic", "nonsmooth", "opaque", "equality"})
     structure = frozenset({"acyclic"})
     cost = 1.0
     certificates = ("h(W)", "is_dag")
@@ -73,8 +101,10 @@ class DagBackend(Backend):
         acyc = problem.extensions.get("acyclic") or []
         if len(acyc) != 1:
             return "needs exactly one od.acyclic(W) constraint"
-        if problem.constraints:
-            return "takes no constraints besides od.acyclic(W)"
+        (_, W), = acyc
+        why = prior_knowledge(problem, W)[1]
+        if why:
+            return why
         return None
 
     def solve(self, compiled, problem, options, callback):
@@ -89,13 +119,19 @@ class DagBackend(Backend):
         sem = _sem(smooth) if not others else None
         method = options["method"]
         truth = _load_truth(options["truth"], d)
+        (allowed, required), _ = prior_knowledge(problem, W)
+        prior = {}
+        if (not allowed.all() or required) and sem is not None:  # prior knowledge (od.forbid / require / tiers)
+            prior = {"allowed": allowed, "required": tuple(required)}
+        elif not allowed.all():  # any other loss: the mask of fit (required edges: their reverse is forbidden)
+            prior = {"mask": allowed}
         if sem is not None and method in ("auto", "topo", "colide", "notears", "logdet"):
             n_samples, d_vars = sem["X"].shape
             # TOPO needs a positive-definite sample covariance, which n < d cannot give
             auto = "topo" if sem["kind"] == "l2" and n_samples > d_vars else "logdet"
             m = auto if method == "auto" else method
             out = dagsolvers.learn(sem["X"], method=m, loss=sem["kind"], lambda1=lam if m != "topo" else None,
-                                   B_true=truth, dtype=torch.float64, **common)
+                                   B_true=truth, dtype=torch.float64, **prior, **common)
             params = []
         else:
             if method in ("topo", "colide"):
@@ -110,7 +146,7 @@ class DagBackend(Backend):
             p0 = [torch.as_tensor(v.value if v.value is not None else 0.01 * np.random.default_rng(0).standard_normal(v.shape),
                                   dtype=torch.float64) for v in others]
             out = dagsolvers.fit(loss_fn, d, acyclicity="expm" if method == "notears" else "logdet", lambda1=lam,
-                                 params=p0 or None, dtype=torch.float64, **common)
+                                 params=p0 or None, dtype=torch.float64, mask=prior.get("mask"), **common)
             params = out.extras.get("params", [])
             if truth is not None:
                 out.extras["metrics"] = dagsolvers.count_accuracy(truth, out.x)

@@ -78,7 +78,7 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
           w_threshold: Optional[float] = 0.3, refine: bool = False, B_true=None,
           names: Optional[Sequence[str]] = None, max_iter: Optional[int] = None, tol: Optional[float] = None,
           time_limit: Optional[float] = None, callback: Optional[Callable] = None, device=None, dtype=None,
-          **options) -> SolverOutput:
+          allowed=None, required=(), **options) -> SolverOutput:
     """Learn a DAG W (W_ij ≠ 0 ⇔ edge i → j) from data X (n, d).
 
     method: 'topo' (default for loss='l2'), 'logdet' (default otherwise), 'notears', 'colide'.
@@ -89,6 +89,8 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
     thresholded result (TOPO as post-processing) and from the greedy order, keeping the lower score
     (extras["refine_start"] says which). B_true: true graph → extras["metrics"] (shd, tpr, fdr, ...).
     Options are passed to the method (e.g. T, mu_factor, s for logdet; variance for colide; init for topo).
+    Prior knowledge: ``allowed`` (d, d) boolean, False = forbidden edge; ``required`` edges (i, j) (TOPO keeps
+    them; notears/logdet forbid the reverse edge only); TOPO then runs its masked swap search (`topo_prior`).
     Returns SolverOutput: x = thresholded W (always a DAG), extras W_raw / edges / order / metrics,
     certificates h(W) (of x, 0 for a DAG) and h(W_raw).
     """
@@ -114,7 +116,19 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
         common["max_iter"] = max_iter
     if tol is not None:
         common["tol"] = tol
-    if method == "topo":
+    prior = allowed is not None or bool(required)
+    if prior and method == "colide":
+        raise ValueError("method='colide' does not take prior knowledge (forbidden/required edges); use topo, "
+                         "notears or logdet")
+    if prior and method != "topo":
+        mask = np.ones((d, d), bool) if allowed is None else np.asarray(allowed, bool).copy()
+        for i, j in required:
+            mask[j, i] = False
+        options["mask"] = mask
+    if prior and method == "topo":
+        from optdsl.solvers.dag.topo_prior import topo_prior
+        out = topo_prior(X, allowed=allowed, required=required, w_threshold=w_threshold, **common, **options)
+    elif method == "topo":
         out = topo(X, lambda1=lam, w_threshold=w_threshold, **common, **options)
     elif method == "colide":
         out = colide(X, lambda1=lam, **common, **options)
@@ -141,7 +155,8 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
         out.certificates.pop("h_logdet(W)", None)
         out.solve_time += topo_time
         out.message += f"; refined by TOPO swaps from the {start} order (score {ref.objective:.6g})"
-    return _finish(out, w_threshold, names, B_true)
+    # topo_prior thresholds itself, keeping required edges whatever their weight
+    return _finish(out, None if prior and method == "topo" else w_threshold, names, B_true)
 
 
 def fit(loss_fn: Callable, d: int, *, acyclicity: str = "logdet", lambda1: float = 0.0, params=None,

@@ -9,11 +9,15 @@ remaining 1197 digits held out as a test split. Softmax regression, 64 x 10 weig
 
 Known answer (a bound, not a point: the problem is nonconvex in x): the baseline is the follower alone with
 uniform weights (x = 0), fitted below with scipy's L-BFGS on a numpy loss (not optdsl). Measured here:
-baseline validation CE 1.003, test accuracy 0.770. The penalty method with OPTIONS (30 leader steps, ~1 s)
-reaches validation CE 0.40 and test accuracy 0.928 (implicit baseline, same steps: 0.47 and 0.918), and the
-learned weights sigmoid(x) average ~0.16 on the corrupted examples vs ~0.78 on the clean ones. EXPECTED:
-validation CE <= baseline − 0.3 (``objective`` with ``upper``), and test accuracy >= baseline + 0.10
-(``accuracy_margin``; checked by tests/test_bilevel_models.py with ``accuracy``).
+baseline validation CE 1.003, test accuracy 0.770. A plain ``m.solve()`` (method "auto" -> "hyper": L-BFGS-B
+on the validation loss of the exactly trained classifier, Newton follower preconditioned by its Hessian's
+pseudo-inverse - the softmax bias shift is a flat direction of both levels) reaches validation CE 0.250 and
+test accuracy ~0.937 after 30 leader iterations (~17 s) and stops stationary after ~150 (1-3 minutes
+on a busy 2-core machine). The penalty method with PENALTY_OPTIONS (30 leader steps, ~1 s) reaches validation CE
+0.40 and test accuracy 0.928 (implicit baseline, same steps: 0.47 and 0.918), and the learned weights
+sigmoid(x) average ~0.16 on the corrupted examples vs ~0.78 on the clean ones. EXPECTED: validation CE <=
+baseline − 0.3 (``objective`` with ``upper``), and test accuracy >= baseline + 0.10 (``accuracy_margin``;
+checked by tests/test_bilevel_models.py with ``accuracy``).
 """
 import numpy as np
 from scipy.optimize import minimize
@@ -82,12 +86,13 @@ def _baseline() -> dict:
 
 
 BASELINE = _baseline()
-OPTIONS = {"method": "penalty", "sigma": 0.1, "lr_x": 100.0, "lr_y": 1.0, "inner_steps": 10, "max_iter": 30}
+# a non-default method: the value-function penalty with tuned steps, a fixed budget (ends ITERATION_LIMIT)
+PENALTY_OPTIONS = {"method": "penalty", "sigma": 0.1, "lr_x": 100.0, "lr_y": 1.0, "inner_steps": 10, "max_iter": 30}
 EXPECTED = {"objective": BASELINE["val_loss"] - 0.3, "upper": True,
             "accuracy_baseline": BASELINE["accuracy"], "accuracy_margin": 0.10}
 SOLVERS = ["bilevel"]
 
 if __name__ == "__main__":
-    res = build().solve(**OPTIONS)
+    res = build().solve()
     print(res)
     print(f"test accuracy {accuracy(res.values):.3f} (uniform weights: {BASELINE['accuracy']:.3f})")

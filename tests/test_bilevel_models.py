@@ -1,7 +1,9 @@
-"""The bilevel gallery (problems/bilevel_*.py) through the modeling layer: known answers by the penalty method
-and the implicit baseline, the lower-level gap certificate, printing, bad input and the CLI.
+"""The bilevel gallery (problems/bilevel_*.py) through the modeling layer: plain ``m.solve()`` (method "auto")
+meets each file's EXPECTED, the non-default methods (penalty, LV-HBA, nested penalties, implicit) reach their
+own known points, the lower-level gap certificate, printing, bad input and the CLI.
 
 Tolerances (measured values in brackets, on this machine):
+* plain m.solve() ("hyper"): quadratic toy, ridge, constrained follower and three levels to 1e-6 [< 1e-9].
 * quadratic toy: penalty = the closed-form penalty point x_σ to 1e-6 [5e-8], x* to 5e-3 [4e-4 = the O(σ)
   bias, σ = 1e-3]; implicit = x* to 1e-6 [4e-8].
 * ridge: penalty = t_σ (closed-form ψ_σ, bounded search) to 1e-5 [2e-6], t* to 2e-3 [6e-4]; implicit = t* to
@@ -36,10 +38,11 @@ def load(name):
     return _CACHE[name]
 
 
-def solve(name, **over):
+def solve(name, options="PENALTY_OPTIONS", **over):
+    """Solve a gallery file with one of its named option sets (a non-default method), overridden by ``over``."""
     mod = load(name)
     m = mod.build()
-    opts = {**mod.OPTIONS, **over}
+    opts = {**getattr(mod, options, {}), **over}
     return mod, m, m.solve(**{k: v for k, v in opts.items() if v is not None})
 
 
@@ -49,16 +52,40 @@ def solve(name, **over):
 def test_gallery_file_is_well_formed(name):
     mod = load(name)
     assert mod.__doc__ and "Known answer" in mod.__doc__
-    assert mod.SOLVERS == ["bilevel"] and isinstance(mod.OPTIONS, dict) and "objective" in mod.EXPECTED
+    assert mod.SOLVERS == ["bilevel"] and "objective" in mod.EXPECTED
+    # the file is solved by its defaults: no OPTIONS (named option sets show non-default methods)
+    assert not hasattr(mod, "OPTIONS")
     m = mod.build()
     assert "bilevel" in m.tags() and m.plan().backend.name == "bilevel"
 
 
 # --- known answers ----------------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("name", ["bilevel_quadratic_toy", "bilevel_ridge_tuning", "bilevel_constrained_lower",
+                                  "bilevel_three_level"])
+def test_plain_solve_meets_expected(name):
+    mod = load(name)
+    r = mod.build().solve()
+    exp = mod.EXPECTED
+    assert r.status == Status.LOCALLY_OPTIMAL, r.message
+    assert r.certificates["relative_stationarity"] <= 1e-6
+    for k, want in exp["values"].items():
+        np.testing.assert_allclose(r.values[k], want, atol=exp["atol_values"], rtol=0, err_msg=k)
+    assert r.objective == pytest.approx(exp["objective"], rel=exp["rtol"])
+    assert abs(r.certificates["lower_level_gap"]) < 1e-8
+    assert r.iterations <= 10          # measured: 2 (three levels) to 6 (quadratic toy) leader iterations
+
+
+def test_constrained_follower_multiplier_by_name():
+    mod = load("bilevel_constrained_lower")
+    r = mod.build().solve()
+    assert float(r.duals["budget"]) == pytest.approx(mod.MULTIPLIER, abs=1e-6)
+    assert r.certificates["lower_infeasibility"] < 1e-12
+
+
 def test_quadratic_toy_penalty_lands_on_the_closed_form_penalty_point():
     mod, m, r = solve("bilevel_quadratic_toy")
-    xs, ys = mod.penalty_point(mod.OPTIONS["sigma"])
+    xs, ys = mod.penalty_point(mod.PENALTY_OPTIONS["sigma"])
     assert r.solver == "bilevel" and r.status == Status.LOCALLY_OPTIMAL, r.message
     np.testing.assert_allclose(r.values["x"], xs, atol=1e-6)
     np.testing.assert_allclose(r.values["y"], ys, atol=1e-6)
@@ -66,13 +93,12 @@ def test_quadratic_toy_penalty_lands_on_the_closed_form_penalty_point():
     bias = [np.abs(mod.penalty_point(s)[0] - mod.X_STAR).max() for s in (1e-2, 1e-3, 1e-4)]
     assert 2e-4 < bias[1] < 1e-3 and bias[0] / bias[1] == pytest.approx(10, rel=0.1)
     assert bias[1] / bias[2] == pytest.approx(10, rel=0.02)
-    exp = mod.EXPECTED
-    np.testing.assert_allclose(r.values["x"], mod.X_STAR, atol=exp["atol_values"])
-    assert r.objective == pytest.approx(mod.F_STAR, rel=exp["rtol"])
+    np.testing.assert_allclose(r.values["x"], mod.X_STAR, atol=5e-3)
+    assert r.objective == pytest.approx(mod.F_STAR, rel=1e-2)
     # y_σ is O(σ) off the follower's argmin: the certificate is small, nonnegative, and the inner solve converged
     assert 0 <= r.certificates["lower_level_gap"] < 1e-5
     assert r.certificates["lower_level_gap_residual"] < 1e-6
-    assert r.certificates["stationarity"] <= mod.OPTIONS["tol"]
+    assert r.certificates["stationarity"] <= mod.PENALTY_OPTIONS["tol"]
 
 
 def test_quadratic_toy_implicit_baseline_reaches_the_exact_solution():
@@ -96,13 +122,13 @@ def test_ridge_answer_agrees_with_the_tensor_level_generator():
 def test_ridge_tuning_by_penalty_and_its_bias():
     mod, m, r = solve("bilevel_ridge_tuning")
     assert r.status == Status.LOCALLY_OPTIMAL, r.message
-    t_sigma = mod._argmin(lambda t: mod.penalty_value(t, mod.OPTIONS["sigma"]))
+    t_sigma = mod._argmin(lambda t: mod.penalty_value(t, mod.PENALTY_OPTIONS["sigma"]))
     assert float(r.values["t"]) == pytest.approx(t_sigma, abs=1e-5)
     assert 1e-4 < abs(t_sigma - mod.T_STAR) < 2e-3                 # the O(σ) bias, σ = 1e-3
     assert float(r.values["t"]) == pytest.approx(mod.T_STAR, abs=2e-3)
-    assert r.objective == pytest.approx(mod.F_STAR, rel=mod.EXPECTED["rtol"])
+    assert r.objective == pytest.approx(mod.F_STAR, rel=5e-3)
     assert 0 <= r.certificates["lower_level_gap"] < 1e-4
-    assert r.certificates["sigma"] == mod.OPTIONS["sigma"]
+    assert r.certificates["sigma"] == mod.PENALTY_OPTIONS["sigma"]
 
 
 def test_ridge_tuning_by_implicit_baseline():
@@ -129,6 +155,33 @@ def test_hyper_cleaning_beats_training_on_corrupted_labels(method):
     assert 0 <= r.certificates["lower_level_gap"] < 0.05
 
 
+def _check_hyper_cleaning(mod, r):
+    assert r.objective == pytest.approx(mod.validation_loss(r.values), rel=1e-9)
+    assert r.objective <= mod.EXPECTED["objective"], r.objective
+    acc = mod.accuracy(r.values, "test")
+    assert acc >= mod.EXPECTED["accuracy_baseline"] + mod.EXPECTED["accuracy_margin"], acc
+    w = 1 / (1 + np.exp(-r.values["x"]))
+    assert w[mod.CORRUPTED].mean() < w[~mod.CORRUPTED].mean() - 0.4
+
+
+def test_hyper_cleaning_default_method_on_a_budget():
+    # the default ("hyper") with 5 leader iterations already beats the bound [val CE 0.263, measured]
+    mod = load("bilevel_hyper_cleaning")
+    r = mod.build().solve(max_iter=5)
+    assert r.status == Status.ITERATION_LIMIT and r.iterations == 5
+    _check_hyper_cleaning(mod, r)
+
+
+@pytest.mark.slow
+def test_hyper_cleaning_plain_solve_is_stationary():
+    mod = load("bilevel_hyper_cleaning")
+    r = mod.build().solve()
+    assert r.status == Status.LOCALLY_OPTIMAL, r.message
+    assert r.certificates["relative_stationarity"] <= 1e-5
+    _check_hyper_cleaning(mod, r)
+    assert abs(r.certificates["lower_level_gap"]) < 1e-8
+
+
 def test_hyper_cleaning_baseline_is_the_follower_at_uniform_weights():
     mod = load("bilevel_hyper_cleaning")
     base = mod.BASELINE
@@ -148,7 +201,7 @@ def test_hyper_cleaning_baseline_is_the_follower_at_uniform_weights():
 
 
 def test_constrained_follower_by_lvhba():
-    mod, m, r = solve("bilevel_constrained_lower")
+    mod, m, r = solve("bilevel_constrained_lower", "LVHBA_OPTIONS")
     x, y = float(r.values["x"]), r.values["y"]
     assert r.primal_status == od.PrimalStatus.FEASIBLE_POINT and r.status == Status.ITERATION_LIMIT
     assert x == pytest.approx(mod.X_STAR, abs=5e-3)
@@ -160,14 +213,15 @@ def test_constrained_follower_by_lvhba():
     assert abs(r.certificates["lower_level_gap"]) < 1e-6   # measured -8e-9 (the docs promise >= 0; roundoff)
 
 
-def test_constrained_follower_routes_penalty_and_auto_to_lvhba_and_rejects_implicit():
+def test_constrained_follower_named_methods_run_or_say_why():
     mod = load("bilevel_constrained_lower")
-    runs = [mod.build().solve(method=meth, max_iter=5).values for meth in ("lvhba", "penalty", "auto")]
-    for other in runs[1:]:
-        for k in ("x", "y"):
-            np.testing.assert_array_equal(other[k], runs[0][k])
-    with pytest.raises(ValueError, match="lvhba"):
-        mod.build().solve(method="implicit")
+    r = mod.build().solve(method="lvhba", max_iter=5)
+    assert r.iterations == 5 and r.status == Status.ITERATION_LIMIT
+    r = mod.build().solve(method="hyper")
+    assert r.status == Status.LOCALLY_OPTIMAL and float(r.values["x"]) == pytest.approx(mod.X_STAR, abs=1e-6)
+    for meth in ("penalty", "implicit", "unrolled", "borep"):
+        with pytest.raises(ValueError, match=rf"method='{meth}' handles followers without constraints.*'lvhba'"):
+            mod.build().solve(method=meth)
 
 
 def test_three_levels_by_nested_penalties():
@@ -175,6 +229,7 @@ def test_three_levels_by_nested_penalties():
     assert r.status == Status.LOCALLY_OPTIMAL, r.message
     x, y, z = (float(r.values[k]) for k in "xyz")
     assert x == pytest.approx(mod.X_STAR, abs=1e-2) and x > 2.55     # 2.5 would mean z was treated as fixed
+    assert abs(x - mod.X_STAR) > 1e-4                                 # the O(σ) bias the exact default avoids
     assert y == pytest.approx(mod.Y_STAR, abs=2e-2) and z == pytest.approx(mod.Z_STAR, abs=2e-2)
     assert r.objective == pytest.approx(mod.F_STAR, rel=1e-2)
     assert 0 <= r.certificates["lower_level_gap"] < 1e-3
@@ -299,7 +354,11 @@ def test_bad_level_objective_and_options():
 def test_cli_solves_a_bilevel_file(capsys):
     from optdsl.cli import main
     path = str(ROOT / "bilevel_quadratic_toy.py")
-    # the CLI does not read the file's OPTIONS: the leader/follower steps are passed as flags
+    rc = main(["solve", path, "-q"])                  # no options: the defaults reach the answer
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "LOCALLY_OPTIMAL" in out and "objective=0.83904" in out
+    # a named method with its flags still works
     rc = main(["solve", path, "--method", "implicit", "--lr-x", "0.3", "--lr-y", "0.4", "-q"])
     out = capsys.readouterr().out
     assert rc == 0, out

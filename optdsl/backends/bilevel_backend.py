@@ -144,9 +144,10 @@ class BilevelBackend(Backend):
             x, y = out.x if out.x is not None else (None, None)
             pairs = list(zip(leader, x or ())) + list(zip(follower, y or ()))
         else:
-            if options["method"] not in ("auto", "penalty"):
-                raise ValueError(f"three or more levels are solved by nested value-function penalties; "
-                                 f"method={options['method']!r} is only available for two levels")
+            if options["method"] not in ("auto", "hyper", "penalty"):
+                raise ValueError(f"three or more levels are solved exactly (auto/hyper: three levels) or by nested "
+                                 f"value-function penalties (penalty); method={options['method']!r} is only "
+                                 f"available for two levels")
             chain = [leader] + [list(lv.variables) for lv in levels]
             exprs = [(problem.objective, sign(problem.sense))] + [(lv.objective, sign(lv.sense)) for lv in levels]
 
@@ -159,11 +160,12 @@ class BilevelBackend(Backend):
                     return ev(expr, env, s)
                 return fn
             starts = [start(block[0]) if len(block) == 1 else tuple(start(v) for v in block) for block in chain]
-            # nested penalties need gentler steps than two levels (the tested settings of solve_multilevel)
-            ml = {"sigma": 0.02, "lr_x": 0.3, "lr_y": 0.01, "inner_steps": 20, "max_iter": 200, **kw}
-            out = bilevel.solve_multilevel([level_fn(e, s) for e, s in exprs], starts,
-                                           sigmas=[ml["sigma"]] * (len(chain) - 2), inner_lr=1.0,
-                                           method="penalty" if options["method"] == "auto" else options["method"], **ml)
+            if options["method"] == "penalty":
+                # nested penalties need gentler steps than two levels (the tested settings of solve_multilevel)
+                kw = {**bilevel.multilevel.NESTED_DEFAULTS, **kw}
+                kw["sigmas"] = [kw["sigma"]] * (len(chain) - 2)
+            out = bilevel.solve_multilevel([level_fn(e, s) for e, s in exprs], starts, inner_lr=1.0,
+                                           method=options["method"], **kw)
             pairs = []
             if out.x is not None:
                 u1, rest = out.x

@@ -12,7 +12,7 @@ One functional entry point, `solve(f, g, x0, y0, method=...)`, over these method
 * `implicit`   implicit-differentiation baseline (CG / Neumann on Hessian-vector products); `hypergradient`
 * `unrolled`   differentiate through K inner steps (baseline; memory grows with K)
 * `gap`        lower-level optimality gap certificate g(x, y) - min_z g(x, z)
-* `multilevel` three or more levels by nesting the penalty (`solve_multilevel`)
+* `multilevel` three levels exactly (stationarity reduction + hyper), more by nesting the penalty
 * `testing`    problem generators with known solutions
 
 Variables ``x`` and ``y`` are tensors or tuples of tensors; ``f(x, y)`` and ``g(x, y)`` get them in the same
@@ -25,7 +25,7 @@ from .gap import GapResult, lower_level_gap
 from .hyper import NotStronglyConvex, hyper
 from .implicit import SingularHessian, hypergradient, implicit
 from .lvhba import lvhba
-from .multilevel import ValueFunction, penalize_levels, solve_multilevel
+from .multilevel import ValueFunction, penalize_levels, solve_multilevel, stationarity_reduction
 from .penalty import penalty, sigma_schedule
 from .scalebio import scalebio
 from .unrolled import unrolled
@@ -42,7 +42,7 @@ def solve(f, g, x0, y0, *, method: str = "auto", lower_constraints=None, **optio
 
     ``method``: "auto" (default: chosen by structure, see `auto`) | "hyper" | "penalty" | "borep" | "lvhba" |
     "scalebio" | "implicit" | "unrolled". A method named is the method that runs: ``lower_constraints`` (or
-    ``lower_equalities``) need "lvhba" or "auto", and any other name raises. Common options: ``proj_x``,
+    ``lower_equalities``) need "lvhba", "hyper" or "auto", and any other name raises. Common options: ``proj_x``,
     ``proj_y``, ``batches``, ``eval_batch``, ``max_iter``, ``tol``, ``time_limit``, ``callback``, ``device``,
     ``dtype``; ``bounds_x = (lo, hi)`` (the leader's box, for "hyper"/"auto"); method options: ``lr_x``,
     ``lr_y``, ``inner_steps``, ``sigma`` (penalty), ``period``/``momentum`` (borep),
@@ -55,9 +55,11 @@ def solve(f, g, x0, y0, *, method: str = "auto", lower_constraints=None, **optio
     if method == "auto":
         return auto(f, g, x0, y0, lower_constraints=lower_constraints, **options)
     constrained = lower_constraints is not None or options.get("lower_equalities") is not None
+    if method == "hyper":
+        return hyper(f, g, x0, y0, lower_constraints=lower_constraints, **options)
     if constrained and method != "lvhba":
         raise ValueError(f"method={method!r} handles followers without constraints; this follower has "
-                         f"constraints (lower_constraints/lower_equalities): use method='lvhba' or 'auto'")
+                         f"constraints (lower_constraints/lower_equalities): use method='lvhba', 'hyper' or 'auto'")
     if method == "lvhba":
         if not constrained:
             raise ValueError("method='lvhba' needs lower_constraints (h(x, y) <= 0) or lower_equalities")
@@ -72,7 +74,8 @@ def solve(f, g, x0, y0, *, method: str = "auto", lower_constraints=None, **optio
 def auto(f, g, x0, y0, *, lower_constraints=None, **options):
     """The method chosen by structure; the result's ``extras["method"]`` names what ran.
 
-    * follower constraints: LV-HBA;
+    * follower constraints: `hyper` through the follower's KKT system when the follower is small and its
+      Hessian positive definite on the active constraints, else LV-HBA;
     * stochastic oracles (``batches``) or follower bounds (``proj_y``): the penalty method with sigma driven
       to zero (`penalty` with its scale-free defaults);
     * otherwise the exact hyper-objective method (`hyper`); when the follower turns out not to be strongly
@@ -84,7 +87,16 @@ def auto(f, g, x0, y0, *, lower_constraints=None, **options):
                          f"named method: pass method=... with them")
     bounds = options.pop("bounds_x", None)
     if lower_constraints is not None or options.get("lower_equalities") is not None:
-        return lvhba(f, g, x0, y0, lower_constraints=lower_constraints, **options)
+        if options.get("batches") is None and options.get("proj_y") is None:
+            try:   # a small smooth follower: exact, through its KKT system
+                return hyper(f, g, x0, y0, bounds_x=bounds, lower_constraints=lower_constraints, **options)
+            except (NotStronglyConvex, ValueError) as e:
+                why = str(e)
+        else:
+            why = "stochastic oracles or follower bounds"
+        out = lvhba(f, g, x0, y0, lower_constraints=lower_constraints, **options)
+        out.extras["fallback"] = why
+        return out
     if options.get("batches") is None and options.get("proj_y") is None:
         try:
             return hyper(f, g, x0, y0, bounds_x=bounds, **options)
@@ -97,4 +109,4 @@ def auto(f, g, x0, y0, *, lower_constraints=None, **options):
 
 __all__ = ["solve", "auto", "hyper", "NotStronglyConvex", "penalty", "sigma_schedule", "borep", "lvhba", "scalebio", "implicit", "hypergradient",
            "unrolled", "lower_level_gap", "GapResult", "SingularHessian", "ValueFunction", "penalize_levels",
-           "solve_multilevel", "METHODS"]
+           "solve_multilevel", "stationarity_reduction", "METHODS"]

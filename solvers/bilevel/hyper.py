@@ -20,7 +20,8 @@ With a general projection ``proj_x`` and no box, projected gradient with Barzila
 Armijo backtracking along the projection arc replaces L-BFGS-B.
 
 Converged (LOCALLY_OPTIMAL: F is nonconvex in general) when the projected gradient of F / s is at most
-``tol`` in the max-norm and the follower's last Newton step met ``ytol``.
+``tol`` in the max-norm and the follower's last Newton step met ``ytol`` — or at most 10 tol when L-BFGS-B
+can no longer decrease F in floating point (the message says which).
 """
 from __future__ import annotations
 
@@ -279,24 +280,45 @@ def detach_all(parts):
     return tuple(p.detach() for p in parts)
 
 
-def hyper(f, g, x0, y0, *, bounds_x=None, proj_x=None, proj_y=None, ytol: float = 1e-11, max_iter: int = 500,
-          tol: float = 1e-6, time_limit=None, callback=None, device=None, dtype=None, certify_gap: bool = True,
-          max_linear_iter=None, batches=None, eval_batch=None):
+KKT_MAX_FOLLOWER = 500   # a constrained follower is solved with dense KKT algebra: small ones only
+
+
+def hyper(f, g, x0, y0, *, bounds_x=None, proj_x=None, proj_y=None, lower_constraints=None, lower_equalities=None,
+          ytol: float = 1e-11, max_iter: int = 500, tol: float = 1e-6, time_limit=None, callback=None, device=None,
+          dtype=None, certify_gap: bool = True, max_linear_iter=None, batches=None, eval_batch=None):
     """L-BFGS-B on the hyper-objective F(x) = f(x, y*(x)) (see the module docstring).
 
     ``bounds_x = (lo, hi)``: per leader part, a number/array or None (the box L-BFGS-B works in); ``proj_x``
     a general projection (projected gradient then). The follower must be unconstrained (``proj_y`` None) and
     strongly convex in y; oracles deterministic (no ``batches``). Returns ``x = (x, y)``; certificates
     ``stationarity`` (max-norm projected gradient of F), ``relative_stationarity`` (of F / s, the test),
-    ``residual_y`` (|grad_y g| at y), ``lower_level_gap``.
+    ``residual_y`` (|grad_y g| at y), ``lower_level_gap``. With ``lower_constraints(x, y) <= 0`` and/or
+    ``lower_equalities(x, y) == 0`` the follower (up to KKT_MAX_FOLLOWER variables) is solved by SLSQP and
+    differentiated through its KKT system (`kkt_follower`); ``duals["lower"]`` holds its multipliers.
     """
     if batches is not None:
         raise ValueError("method='hyper' needs deterministic oracles; with batches use method='penalty'")
     if proj_y is not None:
         raise ValueError("method='hyper' needs an unconstrained follower (proj_y given); use method='penalty'")
+    h_all, m_in = None, 0
+    if lower_constraints is not None or lower_equalities is not None:
+        h_in, h_eq = lower_constraints, lower_equalities
+
+        def h_all(x, y, *b):
+            return torch.cat(([h_in(x, y, *b).reshape(-1)] if h_in is not None else []) +
+                             ([h_eq(x, y, *b).reshape(-1)] if h_eq is not None else []))
     S = Setup(f, g, x0, y0, proj_x=proj_x if bounds_x is None else None, max_iter=max_iter, tol=tol,
-              time_limit=time_limit, callback=callback, device=device, dtype=dtype)
+              time_limit=time_limit, callback=callback, device=device, dtype=dtype, lower_constraints=h_all)
     o = S.orc
+    kkt = None
+    if h_all is not None:
+        from .kkt_follower import KKTFollower
+        if S.ys.numel > KKT_MAX_FOLLOWER:
+            raise ValueError(f"method='hyper' with follower constraints takes followers of up to {KKT_MAX_FOLLOWER} "
+                             f"variables (dense KKT algebra), this one has {S.ys.numel}: use method='lvhba'")
+        with torch.no_grad():
+            m_in = 0 if h_in is None else h_in(S.xs.pack(S.x0), S.ys.pack(S.y0)).reshape(-1).numel()
+        kkt = KKTFollower(o, S.y0, m_in)
     like = S.x0
     lo, hi = _box(bounds_x, like)
     x_flat = np.clip(_flat(S.x0), lo, hi)
@@ -310,14 +332,27 @@ def hyper(f, g, x0, y0, *, bounds_x=None, proj_x=None, proj_y=None, ytol: float 
         if state["x"] is not None and np.array_equal(xv, state["x"]):
             return state["F"], state["grad"]
         x = _unflat(xv, like)
+        if kkt is not None:
+            F, hg, y, info = kkt.evaluate(x, state["y"])
+            info["step"] = 0.0 if info["kkt_residual"] <= 1e-7 and info["lower_infeasibility"] <= 1e-8 else math.inf
+            info["residual"] = info["kkt_residual"]
+            state.update(x=xv.copy(), y=y, F=F, grad=_flat(hg), info=info)
+            state["evals"] += 1
+            return state["F"], state["grad"]
         y, info = newton_follower(o, x, state["y"], lin, ytol=ytol)
         F, hg, v, hinfo = hypergradient_at(o, x, y, lin, v0=state["v"])
         state.update(x=xv.copy(), y=y, v=v, F=F, grad=_flat(hg), info={**info, **hinfo})
         state["evals"] += 1
         return state["F"], state["grad"]
 
+    general = bounds_x is None and proj_x is not None
+
     def pgrad(xv, gv):
-        return np.abs(np.clip(xv - gv, lo, hi) - xv).max() if xv.size else 0.0
+        """Max-norm of the projected gradient step P(x - grad) - x (the leader's box or projection)."""
+        if not xv.size:
+            return 0.0
+        xn = _flat(S.px(_unflat(xv - gv, like))) if general else np.clip(xv - gv, lo, hi)
+        return float(np.abs(xn - xv).max())
 
     status, msg, k, scale = None, "", 0, 1.0
     try:
@@ -337,7 +372,7 @@ def hyper(f, g, x0, y0, *, bounds_x=None, proj_x=None, proj_y=None, ytol: float 
 
         if pgrad(x_flat, G0 / scale) <= tol:
             xf = x_flat
-        elif bounds_x is None and proj_x is not None:
+        elif general:
             xf = _projected_gradient(evaluate, x_flat, scale, S, like, report, tol)
         else:
             from scipy.optimize import minimize
@@ -364,6 +399,11 @@ def hyper(f, g, x0, y0, *, bounds_x=None, proj_x=None, proj_y=None, ytol: float 
         elif pg <= tol and ok_y:
             status, msg = Status.LOCALLY_OPTIMAL, (f"hyper-objective stationary: projected hypergradient "
                                                    f"{pg:.2g} (relative to |F(x0)|) <= tol={tol:g}")
+        elif pg <= 10 * tol and ok_y and "REDUCTION OF F" in msg:
+            # L-BFGS-B can no longer decrease F in floating point: stationary as far as F resolves it
+            status, msg = Status.LOCALLY_OPTIMAL, (f"hyper-objective stationary to the precision of F: projected "
+                                                   f"hypergradient {pg:.2g} (relative to |F(x0)|, tol={tol:g}) "
+                                                   f"and no further decrease of F in floating point")
         elif it["k"] >= max_iter:
             status = Status.ITERATION_LIMIT
         else:
@@ -381,10 +421,24 @@ def hyper(f, g, x0, y0, *, bounds_x=None, proj_x=None, proj_y=None, ytol: float 
     certs = {"stationarity": pg * scale, "relative_stationarity": pg,
              "residual_y": state["info"].get("residual", math.nan),
              "linear_residual": state["info"].get("linear_residual", math.nan)}
+    if kkt is not None:
+        certs["lower_infeasibility"] = state["info"].get("lower_infeasibility", math.nan)
     out = S.conclude(o, x, y, status, msg, k, certs, {"v": None if state["v"] is None else S.ys.pack(state["v"]),
                                                        "method": "hyper", "scale": scale,
                                                        "factorizations": lin.factorizations},
-                     certify_gap=certify_gap)
+                     certify_gap=certify_gap and kkt is None)
+    if kkt is not None:
+        m = int(h_all(S.xs.pack(x), S.ys.pack(y)).numel())
+        out.duals["lower"] = torch.as_tensor(kkt.multipliers(m), dtype=S.dtype)
+        if certify_gap and status != Status.NUMERICAL_ERROR:
+            from .gap import certify
+
+            def h_ineq(xx, yy, *bt):   # equalities as two-sided inequalities for the gap's inner solve
+                v = h_all(xx, yy, *bt)
+                return torch.cat([v[:m_in], v[m_in:], -v[m_in:]])
+            c = certify(S.f, S.g, S.xs, S.ys, x, y, lower_constraints=h_ineq)
+            c.pop("lower_infeasibility", None)
+            out.certificates.update({k2: float(v2) for k2, v2 in c.items() if not isinstance(v2, str)})
     out.iterations = k + 1 if S.budget.history else 0
     return out
 

@@ -12,6 +12,12 @@ the top is an ordinary bilevel problem: min_{u_1} f_1 s.t. (u_2..u_L) in argmin 
 any first-order method. V is evaluated by a warm-started inner gradient solve and differentiated by Danskin's
 theorem: V(u) = G(u, w~) with w~ the (detached) inner minimizer, so autograd of `ValueFunction` gives
 grad_u G(u, w~) without differentiating the inner solve.
+
+Exact for three levels (`stationarity_reduction`, the default ``method="auto"``): when the bottom level is
+strongly convex in u_3, u_3*(u_1, u_2) is the unique root of grad_{u_3} f_3 = 0, so the middle level is
+min_{u_2, u_3} f_2 s.t. grad_{u_3} f_3(u_1, u_2, u_3) = 0 — a two-level problem with an equality-constrained
+follower, which `hyper` solves through the follower's KKT system (no sigma, no bias). Where that does not
+apply (a bottom or middle level not strongly convex, more levels) the nested penalties run.
 """
 from __future__ import annotations
 
@@ -67,13 +73,60 @@ def penalize_levels(levels: Sequence[Callable], starts: Sequence[torch.Tensor], 
     return G
 
 
+def stationarity_reduction(levels: Sequence[Callable]):
+    """Three levels [f_1, f_2, f_3] -> (f, g, e) on (x = u_1, w = (u_2, u_3)): f(x, w) = f_1, g(x, w) = f_2 and
+    the middle level's equality e(x, w) = grad_{u_3} f_3(u_1, u_2, u_3) = 0 (differentiable: create_graph)."""
+    if len(levels) != 3:
+        raise ValueError(f"the stationarity reduction takes three levels, got {len(levels)}")
+    f1, f2, f3 = levels
+
+    def e(x, w):
+        u2, u3 = w
+        with torch.enable_grad():
+            z = u3 if u3.requires_grad else u3.detach().requires_grad_(True)
+            val = f3(x, u2, z)
+            (gz,) = torch.autograd.grad(val, z, create_graph=True)
+        return gz.reshape(-1)
+    return (lambda x, w: f1(x, *w)), (lambda x, w: f2(x, *w)), e
+
+
+# nested penalties need gentle steps (the tested settings of the three-level toy)
+NESTED_DEFAULTS = {"sigma": 0.02, "lr_x": 0.3, "lr_y": 0.01, "inner_steps": 20, "max_iter": 200}
+
+
 def solve_multilevel(levels: Sequence[Callable], starts: Sequence[torch.Tensor], *, sigmas=None,
                      inner_sigma_steps: int = 500, inner_lr: float = 0.1, method: str = "penalty", **kw):
-    """Solve an L-level problem (L >= 3) by nesting: the top level calls `solve` with the follower objective
-    `penalize_levels` (..). Returns the SolverOutput of the top solve with ``x = (u_1, (u_2, ..., u_L))``.
-    ``sigmas`` default to 1e-2 for every inner pair; ``kw`` goes to `solve` (sigma, lr_x, lr_y, ...)."""
-    from . import solve
+    """Solve an L-level problem (L >= 3). ``method="auto"``: three levels by `stationarity_reduction` and
+    `hyper` (exact), falling back to nested penalties (`NESTED_DEFAULTS`) when a level is not strongly
+    convex; ``"hyper"``: the reduction only; any other method: nesting — the top level calls `solve` with the
+    follower objective `penalize_levels` (..). Returns the SolverOutput of the top solve with
+    ``x = (u_1, (u_2, ..., u_L))``. ``sigmas`` default to 1e-2 for every inner pair; ``kw`` goes to `solve`
+    (sigma, lr_x, lr_y, ...)."""
+    from . import COMMON, solve
+    from .hyper import NotStronglyConvex, hyper
     L = len(levels)
+    if method in ("auto", "hyper"):
+        extra = sorted(set(kw) - COMMON)
+        if extra:
+            raise ValueError(f"method={method!r} chooses its own settings; options {extra} belong to "
+                             f"method='penalty' (nested penalties)")
+        why = "more than three levels"
+        if L == 3:
+            f, g, e = stationarity_reduction(levels)
+            try:
+                return hyper(f, g, starts[0], tuple(starts[1:]), lower_equalities=e, **kw)
+            except NotStronglyConvex as err:
+                if method == "hyper":
+                    raise
+                why = str(err)
+        elif method == "hyper":
+            raise ValueError(f"method='hyper' solves three levels exactly; this chain has {L}: use method='penalty'")
+        kw = {**NESTED_DEFAULTS, **kw}
+        sigmas = sigmas if sigmas is not None else [kw["sigma"]] * (L - 2)
+        out = solve_multilevel(levels, starts, sigmas=sigmas, inner_sigma_steps=inner_sigma_steps,
+                               inner_lr=1.0, method="penalty", **kw)
+        out.extras["fallback"] = why
+        return out
     sigmas = [1e-2] * (L - 2) if sigmas is None else list(sigmas)
     G = penalize_levels(levels, starts, sigmas, inner_steps=inner_sigma_steps, inner_lr=inner_lr)
     f1 = levels[0]

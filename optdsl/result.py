@@ -98,8 +98,13 @@ class Result:
 
     @classmethod
     def load(cls, path: str) -> "Result":
+        """Read a result written by :meth:`save` (a file of another kind: a ValueError naming ``path``)."""
         with open(path, encoding="utf-8") as fh:
-            return cls.from_dict(json.loads(fh.read()))
+            text = fh.read()
+        try:
+            return cls.from_dict(json.loads(text))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is not a saved optdsl Result ({type(exc).__name__}: {exc})") from None
 
     @classmethod
     def from_dict(cls, d: dict) -> "Result":

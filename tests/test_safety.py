@@ -556,3 +556,11 @@ def test_an_unwritable_edge_list_keeps_the_dag_result(tmp_path, capsys):
     cap = capsys.readouterr()
     assert "LOCALLY_OPTIMAL" in cap.out
     assert cap.err.strip() == f"error: cannot write {target}: folder {target.parent} does not exist"
+
+
+@pytest.mark.parametrize("text", ['{"status": "OPTIMAL"', '[1, 2]', '{"status": "GREAT", "primal_status": "x"}'])
+def test_loading_something_else_as_a_result_names_the_file(tmp_path, text):
+    path = tmp_path / "r.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="r.json is not a saved optdsl Result"):
+        od.Result.load(str(path))

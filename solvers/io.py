@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from contextlib import contextmanager
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterator, Optional, Union
 
 try:  # POSIX; on other systems the lock is a no-op and atomic_write still never tears a file
     import fcntl
@@ -38,7 +38,8 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def atomic_write(path: Union[str, os.PathLike], data: Union[str, bytes, Writer], *, binary: bool = None) -> None:
+def atomic_write(path: Union[str, os.PathLike], data: Union[str, bytes, Writer], *,
+                 binary: Optional[bool] = None) -> None:
     """Replace ``path`` by ``data`` atomically.
 
     ``data``: text, bytes, or a function ``write(fh)`` that writes to an open file (``torch.save``,

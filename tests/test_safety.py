@@ -288,8 +288,8 @@ def _limit_file_size():
 def test_a_write_under_ulimit_f_keeps_the_previous_file(tmp_path):
     path = tmp_path / "state.json"
     path.write_text("previous")
-    proc = subprocess.run([sys.executable, "-c", _ULIMIT_CHILD, str(path), str(REPO / "solvers" / "io.py")], preexec_fn=_limit_file_size,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", _ULIMIT_CHILD, str(path), str(REPO / "solvers" / "io.py")],
+                          preexec_fn=_limit_file_size, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert f"cannot write {path}: File too large" in proc.stderr
     assert path.read_text() == "previous"

@@ -117,9 +117,9 @@ def load(path: str, *, seed: int, settings: dict, named: Sequence, steps: int) -
         raise CheckpointError(f"checkpoint {path}: field 'parameters' is not a name -> shape table")
     missing, extra = sorted(set(have) - set(saved)), sorted(set(saved) - set(have))
     if missing or extra:
-        raise CheckpointError(f"checkpoint {path} does not fit this module: "
-                              + "; ".join(filter(None, [missing and f"parameters not in the checkpoint: {', '.join(missing)}",
-                                                        extra and f"parameters not in the module: {', '.join(extra)}"])))
+        parts = ([f"parameters not in the checkpoint: {', '.join(missing)}"] if missing else []) + \
+                ([f"parameters not in the module: {', '.join(extra)}"] if extra else [])
+        raise CheckpointError(f"checkpoint {path} does not fit this module: {'; '.join(parts)}")
     for n, shape in have.items():
         t = ck["params"].get(n)
         if list(saved[n]) != shape or not isinstance(t, torch.Tensor) or list(t.shape) != shape:

@@ -44,7 +44,7 @@ def load_model(path: str, build_args: dict | None = None) -> tuple[Model, dict]:
     except SystemExit:
         raise ScriptError(f"{path} called sys.exit() while being loaded") from None
     except Exception as e:  # the user's code failed: show where, in their file, not in ours
-        raise ScriptError(f"{path} raised {type(e).__name__}: {e}{_where(e, path)}") from None
+        raise ScriptError(f"{path} raised {type(e).__name__}: {_one_line(e)}{_where(e, path)}") from None
     finally:
         sys.path.pop(0)
     if build_args and not callable(ns.get("build")):
@@ -60,7 +60,7 @@ def load_model(path: str, build_args: dict | None = None) -> tuple[Model, dict]:
         except SystemExit:
             raise ScriptError(f"{path}: {call} called sys.exit()") from None
         except Exception as e:  # anything the user's build() raises: one line, where it happened in their file
-            raise ScriptError(f"{path}: {call} failed: {type(e).__name__}: {e}{_where(e, path)}") from None
+            raise ScriptError(f"{path}: {call} failed: {type(e).__name__}: {_one_line(e)}{_where(e, path)}") from None
         if not isinstance(m, Model):
             raise ScriptError(f"{path}: build() returned {type(m).__name__}, expected an optdsl Model")
         return m, ns
@@ -72,6 +72,11 @@ def load_model(path: str, build_args: dict | None = None) -> tuple[Model, dict]:
                           "`build()` that returns one")
     raise ScriptError(f"{path} defines several models ({', '.join(models)}): name the one to solve `model`, or "
                       "define `build()`")
+
+
+def _one_line(e: BaseException) -> str:
+    """The user's exception message on one line (a library's may span several)."""
+    return " ".join(str(e).split()) or "(no message)"
 
 
 def _where(e: BaseException, path: str) -> str:

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from optdsl.solvers.common import Callback, SolverOutput, Status
-from optdsl.solvers.io import atomic_write, locked
+from ..io import atomic_write, locked
 from optdsl.solvers.linalg import sor
 from optdsl.solvers.linalg.young import YoungModel, tail_rate
 

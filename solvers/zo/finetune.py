@@ -97,7 +97,7 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
     start, history, seeds, projs = 0, [], [], []
     counts = {"f": 0, "jac": 0}
     # what a resumed run must agree with to continue the same run (checked against the checkpoint)
-    settings = dict(estimator=estimator, q=q, eps=eps, lr=lr if isinstance(lr, (int, float)) else None,
+    settings = dict(estimator=estimator, q=q, eps=eps, lr=lr if isinstance(lr, (int, float, str)) else None,
                     optimizer=optimizer, momentum=momentum, betas=list(betas), weight_decay=weight_decay,
                     schedule=schedule, warmup=warmup, sparse_keep=sparse_keep if estimator == "sparse" else None,
                     sparse_refresh=sparse_refresh if estimator == "sparse" else None, seed_pool=seed_pool)

@@ -201,7 +201,8 @@ def _solves(path, worker, count):
 def test_four_processes_sharing_a_tuner_file_keep_all_32_rounds(tmp_path):
     import multiprocessing
     path = str(tmp_path / "tuner.json")
-    ctx = multiprocessing.get_context("fork")       # the children start without re-importing torch
+    _sor_model()[0].solve(solver="sor")             # the lazy imports happen here, once, not in each child
+    ctx = multiprocessing.get_context("fork")       # the children inherit the imported modules
     procs = [ctx.Process(target=_solves, args=(path, w, 8)) for w in range(4)]
     for p in procs:
         p.start()

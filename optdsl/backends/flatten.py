@@ -266,3 +266,59 @@ class FlatProblem:
             vals = {v.name: a for v, a in self.values(info["x"]).items()} if "x" in info else {}
             return user_cb({**{k: v for k, v in info.items() if k != "x"}, "values": vals})
         return cb
+
+
+class BestPoint:
+    """The best iterate a run has shown its callback: the least objective among points whose violation is
+    within `feas_tol`, else the least violation. What an interrupted or timed-out run hands back (the docs
+    promise the best point seen, not the last iterate). `f` is the objective the run iterates on (a scaled
+    one, say); with ``use_reported=True`` the objective the method reports with each iterate is taken instead
+    of evaluating `f` again (black boxes: no extra evaluation per iteration)."""
+
+    def __init__(self, flat: FlatProblem, f=None, feas_tol: float = 1e-6, use_reported: bool = False):
+        self.flat, self.f, self.feas_tol, self.use_reported = flat, f or flat.f, feas_tol, use_reported
+        self.x: Optional[torch.Tensor] = None
+        self.key: Optional[tuple] = None
+        self.seen = 0  # iterates offered
+
+    def wrap(self, cb):
+        """A tensor-level callback that records each iterate, then defers to `cb` (may be None)."""
+        def tracked(info: dict):
+            if info.get("x") is not None:
+                self.offer(info["x"], info.get("objective") if self.use_reported else None)
+            return None if cb is None else cb(info)
+        return tracked
+
+    def offer(self, x, objective=None) -> None:
+        self.seen += 1
+        x = torch.as_tensor(x).detach().reshape(-1).to(device=self.flat.device, dtype=self.flat.dtype).clone()
+        if x.numel() != self.flat.n or not torch.isfinite(x).all():
+            return
+        try:
+            with torch.no_grad():
+                f = float(objective) if objective is not None else float(self.f(x))
+                viol = self.violation(x)
+        except NonFinite:
+            return
+        if not np.isfinite(f):
+            return
+        key = (0, f) if viol <= self.feas_tol * (1 + float(x.abs().max())) else (1, viol)
+        if self.key is None or key < self.key:
+            self.x, self.key = x, key
+
+    def violation(self, x) -> float:
+        lb, ub = self.flat.bounds()
+        xn = x.detach().cpu().double().numpy()
+        v = max(float(np.max(np.maximum(lb - xn, 0), initial=0)), float(np.max(np.maximum(xn - ub, 0), initial=0)))
+        rows = torch.cat([self.flat.eq(x).abs().reshape(-1), self.flat.ineq(x).clamp(min=0).reshape(-1)])
+        return max(v, float(rows.max()) if rows.numel() else 0.0)
+
+    def better_than(self, x, objective=None) -> bool:
+        """Whether the recorded best beats the point `x` (with its objective, if known) a run ended at."""
+        if self.x is None:
+            return False
+        if x is None:
+            return True
+        other = BestPoint(self.flat, self.f, self.feas_tol)
+        other.offer(x, objective)
+        return other.key is None or self.key < other.key

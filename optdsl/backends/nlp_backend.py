@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ..problem import RawSolution
 from ..solvers import lbfgs, nlp
-from ..solvers.common import Status, resolve_device
+from ..solvers.common import SolverOutput, Status, resolve_device
 from .base import Backend, Option
-from .flatten import FlatProblem
+from .flatten import BestPoint, FlatProblem
 
 _COMMON = {
     "max_iter": Option(int, 500, "maximum iterations"),
@@ -30,10 +30,20 @@ class _Smooth(Backend):
     def solve(self, flat: FlatProblem, problem, options, callback):
         scale = flat.objective_scale()
         f = flat.f if scale == 1.0 else (lambda x: scale * flat.f(x))
-        cb = _unscaled_callback(flat.callback(callback), scale)
+        best = BestPoint(flat, f)
+        cb = best.wrap(_unscaled_callback(flat.callback(callback), scale))
         convex = problem.payload.get("_convex", False)
         x_start = flat.x0()
-        out = self.run(flat, options, cb, convex=convex, f=f, scale=scale)
+        try:
+            out = self.run(flat, options, cb, convex=convex, f=f, scale=scale)
+        except KeyboardInterrupt:  # Ctrl-C inside the method (not in a callback): end with the best point seen
+            if best.x is None:
+                raise
+            out = SolverOutput(best.x, Status.INTERRUPTED, objective=float(f(best.x).detach()), iterations=best.seen,
+                               message="interrupted (Ctrl-C); the best point seen is returned")
+        if out.status in (Status.INTERRUPTED, Status.TIME_LIMIT) and best.better_than(out.x):
+            out.x, out.objective = best.x, float(f(best.x).detach())
+            out.message = f"{out.message}; the best point seen is returned"
         if convex and out.status not in (Status.OPTIMAL, Status.LOCALLY_OPTIMAL, Status.UNBOUNDED) and out.x is not None:
             why = flat.unbounded_ray(x_start, out.x)
             if why:  # a convex model whose run wandered off: certified unbounded, whatever this method says

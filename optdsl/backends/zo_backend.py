@@ -16,9 +16,9 @@ import torch
 from ..expr.node import Op
 from ..problem import RawSolution
 from ..solvers import zo
-from ..solvers.common import resolve_device
+from ..solvers.common import SolverOutput, Status, resolve_device
 from .base import Backend, Option
-from .flatten import FlatProblem
+from .flatten import BestPoint, FlatProblem
 
 _ESTIMATORS = ("gaussian", "rademacher", "coordinate", "sparse", "forward", "rank")
 
@@ -38,14 +38,15 @@ class ZoBackend(Backend):
     options = {
         "estimator": Option(str, "gaussian", "gradient estimator", _ESTIMATORS),
         "q": Option(int, 1, "queries (perturbations) per estimate"),
-        "eps": Option(float, 1e-3, "perturbation radius"),
+        "eps": Option(float, None, "perturbation radius (default 1e-3; lr='auto' on a noisy black box: from "
+                                   "the noise)"),
         "lr": Option(auto_or_float, "auto", "learning rate, or 'auto': RMS-normalized steps of probed length"),
         "optimizer": Option(str, "sgd", "update rule", ("sgd", "momentum", "sign", "adam", "conservative")),
-        "schedule": Option(str, None, "learning-rate schedule (default: linear for lr='auto', else constant)",
-                           ("constant", "linear", "cosine", "inv_sqrt")),
+        "schedule": Option(str, None, "learning-rate schedule (default: stable_decay for lr='auto', "
+                           "else constant)", ("constant", "linear", "cosine", "inv_sqrt", "stable_decay")),
         "max_iter": Option(int, 1000, "ZO steps"),
         "tol": Option(float, None, "stop when the running mean of the estimated gradient norm falls below"),
-        "gtol": Option(float, 0.1, "lr='auto': LOCALLY_OPTIMAL when the estimated gradient fell by 1/gtol"),
+        "gtol": Option(float, 1e-2, "lr='auto': LOCALLY_OPTIMAL when the estimated gradient fell by 1/gtol"),
         "time_limit": Option(float, None, "wall-clock limit in seconds"),
         "seed": Option(int, 0, "seed of the perturbation and batch streams"),
         "checkpoint_every": Option(int, None, "fine-tuning: save a checkpoint every K steps"),
@@ -77,15 +78,27 @@ class ZoBackend(Backend):
         kw = dict(estimator=options["estimator"], q=options["q"], eps=options["eps"], lr=options["lr"],
                   optimizer=options["optimizer"], schedule=options["schedule"], seed=options["seed"],
                   tol=options["tol"], gtol=options["gtol"], time_limit=options["time_limit"],
-                  callback=flat.callback(callback),
-                  lb=lb, ub=ub, device=flat.device, dtype=flat.dtype)
+                  callback=None, lb=lb, ub=ub, device=flat.device, dtype=flat.dtype)
         f = lambda x: flat.f(x)  # noqa: E731 - evaluated without autograd by the ZO loop
-        if flat.eq_items or flat.in_items:
-            out = zo.minimize_constrained(f, flat.x0(), eq=flat.eq if flat.eq_items else None,
-                                          ineq=flat.ineq if flat.in_items else None,
-                                          inner_iter=options["max_iter"], **kw)
-        else:
-            out = zo.minimize(f, flat.x0(), max_iter=options["max_iter"], **kw)
+        # the best point seen (by the objective the loop reports: no extra black-box evaluations) is what an
+        # interrupted or timed-out run returns
+        best = BestPoint(flat, f, use_reported=True)
+        kw["callback"] = best.wrap(flat.callback(callback))
+        try:
+            if flat.eq_items or flat.in_items:
+                out = zo.minimize_constrained(f, flat.x0(), eq=flat.eq if flat.eq_items else None,
+                                              ineq=flat.ineq if flat.in_items else None,
+                                              inner_iter=options["max_iter"], **kw)
+            else:
+                out = zo.minimize(f, flat.x0(), max_iter=options["max_iter"], **kw)
+        except KeyboardInterrupt:  # Ctrl-C inside an evaluation
+            if best.x is None:
+                raise
+            out = SolverOutput(best.x, Status.INTERRUPTED, objective=best.key[1] if best.key[0] == 0 else None,
+                               iterations=best.seen, message="interrupted (Ctrl-C); the best point seen is returned")
+        if out.status in (Status.INTERRUPTED, Status.TIME_LIMIT) and best.better_than(out.x, out.objective):
+            out.x, out.objective = best.x, None
+            out.message = f"{out.message}; the best point seen is returned"
         sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
                           certificates=dict(out.certificates), counts=dict(out.counts), history=out.history)
         if out.x is not None and out.status.has_point:
@@ -106,7 +119,8 @@ class ZoBackend(Backend):
 
         out = zo.fine_tune(net, lambda module, b: func(b), batch, steps=options["max_iter"],
                            estimator=options["estimator"] if options["estimator"] != "coordinate" else "gaussian",
-                           q=options["q"], eps=options["eps"], lr=options["lr"], optimizer=options["optimizer"],
+                           q=options["q"], eps=1e-3 if options["eps"] is None else options["eps"], lr=options["lr"],
+                           optimizer=options["optimizer"],
                            schedule=options["schedule"], gtol=options["gtol"], seed=seed,
                            checkpoint_every=options["checkpoint_every"],
                            checkpoint_path=options["checkpoint_path"], resume_from=options["resume_from"],

@@ -10,6 +10,7 @@ Multipliers are not defined for a mixed-integer program; none are reported.
 from __future__ import annotations
 
 import time
+import warnings
 
 import cvxpy as cp
 import numpy as np
@@ -89,20 +90,30 @@ class MipBackend(Backend):
         start = time.perf_counter()
         again = getattr(form, "after_solve", lambda: False)  # a rewrite may revise its data (big-M) and ask again
         try:
-            form.problem.solve(solver=solver, verbose=bool(options.get("solver_verbose")), **kw)
-            while again():
+            with warnings.catch_warnings():  # a time limit is reported as a status, not as cvxpy's warning
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
                 form.problem.solve(solver=solver, verbose=bool(options.get("solver_verbose")), **kw)
+                while again():
+                    form.problem.solve(solver=solver, verbose=bool(options.get("solver_verbose")), **kw)
         except cp.SolverError as e:
             return RawSolution(Status.NUMERICAL_ERROR, message=f"cvxpy solver error ({solver}): {e}")
         status = _STATUS.get(form.problem.status, Status.OTHER_ERROR)
+        if form.problem.status == cp.USER_LIMIT and options.get("time_limit") is not None:
+            status = Status.TIME_LIMIT
         stats = form.problem.solver_stats
-        obj = form.problem.value if status.is_success else None
+        info = stats.extra_stats
+        incumbent = info is not None and np.isfinite(getattr(info, "objective_function_value", np.nan)) \
+            and getattr(info, "mip_node_count", 0) >= 0 and form.problem.value is not None \
+            and np.isfinite(form.problem.value)
+        obj = form.problem.value if (status.is_success or incumbent) else None
         sol = RawSolution(status, objective=None if obj is None else float(obj),
                           message=f"cvxpy status {form.problem.status} ({stats.solver_name})",
                           extras={"cvxpy_solver": stats.solver_name, "solver_time": time.perf_counter() - start})
+        if not status.is_success and obj is None:
+            for cv in form.problem.variables():  # stopped before any incumbent: no point to hand back
+                cv.value = None
         if status.has_point:
             _round_integers(form, sol)
-        info = stats.extra_stats
         if obj is not None and info is not None and hasattr(info, "mip_dual_bound"):
             # HiGHS reports in its own objective (cvxpy's constant offset removed): the difference carries over
             bound = float(obj) - (float(info.objective_function_value) - float(info.mip_dual_bound))

@@ -275,6 +275,7 @@ class KKTForm:
         low = _Relaxed()
         core, _, lam, _, slack = self._assemble(low)
         sum_s = _maximize(cp.sum(slack), core)
+        samples = [_z_of(low, d)]           # a point of R, where the follower's multipliers are sampled below
         sum_l = _maximize(cp.sum(lam), core)
         if sum_s == -np.inf or sum_l == -np.inf:  # R is empty: the bilevel model is infeasible; any M proves it
             sum_s = sum_l = 0.0
@@ -285,9 +286,29 @@ class KKTForm:
             if vertex is not None:
                 Ml = np.minimum(Ml, vertex)
         certified = bool(np.all(np.isfinite(Ms)) and np.all(np.isfinite(Ml)))
+        fallback = _M_FALLBACK
+        if not np.all(np.isfinite(Ml)):
+            # no valid bound: start from 10x the follower's largest multiplier at sampled leader decisions (a weak
+            # M makes branch and bound slow: 1e3 took HiGHS 36 s at ny = 25); after_solve raises it while active
+            samples.append(np.where(np.isfinite(self._bounds()[0] + self._bounds()[1]),
+                                    0.5 * (self._bounds()[0] + self._bounds()[1]), 0.0))
+            lams = [_follower_at(d, z)[1] for z in samples if z is not None]
+            seen = [float(np.max(lam_, initial=0.0)) for lam_ in lams if lam_ is not None]
+            if seen:
+                fallback = 10.0 * max(1.0, max(seen))
         self.M_s.value = np.where(np.isfinite(Ms), 1.01 * Ms + 1e-6, _M_FALLBACK)
-        self.M_lam.value = np.where(np.isfinite(Ml), 1.01 * Ml + 1e-6, _M_FALLBACK)
+        self.M_lam.value = np.where(np.isfinite(Ml), 1.01 * Ml + 1e-6, fallback)
         return certified
+
+    def _bounds(self):
+        d = self.data
+        lo, hi = np.full(d.n, -np.inf), np.full(d.n, np.inf)
+        for v, o in zip(d.variables, d.offsets):
+            if v.lb is not None:
+                lo[o:o + v.size] = v.lb.reshape(-1)
+            if v.ub is not None:
+                hi[o:o + v.size] = v.ub.reshape(-1)
+        return lo, hi
 
     def _vertex_multiplier_bounds(self, low, core) -> Optional[np.ndarray]:
         """Σλ over R is unbounded whenever two follower rows pull y in opposite directions, yet one valid
@@ -324,12 +345,7 @@ class KKTForm:
     def _interval_slack_bounds(self) -> np.ndarray:
         """sᵢ = −(A z + b)ᵢ ≤ −bᵢ − Σⱼ min(Aᵢⱼ loⱼ, Aᵢⱼ hiⱼ) over the variables' bounds (inf where unbounded)."""
         d = self.data
-        lo, hi = np.full(d.n, -np.inf), np.full(d.n, np.inf)
-        for v, o in zip(d.variables, d.offsets):
-            if v.lb is not None:
-                lo[o:o + v.size] = v.lb.reshape(-1)
-            if v.ub is not None:
-                hi[o:o + v.size] = v.ub.reshape(-1)
+        lo, hi = self._bounds()
         A = d.ineq.A.tocoo()
         with np.errstate(invalid="ignore"):
             low_terms = np.where(A.data > 0, A.data * lo[A.col], A.data * hi[A.col])
@@ -413,7 +429,9 @@ class BilevelToKKT(Pass):
         return why
 
     def accepts(self, problem, tags):
-        return ("bilevel" in tags.features and not problem.extensions.get("value_penalty")
+        # problem.bounds False: bounds_to_constraints moved the follower's bounds into the leader's constraints,
+        # which changes the follower's problem; the rewrite reads bounds where the user declared them
+        return ("bilevel" in tags.features and not problem.extensions.get("value_penalty") and problem.bounds
                 and self._why(problem, tags) is None)
 
     def why_not(self, problem, tags):
@@ -457,6 +475,9 @@ class BilevelToKKT(Pass):
         gap = _lower_level_gap(d, z)
         if gap is not None:
             solution.certificates["lower_level_gap"] = gap
+            if gap > 1e-6 * (1 + np.abs(z).max(initial=0)):  # e.g. a time limit before any incumbent
+                solution.values = {}
+                solution.message += "; no point where the follower is optimal was found"
         solution.extras["big_m"] = {"certified": form.certified, "raised": form.growths,
                                     "max_M_lambda": float(form.M_lam.value.max(initial=0)) if form.lam is not None else 0.0,
                                     "max_M_slack": float(form.M_s.value.max(initial=0)) if form.lam is not None else 0.0}
@@ -468,11 +489,36 @@ class BilevelToKKT(Pass):
         return solution
 
 
+def _z_of(low, d: FollowerData) -> Optional[np.ndarray]:
+    """The flat point a cvxpy solve left in a lowering's variables (None when it left none)."""
+    parts = []
+    for v in d.variables:
+        cv = low.variables.get(v)
+        if cv is None or cv.value is None:
+            return None
+        parts.append(np.asarray(cv.value, float).reshape(-1))
+    return np.concatenate(parts) if parts else None
+
+
 def _lower_level_gap(d: FollowerData, z: np.ndarray) -> Optional[float]:
     """g(x, y) − min_y' g(x, y') at the returned x, from the exact quadratic model of g in y."""
+    best = _follower_at(d, z)[0]
+    if best is None:
+        return None
+    yc = d.ycols
+    Q, zx = 0.5 * (d.J[:, yc] + d.J[:, yc].T), z.copy()
+    zx[yc] = 0.0
+    yv = z[yc]
+    here = float((d.J @ zx + d.g0) @ yv + 0.5 * yv @ Q @ yv)
+    return max(here - best, 0.0)
+
+
+def _follower_at(d: FollowerData, z: np.ndarray):
+    """The follower solved at the leader part of z: (optimal value of its y-terms, inequality multipliers),
+    (None, None) when it has no optimum there."""
     yc = d.ycols
     if not len(yc):
-        return None
+        return None, None
     Q = d.J[:, yc]
     Q = 0.5 * (Q + Q.T)
     zx = z.copy()
@@ -493,12 +539,13 @@ def _lower_level_gap(d: FollowerData, z: np.ndarray) -> Optional[float]:
     try:
         prob.solve()
     except cp.SolverError:
-        return None
+        return None, None
     if prob.value is None or not np.isfinite(prob.value):
-        return None
-    yv = z[yc]
-    here = float(lin @ yv + 0.5 * yv @ Q @ yv)
-    return max(here - float(prob.value), 0.0)
+        return None, None
+    lam = None
+    if d.ineq.A.shape[0] and cons[0].dual_value is not None:
+        lam = np.asarray(cons[0].dual_value, float).reshape(-1)
+    return float(prob.value), lam
 
 
 PASS = BilevelToKKT()

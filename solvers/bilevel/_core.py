@@ -290,3 +290,84 @@ class Setup:
         it = k + 1 if self.budget.history else 0
         return finish(self.budget, (self.xs.pack(x), self.ys.pack(y)), status, message, obj, it, self.counts,
                       certificates, extras)
+
+
+# ----------------------------------------------------------------------------------------- scale-free steps
+class Curvature:
+    """L ~ lambda_max(grad2_yy phi(y)) by power iteration on Hessian-vector products, warm-started across calls
+    (``first`` products the first time, ``again`` after): the follower step 1/L needs no user constant and does
+    not change when phi is scaled the other way (1/L scales inversely). ``counts["hvp"]`` is updated."""
+
+    def __init__(self, counts: dict, first: int = 20, again: int = 3):
+        self.counts, self.first, self.again, self.v, self.L = counts, first, again, None, None
+
+    def __call__(self, phi, y: Tensors) -> float:
+        yl = leaf(y)
+        with torch.enable_grad():
+            gr = torch.autograd.grad(phi(yl), yl, create_graph=True, allow_unused=True)
+            gr = tuple(torch.zeros_like(p) if q is None else q for q, p in zip(gr, yl))
+            if not any(q.requires_grad for q in gr):   # phi is linear in y: no curvature
+                self.L = 0.0
+                return self.L
+            v = self.v if self.v is not None else tuple(torch.randn_like(p) for p in yl)
+            lam = 0.0
+            for _ in range(self.first if self.v is None else self.again):
+                nv = norm(v)
+                v = tuple(p / max(nv, 1e-300) for p in v)
+                hv = torch.autograd.grad(gr, yl, grad_outputs=v, retain_graph=True, allow_unused=True)
+                hv = tuple(torch.zeros_like(p) if h is None else h.detach() for h, p in zip(hv, yl))
+                self.counts["hvp"] = self.counts.get("hvp", 0) + 1
+                lam = norm(hv)
+                v = hv if lam > 0 else v
+        self.v = tuple(p.detach() for p in v)
+        # power iteration approaches lambda_max from below: a 10% margin keeps 1/L under 2/lambda_max
+        self.L = 1.1 * lam if math.isfinite(lam) else math.inf
+        return self.L
+
+    def step(self, phi, y: Tensors) -> float:
+        L = self(phi, y)
+        return 1.0 / L if L > 0 else 1.0
+
+
+class AdaptiveStep:
+    """Leader step sizes from the local smoothness seen along the iterates (Malitsky & Mishchenko, "Adaptive
+    gradient descent without descent", ICML 2020):
+
+        alpha_k = min( sqrt(1 + theta_{k-1}) alpha_{k-1},  |x_k - x_{k-1}| / (2 |d_k - d_{k-1}|) ),
+        theta_k = alpha_k / alpha_{k-1},
+
+    first step ``first_move * max(1, |x_0|) / |d_0|`` (a move of 1e-3 of the point's size). Multiplying the
+    objective by c divides every alpha by c: the iterates do not change."""
+
+    def __init__(self, first_move: float = 1e-3):
+        self.first_move, self.prev, self.alpha, self.theta = first_move, None, None, math.inf
+
+    def __call__(self, x: Tensors, d: Tensors) -> float:
+        dn = norm(d)
+        if self.prev is None:
+            xn = norm(x)
+            alpha = self.first_move * max(1.0, xn) / dn if dn > 0 else 1.0
+        else:
+            xp, dp = self.prev
+            sx, sd = norm(axpy(-1.0, xp, x)), norm(axpy(-1.0, dp, d))
+            grow = math.sqrt(1.0 + self.theta) * self.alpha
+            alpha = min(grow, sx / (2.0 * sd)) if sd > 0 else grow
+            if not (alpha > 0 and math.isfinite(alpha)):
+                alpha = self.alpha
+            self.theta = alpha / self.alpha
+        self.prev, self.alpha = (tuple(p.detach().clone() for p in x), tuple(p.detach().clone() for p in d)), alpha
+        return alpha
+
+
+def steps(lr, name: str):
+    """A user's step (number or schedule k -> number), or None for the scale-free default (see `AdaptiveStep`)."""
+    return None if lr is None else as_schedule(lr, name)
+
+
+def relative_scale(value: float, fallback: float = 1.0) -> float:
+    """|value| when it is a usable scale (nonzero, finite), else ``fallback`` (else 1): the unit a
+    scale-free convergence test divides by."""
+    for v in (value, fallback):
+        if v is not None and math.isfinite(v) and v != 0:
+            return abs(v)
+    return 1.0

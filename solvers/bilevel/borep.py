@@ -19,10 +19,11 @@ from __future__ import annotations
 import torch
 
 from ..common import Status
-from ._core import NonFinite, Setup, as_schedule, axpy, check_finite, detach, leaf, norm, positive_int
+from ._core import (Curvature, NonFinite, Setup, as_schedule, axpy, check_finite, detach, leaf, norm, positive_int,
+                    relative_scale, steps)
 
 
-def borep(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 2, period: int = 2, init_steps=None,
+def borep(f, g, x0, y0, *, lr_x=None, lr_y=None, inner_steps: int = 2, period: int = 2, init_steps=None,
           momentum: float = 0.9, radius: float = 1e3, lr_u=None, proj_x=None, proj_y=None, batches=None,
           eval_batch=None, max_iter: int = 1000, tol: float = 1e-6, time_limit=None, callback=None, device=None,
           dtype=None, certify_gap: bool = True):
@@ -30,8 +31,13 @@ def borep(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 2, period: i
     hypergradient estimate), ``momentum_norm``, ``lower_level_gap``."""
     S = Setup(f, g, x0, y0, proj_x=proj_x, proj_y=proj_y, batches=batches, eval_batch=eval_batch,
               max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback, device=device, dtype=dtype)
-    ax, ay = as_schedule(lr_x, "lr_x"), as_schedule(lr_y, "lr_y")
-    au = as_schedule(lr_u if lr_u is not None else lr_y, "lr_u")
+    curv = Curvature(S.counts)
+    ay = steps(lr_y, "lr_y")
+    if ay is None:
+        ay = lambda k: curv.step(lambda yy: S.orc("g", x, yy, S.batches.next()), y)  # noqa: E731
+    au = as_schedule(lr_u, "lr_u") if lr_u is not None else ay
+    x0n = norm(S.x0)
+    ax = steps(lr_x, "lr_x") or (lambda k, _e=0.1 * max(1.0, x0n): _e / (k + 1) ** 0.5)
     N, I = positive_int(inner_steps, "inner_steps"), positive_int(period, "period")
     N0 = positive_int(init_steps if init_steps is not None else 10 * N, "init_steps")
     if not 0 <= momentum < 1:
@@ -42,6 +48,7 @@ def borep(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 2, period: i
     u = tuple(torch.zeros_like(p) for p in y)
     m = None
     o, status, msg, k, stat, ry = S.orc, None, "", 0, float("nan"), float("nan")
+    fscale = gscale = None
 
     def refine(x, y, steps, beta):
         for _ in range(steps):
@@ -82,7 +89,9 @@ def borep(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 2, period: i
             if S.budget.report(k, x=S.xs.pack(x), y=S.ys.pack(y), objective=fv.detach(), stationarity=stat,
                                momentum_norm=mn, residual_y=ry, residual_u=ru):
                 break
-            if stat <= S.tol and ry <= S.tol and ru <= S.tol:
+            fscale = fscale or relative_scale(float(fv.detach()), stat)
+            gscale = gscale or relative_scale(ry)
+            if stat <= S.tol * fscale and ry <= S.tol * gscale and ru <= S.tol * relative_scale(norm(fy)):
                 status, msg = Status.LOCALLY_OPTIMAL, f"stationary to tol={S.tol} at iteration {k}"
                 break
     except NonFinite as e:

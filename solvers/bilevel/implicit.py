@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 
 from ..common import Status
-from ._core import (NonFinite, Setup, Structure, Oracles, _NOBATCH, as_schedule, axpy, check_finite, detach,
-                    dot, leaf, norm, positive_int, zeros_like)
+from ._core import (AdaptiveStep, Curvature, NonFinite, Setup, Structure, Oracles, _NOBATCH, axpy, check_finite,
+                    detach, dot, leaf, norm, positive_int, relative_scale, steps, zeros_like)
 
 
 class SingularHessian(NonFinite):
@@ -136,19 +136,23 @@ def hypergradient(f, g, x, y, *, linear_solver: str = "cg", max_linear_iter: int
     return xs.pack(hg), {**info, "v": ys.pack(v), "hvp": counts.get("hvp", 0)}
 
 
-def implicit(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 10, linear_solver: str = "cg",
+def implicit(f, g, x0, y0, *, lr_x=None, lr_y=None, inner_steps: int = 10, linear_solver: str = "cg",
              max_linear_iter: int = 20, linear_tol: float = 1e-10, neumann_eta=None, proj_x=None, proj_y=None,
              batches=None, eval_batch=None, max_iter: int = 1000, tol: float = 1e-6, time_limit=None,
              callback=None, device=None, dtype=None, certify_gap: bool = True):
     """Hypergradient descent with implicit differentiation (AID); see the module docstring.
 
     ``x = (x, y)`` in the user's structures; certificates ``stationarity`` (gradient mapping of F with the
-    implicit hypergradient), ``linear_residual`` and ``lower_level_gap``. A singular lower-level Hessian
-    ends the run with NUMERICAL_ERROR and a message saying so.
+    implicit hypergradient), ``relative_stationarity`` (divided by |f| at the first iterate: the test, against
+    ``tol``), ``linear_residual`` and ``lower_level_gap``. A singular lower-level Hessian ends the run with
+    NUMERICAL_ERROR and a message saying so. Default steps are scale-free: ``lr_y`` = 1/L_g (power iteration
+    on Hessian-vector products, `Curvature`), ``lr_x`` adaptive (`AdaptiveStep`); numbers or schedules
+    k -> step override them.
     """
     S = Setup(f, g, x0, y0, proj_x=proj_x, proj_y=proj_y, batches=batches, eval_batch=eval_batch,
               max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback, device=device, dtype=dtype)
-    ax, ay = as_schedule(lr_x, "lr_x"), as_schedule(lr_y, "lr_y")
+    ax, ay = steps(lr_x, "lr_x"), steps(lr_y, "lr_y")
+    curv, astep = Curvature(S.counts), AdaptiveStep()
     T, K = positive_int(inner_steps, "inner_steps"), positive_int(max_linear_iter, "max_linear_iter")
     if linear_solver == "sor":
         # one tuner for the whole run: the Hessian systems of successive leader steps are a sequence
@@ -159,31 +163,41 @@ def implicit(f, g, x0, y0, *, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 10, linea
                          f"(A, b, x0=None, tol=None) -> (x, info), got {linear_solver!r}")
     x, y, v = S.x0, S.y0, None
     o, status, msg, k, stat, ry, lres = S.orc, None, "", 0, float("nan"), float("nan"), float("nan")
+    fscale = gscale = rel = None
     try:
         for k in S.budget:
-            beta = ay(k)
-            for _ in range(T):
+            if ay is not None:
+                beta = ay(k)
+            else:
+                bk = S.batches.next()
+                beta = curv.step(lambda yy: o("g", x, yy, bk), y)
+            for t in range(T):
                 _, _, gy = o.grad("g", x, y, "y", S.batches.next())
+                gscale = gscale or relative_scale(norm(gy))
                 y = S.py(axpy(-beta, gy, y))
             ry = norm(gy)
             hg, v, info = _hypergrad(o, x, y, linear_solver=linear_solver, max_linear_iter=K,
                                      linear_tol=linear_tol, v0=v if linear_solver != "neumann" else None,
                                      eta=neumann_eta if neumann_eta is not None else beta,
                                      batch=S.batches.next())
-            lres, alpha = info["linear_residual"], ax(k)
+            lres = info["linear_residual"]
+            alpha = ax(k) if ax is not None else astep(x, hg)
             xn = S.px(axpy(-alpha, hg, x))
             stat = norm(axpy(-1.0, xn, x)) / alpha
+            fscale = fscale or relative_scale(info["f"], stat)
+            rel = stat / fscale
             x = xn
             if S.budget.report(k, x=S.xs.pack(x), y=S.ys.pack(y), objective=info["f"], stationarity=stat,
-                               residual_y=ry, linear_residual=lres):
+                               relative_stationarity=rel, residual_y=ry, linear_residual=lres):
                 break
-            if stat <= S.tol and ry <= S.tol:
+            if rel <= S.tol and ry <= S.tol * gscale:
                 status, msg = Status.LOCALLY_OPTIMAL, f"stationary to tol={S.tol} at iteration {k}"
                 break
     except NonFinite as e:
         status, msg = Status.NUMERICAL_ERROR, f"{e} at outer iteration {k}"
     except KeyboardInterrupt:
         S.budget.interrupt()
-    return S.conclude(o, x, y, status, msg, k, {"stationarity": stat, "residual_y": ry, "linear_residual": lres},
+    return S.conclude(o, x, y, status, msg, k, {"stationarity": stat, "relative_stationarity": rel,
+                                                "residual_y": ry, "linear_residual": lres},
                       {"v": None if v is None else S.ys.pack(v), "method": "implicit"},
                       certify_gap=certify_gap)

@@ -29,7 +29,8 @@ from typing import Callable
 import torch
 
 from ..common import Status
-from ._core import NonFinite, Setup, as_schedule, axpy, check_finite, leaf, norm, positive_int
+from ._core import (AdaptiveStep, Curvature, NonFinite, Setup, as_schedule, axpy, check_finite, leaf, norm,
+                    positive_int, relative_scale, steps)
 
 
 def sigma_schedule(sigma0: float = 1.0, sigma_min: float = 1e-3, power: float = 0.5) -> Callable[[int], float]:
@@ -40,7 +41,7 @@ def sigma_schedule(sigma0: float = 1.0, sigma_min: float = 1e-3, power: float = 
     return lambda k: max(sigma_min, sigma0 / (k + 1) ** power)
 
 
-def penalty(f, g, x0, y0, *, sigma=1e-2, lr_x=1e-2, lr_y=1e-1, inner_steps: int = 5, z_steps=None,
+def penalty(f, g, x0, y0, *, sigma=None, lr_x=None, lr_y=None, inner_steps: int = 5, z_steps=None,
             proj_x=None, proj_y=None, batches=None, eval_batch=None, max_iter: int = 1000, tol: float = 1e-6,
             time_limit=None, callback=None, device=None, dtype=None, certify_gap: bool = True,
             z0=None):
@@ -48,19 +49,41 @@ def penalty(f, g, x0, y0, *, sigma=1e-2, lr_x=1e-2, lr_y=1e-1, inner_steps: int 
 
     Returns a SolverOutput with ``x = (x, y)`` in the user's structures, ``extras["z"]`` the lower-level
     minimizer copy, certificates ``stationarity`` (gradient mapping of psi_sigma), ``lower_level_gap``,
-    ``sigma``. Status LOCALLY_OPTIMAL when the gradient mapping and both inner residuals are <= tol.
+    ``sigma``. Status LOCALLY_OPTIMAL when the gradient mapping (relative to |f| at the first iterate) and
+    both inner residuals (relative to the first follower gradient) are <= tol.
+
+    Scale-free defaults: ``lr_y`` = 1/L of sigma f + g in y (`Curvature`, each outer step), ``lr_x``
+    adaptive (`AdaptiveStep`), and sigma driven to zero by the tolerance: sigma_k = sigma_0 max(tol, 0.9^k)
+    with sigma_0 = |grad_y g| / |grad_y f| at the start (f scaled by c gives sigma / c: the same penalty
+    problem), so the O(sigma) bias ends at O(tol). Numbers or schedules k -> value override them.
     """
     S = Setup(f, g, x0, y0, proj_x=proj_x, proj_y=proj_y, batches=batches, eval_batch=eval_batch,
               max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback, device=device, dtype=dtype)
-    sig, ax, ay = as_schedule(sigma, "sigma"), as_schedule(lr_x, "lr_x"), as_schedule(lr_y, "lr_y")
+    ax, ay = steps(lr_x, "lr_x"), steps(lr_y, "lr_y")
+    if sigma is None:
+        with torch.no_grad():
+            b0 = S.batches.next()
+        _, _, fy0 = S.orc.grad("f", S.x0, S.y0, "y", b0)
+        _, _, gy0 = S.orc.grad("g", S.x0, S.y0, "y", b0)
+        sigma0 = relative_scale(norm(gy0)) / relative_scale(norm(fy0))
+        sig = lambda k, _s=sigma0, _t=max(float(tol), 1e-12): _s * max(_t, 0.9 ** k)  # noqa: E731
+    else:
+        sig = as_schedule(sigma, "sigma")
+    curv, astep = Curvature(S.counts), AdaptiveStep()
     T = positive_int(inner_steps, "inner_steps")
     Tz = positive_int(z_steps if z_steps is not None else inner_steps, "z_steps")
     x, y = S.x0, S.y0
     z = S.py(S.ys.unpack(z0) if z0 is not None else y)
     o, status, msg, k, stat, ry, rz, s = S.orc, None, "", 0, float("nan"), float("nan"), float("nan"), sig(0)
+    fscale = gscale = rel = None
     try:
         for k in S.budget:
-            s, beta = sig(k), ay(k)
+            s = sig(k)
+            if ay is not None:
+                beta = ay(k)
+            else:
+                bk = S.batches.next()
+                beta = curv.step(lambda yy, _s=s: _s * o("f", x, yy, bk) + o("g", x, yy, bk), y)
             # y tracks argmin_y sigma f + g (= argmin h_sigma), z tracks argmin_z g. Both copies see the
             # same mini-batch per step (common random numbers): their noise then largely cancels in
             # grad_x g(x, y) - grad_x g(x, z), which the x-step divides by sigma.
@@ -68,6 +91,7 @@ def penalty(f, g, x0, y0, *, sigma=1e-2, lr_x=1e-2, lr_y=1e-1, inner_steps: int 
                 b = S.batches.next()
                 if t < min(T, Tz):   # both copies in one backward pass: same cost, half the overhead
                     gy, gz = _fused_inner(o, x, y, z, s, b)
+                    gscale = gscale or relative_scale(norm(gz))
                     y, z = S.py(axpy(-beta, gy, y)), S.py(axpy(-beta, gz, z))
                     continue
                 if t < T:
@@ -88,22 +112,26 @@ def penalty(f, g, x0, y0, *, sigma=1e-2, lr_x=1e-2, lr_y=1e-1, inner_steps: int 
             o.counts["grad_f"] = o.counts.get("grad_f", 0) + 1
             o.counts["grad_g"] = o.counts.get("grad_g", 0) + 2
             check_finite(d, "penalty hypergradient d_x")
-            alpha = ax(k)
+            alpha = ax(k) if ax is not None else astep(x, d)
             xn = S.px(axpy(-alpha, d, x))
             stat = norm(axpy(-1.0, xn, x)) / alpha   # projected-gradient mapping of psi_sigma
+            fscale = fscale or relative_scale(float(fv), stat)
+            gscale = gscale or relative_scale(ry)
+            rel = stat / fscale
             x = xn
             if S.budget.report(k, x=S.xs.pack(x), y=S.ys.pack(y), z=S.ys.pack(z), objective=fv, stationarity=stat,
-                               sigma=s, residual_y=ry, residual_z=rz):
+                               relative_stationarity=rel, sigma=s, residual_y=ry, residual_z=rz):
                 break
             # y-error enters the x-step divided by sigma, hence the sigma-scaled test on residual_y
-            if stat <= S.tol and ry <= S.tol * s and rz <= S.tol and sig(k + 1) == s:
+            if rel <= S.tol and ry <= S.tol * s * gscale and rz <= S.tol * gscale and sig(k + 1) == s:
                 status, msg = Status.LOCALLY_OPTIMAL, f"stationary to tol={S.tol} at iteration {k}"
                 break
     except NonFinite as e:
         status, msg = Status.NUMERICAL_ERROR, f"{e} at outer iteration {k}"
     except KeyboardInterrupt:
         S.budget.interrupt()
-    return S.conclude(o, x, y, status, msg, k, {"stationarity": stat, "sigma": s, "residual_y": ry, "residual_z": rz},
+    return S.conclude(o, x, y, status, msg, k, {"stationarity": stat, "relative_stationarity": rel, "sigma": s,
+                                                "residual_y": ry, "residual_z": rz},
                       {"z": S.ys.pack(z), "method": "penalty"},
                       certify_gap=certify_gap)
 

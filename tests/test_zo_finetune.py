@@ -68,6 +68,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path, optimizer):
     assert [h["loss"] for h in out_a.history] == [h["loss"] for h in out_c.history]
 
 
+@pytest.mark.slow  # the same network and threshold through m.solve(): test_zo_models (and the gallery conformance)
 def test_digits_mlp_reaches_85_percent_with_zo():
     Xtr, ytr, Xte, yte = load_digits_split(0)
     net = mlp((64, 32, 10), seed=0)

@@ -1,4 +1,5 @@
-"""Bilevel benchmark: penalty methods vs implicit differentiation vs unrolled differentiation, same run.
+"""Bilevel benchmark: the default ("auto" -> exact hyper-objective method, no tuned steps) vs tuned penalty,
+implicit and unrolled differentiation, same run.
 
 Two problems (optdsl.solvers.bilevel.testing):
 * synthetic: n lower-level variables (default 1e5, --full 1e6), m = 10 group log-regularizations; validation
@@ -12,6 +13,7 @@ baseline, VmHWM after a reset, or torch.cuda.max_memory_allocated on GPU) is its
     OMP_NUM_THREADS=1 python benchmarks/bench_bilevel.py   # n = 1e5, ~1 min
     (on a shared 2-core box, 2 intra-op threads made every run 10-50x slower and the timings noisy)
     OMP_NUM_THREADS=1 python benchmarks/bench_bilevel.py --full   # n = 1e6, ~3 min
+    OMP_NUM_THREADS=1 python benchmarks/bench_bilevel.py --quick  # n = 1e4 / 300 training examples
     python benchmarks/bench_bilevel.py --device cuda
 """
 from __future__ import annotations
@@ -44,7 +46,8 @@ def _reset_peak() -> None:
 
 
 METHODS = {
-    # name: (method, options)
+    # name: (method, options); "defaults" runs with no step settings at all (the scale-free default chain)
+    "defaults": ("auto", {}),
     "penalty-T10": ("penalty", {"sigma": 1e-3, "inner_steps": 10}),
     "penalty-T5": ("penalty", {"sigma": 1e-3, "inner_steps": 5}),  # the default inner_steps
     "implicit-cg": ("implicit", {"inner_steps": 10, "linear_solver": "cg", "max_linear_iter": 10}),
@@ -62,12 +65,13 @@ def worker(problem: str, name: str, n: int, device: str, target: float, max_time
         P = T.synthetic_large(n=n, m=10, device=device)
         F = P.extras["F"]
         # x clamped to [-4, 2] keeps L_g <= 1.5 + e^2 < 1/lr_y (the inner steps stay stable)
-        opts = {**opts, "lr_x": 60.0, "lr_y": 0.2, "proj_x": lambda x: x.clamp(-4.0, 2.0)}
+        opts = {"bounds_x": ([-4.0], [2.0])} if method == "auto" else \
+            {**opts, "lr_x": 60.0, "lr_y": 0.2, "proj_x": lambda x: x.clamp(-4.0, 2.0)}
         evaluate = lambda info: F(info["x"])
     else:
         P = T.hyper_cleaning(n_train=n, n_val=300, corrupt=0.5, device=device)
-        opts = {**opts, "lr_x": 100.0, "lr_y": 1.0, "sigma": 0.1} if method == "penalty" else \
-            {**opts, "lr_x": 100.0, "lr_y": 1.0}
+        opts = {} if method == "auto" else {**opts, "lr_x": 100.0, "lr_y": 1.0, "sigma": 0.1} \
+            if method == "penalty" else {**opts, "lr_x": 100.0, "lr_y": 1.0}
         f = P.f
         evaluate = lambda info: float(f(info["x"], info["z"] if "z" in info else info["y"]))
     if device.startswith("cuda"):
@@ -134,12 +138,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", action="store_true", help="n = 1e6 lower-level variables")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--quick", action="store_true", help="n = 1e4 and 300 training examples, 20 s per run")
     ap.add_argument("--max-time", type=float, default=60.0, help="per-run time limit (s)")
     a = ap.parse_args()
-    n_syn = 1_000_000 if a.full else 100_000
+    n_syn = 1_000_000 if a.full else 10_000 if a.quick else 100_000
+    n_clean = 300 if a.quick else 1000
+    if a.quick:
+        a.max_time = min(a.max_time, 20.0)
     print(f"# bilevel benchmark  device={a.device}  torch threads={torch.get_num_threads()}  "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
-    for problem, n in (("synthetic", n_syn), ("cleaning", 1000)):
+    for problem, n in (("synthetic", n_syn), ("cleaning", n_clean)):
         target, info = targets(problem, n, a.device)
         print(f"\n## {problem}: n_lower = {n if problem == 'synthetic' else 650} "
               f"(leader dim {10 if problem == 'synthetic' else n}); target val loss {target:.6g}; "

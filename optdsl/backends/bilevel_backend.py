@@ -1,11 +1,15 @@
 """``bilevel``: models with levels (``m.level(...)``): min_x f(x, y) with y ∈ argmin_y {g(x, y) : h(x, y) ≤ 0}.
 
-Methods (``optdsl.solvers.bilevel``): the value-function penalty method (Kwon et al. 2024, default),
-BO-REP, LV-HBA (chosen automatically when the follower has constraints), ScaleBiO, and the baselines
-implicit differentiation and unrolled differentiation. Three or more levels (a chain of nested levels,
-one variable each) are solved by nested penalties. Bounds on leader or follower variables are handled
-by projection; the leader may have no other constraints (a follower variable in a leader constraint
-cannot be handled by these methods).
+Methods (``optdsl.solvers.bilevel``), chosen by structure with ``method="auto"`` (the default): the exact
+hyper-objective method ``hyper`` (L-BFGS-B over the leader's bounds on f(x, y*(x)), the follower solved by
+Newton or, with constraints, by SLSQP and differentiated through its KKT system) when the follower is smooth
+and strongly convex; otherwise the value-function penalty (Kwon et al. 2024) with σ driven to zero, or
+LV-HBA for a large constrained follower. Named methods (penalty, BO-REP, LV-HBA, ScaleBiO, the implicit and
+unrolled baselines) run as asked or raise saying why. Three levels (a chain, one variable each) are solved
+exactly by replacing the bottom level with its stationarity condition; more by nested penalties. Bounds on
+leader or follower variables are handled by projection (the leader's box directly by L-BFGS-B); the leader
+may have no other constraints (a follower variable in a leader constraint cannot be handled by these
+methods).
 """
 from __future__ import annotations
 
@@ -47,7 +51,8 @@ def _bounds(vars_):
 
 class BilevelBackend(Backend):
     name = "bilevel"
-    description = "bilevel / multilevel models: value-function penalty, BO-REP, LV-HBA, ScaleBiO; implicit and unrolled baselines"
+    description = ("bilevel / multilevel models: exact hyper-objective method (default), value-function penalty, "
+                   "BO-REP, LV-HBA, ScaleBiO; implicit and unrolled baselines")
     supports = frozenset({"bilevel", "value_penalty", "bounds", "opaque"})
     requires = frozenset({"smooth"})
     structure = frozenset({"bilevel"})

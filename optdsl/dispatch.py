@@ -19,6 +19,39 @@ _HINTS = {
     "blackbox": "a black-box function has no gradient: a zeroth-order backend (solver='zo') is needed",
 }
 
+# structures that no backend or rewrite takes together: both named, with the nearest supported form
+_COMBINED = {
+    frozenset({"bilevel", "blackbox"}): (
+        "levels (m.level) and a black-box term (od.blackbox) do not compose: the bilevel methods need gradients. "
+        "Nearest supported forms: write the term with od.fn (a differentiable torch function), or minimize the "
+        "leader's hyper-objective yourself with solver='zo' on a model without levels"),
+    frozenset({"bilevel", "robust"}): (
+        "levels (m.level) and uncertain quantities (m.uncertain) do not compose yet. Nearest supported form: write "
+        "the robust counterpart of the uncertain constraint by hand (box: aᵀx + r·norm1(x) <= b; ellipsoid: "
+        "aᵀx + r·norm(x) <= b), which the KKT route and the bilevel methods take"),
+    frozenset({"bilevel", "minmax"}): (
+        "levels (m.level) and a min-max objective do not compose. Nearest supported form: make the inner "
+        "maximization a follower level (follower.maximize(...))"),
+    frozenset({"bilevel", "integer"}): (
+        "levels with integer variables are taken only by the KKT route: integer leader variables, an LP/convex-QP "
+        "follower with continuous variables, a piecewise-linear leader (see the bilevel_to_kkt reason above)"),
+    frozenset({"acyclic", "integer"}): (
+        "od.acyclic(W) and integer variables do not compose. Nearest supported form: a continuous W (the learned "
+        "graph is thresholded by w_threshold)"),
+    frozenset({"minmax", "integer"}): (
+        "a min-max objective and integer variables do not compose. Nearest supported form: continuous players"),
+    frozenset({"robust", "blackbox"}): (
+        "uncertain quantities (m.uncertain) and a black-box term do not compose: robust counterparts need "
+        "an explicit (affine) dependence on the uncertainty. Nearest supported form: od.fn or explicit expressions"),
+    frozenset({"acyclic", "bilevel"}): (
+        "od.acyclic(W) inside a bilevel model is not supported. Nearest supported form: a DAG model without levels"),
+}
+
+
+def _combination_hints(tags) -> list[str]:
+    present = set(tags.features) | set(tags.properties)
+    return [h for combo, h in _COMBINED.items() if combo <= present]
+
 
 def _automatic_refusal(backend: Backend, tags: Tags) -> Optional[str]:
     """Backends that declare ``automatic_for`` (features) are chosen automatically only for models with one
@@ -119,7 +152,8 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
     if best[0] is None:
         lines = [f"  {name}: {why}" for name, why in rejections.items()]
         lines += [f"  (rewrite {name}: {why})" for name, why in pass_reasons.items()]
-        hints = [h for t, h in _HINTS.items() if t in root_tags]
+        combined = _combination_hints(root_tags)
+        hints = combined or [h for t, h in _HINTS.items() if t in root_tags]
         head = (f"solver {solver!r} cannot take this model" if solver else "no backend can take this model")
         raise NotSolvableError(head + ":\n" + "\n".join(lines) + ("\n" + "\n".join(hints) if hints else ""))
     cost, steps, backend = best[0]

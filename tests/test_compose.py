@@ -76,3 +76,43 @@ def test_level_penalty_must_be_positive():
     y = f.variable(name="y")
     with pytest.raises(od.ModelError, match="level 'f': penalty"):
         f.subject_to(y <= 1, name="c", penalty=-1)
+
+
+def _error(m):
+    with pytest.raises(od.NotSolvableError) as e:
+        m.solve()
+    return str(e.value)
+
+
+def test_levels_with_a_blackbox_term_name_both_and_the_nearest_form():
+    m = od.Model("bb")
+    x = m.variable(lb=0, ub=1, name="x")
+    f = m.level("f")
+    y = f.variable(name="y")
+    f.minimize((y - x) ** 2)
+    m.minimize(od.blackbox(lambda v: float(np.asarray(v) ** 2))(x) + y)
+    text = _error(m)
+    assert "levels (m.level)" in text and "od.blackbox" in text and "od.fn" in text
+    assert "solver='zo') is needed" not in text      # the single-structure hint would mislead here
+
+
+def test_levels_with_uncertainty_name_both_and_the_nearest_form():
+    m = od.Model("rb")
+    x = m.variable(1, lb=0, ub=1, name="x")
+    f = m.level("f")
+    y = f.variable(name="y")
+    f.minimize((y - x.sum()) ** 2)
+    u = m.uncertain(1, within=od.Box(np.zeros(1), radius=1.0), name="u")
+    m.minimize(y - x.sum())
+    m.subject_to(x + u * x <= 1, name="rob")
+    text = _error(m)
+    assert "m.uncertain" in text and "levels" in text and "robust counterpart" in text
+
+
+def test_dag_with_integer_weights_names_both():
+    m = od.Model("dag_int")
+    W = m.variable((3, 3), integer=True, lb=-1, ub=1, name="W")
+    m.minimize(od.sum_squares(W - 0.5))
+    m.subject_to(od.acyclic(W), name="dag")
+    text = _error(m)
+    assert "od.acyclic(W) and integer variables" in text

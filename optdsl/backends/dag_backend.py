@@ -95,10 +95,14 @@ class DagBackend(Backend):
     }
 
     def reject_reason(self, problem, tags):
+        acyc = problem.extensions.get("acyclic") or []
+        if len(acyc) == 1 and problem.constraints:  # the constraint by name before "cannot handle inequality"
+            why = prior_knowledge(problem, acyc[0][1])[1]
+            if why:
+                return why
         why = super().reject_reason(problem, tags)
         if why:
             return why
-        acyc = problem.extensions.get("acyclic") or []
         if len(acyc) != 1:
             return "needs exactly one od.acyclic(W) constraint"
         (_, W), = acyc

@@ -31,9 +31,15 @@ class LinearBilevel:
 
 
 def random_linear_bilevel(ny: int = 2, m: int = 4, seed: int = 0, x_hi: float = 10.0, y_hi: float = 10.0,
-                          coupled: bool = False) -> LinearBilevel:
+                          coupled: bool = False, per_row: int | None = None) -> LinearBilevel:
+    """``per_row``: follower variables per row (sparse rows, as in structured models); None: dense rows."""
     rng = np.random.default_rng(seed)
     A = rng.uniform(0.2, 2.0, (m, ny)) * np.where(rng.random((m, ny)) < 0.8, 1.0, -0.5)
+    if per_row is not None:
+        keep = np.zeros((m, ny), bool)
+        for i in range(m):
+            keep[i, rng.choice(ny, min(per_row, ny), replace=False)] = True
+        A = np.where(keep, A, 0.0)
     a = rng.uniform(-1.0, 1.0, m)
     b = np.abs(a) * x_hi + rng.uniform(1.0, 5.0, m)
     inst = LinearBilevel(c_x=float(rng.uniform(-1, 1)), c_y=rng.uniform(-2, 2, ny), d_y=-rng.uniform(0.5, 2, ny),

@@ -30,7 +30,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from optdsl.solvers.alsketch import _armijo, _barrier_outer, _delta_trial, _interior_start, _threshold, _vec, _worst
+from optdsl.solvers.alsketch import (_armijo, _barrier_outer, _delta_trial, _interior_start, _threshold, _vec,
+                                    _violation_stationary, _worst)
 from optdsl.solvers.common import Budget, SolverOutput, Status
 from optdsl.solvers.linalg import sketch as sk
 
@@ -281,8 +282,10 @@ def solve(f, eq, ineq, jac_eq, jac_ineq, hess_lag, x, me, mi, lbt, ubt, *, count
     xt = T(z[:n])
     worst = _worst(T(e["cx"]), me, mi, xt, lbt, ubt)
     if status in (Status.ITERATION_LIMIT, Status.SLOW_PROGRESS) and cert["feasibility"] > max(1e-6, 100 * tol):
-        cn = float(np.linalg.norm(e["c"]))
-        if float(np.linalg.norm(e["J"].T @ e["c"])) <= 1e-4 * max(1.0, cn):
+        # INFEASIBLE only at a stationary point of the violation (‖Jᵀc‖ ≤ 1e-6‖J‖‖c‖), not at a mere stall
+        if _violation_stationary(float(np.linalg.norm(e["J"].T @ e["c"])), float(spla.norm(e["J"]))
+                                 if sp.issparse(e["J"]) else float(np.linalg.norm(e["J"])),
+                                 float(np.linalg.norm(e["c"]))):
             status = Status.INFEASIBLE
     if status == Status.INFEASIBLE:
         message = (f"locally infeasible: constraint {worst[0]}[{worst[1]}] has the largest violation "

@@ -111,3 +111,26 @@ def test_result_json_keeps_gap_and_bound():
     res = m.solve()
     back = od.Result.from_json(res.to_json())
     assert back.certificates["mip_bound"] == pytest.approx(res.certificates["mip_bound"]) and back.objective == 7.0
+
+
+def test_ccg_keeps_integer_first_stage_variables():
+    # Zeng & Zhao (2013) location-transportation with binary opening decisions: the paper's optimum 33680
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "problems" / "robust_two_stage_location.py"
+    spec = importlib.util.spec_from_file_location("robust_two_stage_location", path)
+    g = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(g)
+    m = od.Model("location_binary")
+    z = m.variable(3, boolean=True, name="open")
+    cap = m.variable(3, lb=0, ub=800, name="cap")
+    y = m.recourse((3, 3), lb=0, name="ship")
+    u = m.uncertain(3, within=g.PROB.uset, name="u")
+    m.minimize(g.F @ z + g.A_CAP @ cap + (g.C * y).sum())
+    m.subject_to(cap <= 800 * z, name="open_cap")
+    m.subject_to(cap.sum() >= 772, name="total")
+    m.subject_to(y.sum(axis=1) <= cap, name="supply")
+    m.subject_to(y.sum(axis=0) >= g.DBAR + g.G * u, name="demand")
+    res = m.solve()
+    assert res.solver == "robust_ccg" and res.status.name == "OPTIMAL"
+    assert res.objective == pytest.approx(g.OPT_INTEGER, rel=1e-6) and set(np.unique(z.value)) <= {0.0, 1.0}

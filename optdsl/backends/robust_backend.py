@@ -133,7 +133,7 @@ class RobustCCG(Backend):
     name = "robust_ccg"
     structure = frozenset({"robust", "recourse"})
     description = "two-stage robust models with recourse: column-and-constraint generation (cvxpy/HiGHS)"
-    supports = _FEATURES | {"recourse"}
+    supports = _FEATURES | {"recourse", "integer"}   # integer first-stage variables: MILP masters
     cost = 2.0
     certificates = ("gap (upper - lower bound)",)
     options = {
@@ -153,6 +153,9 @@ class RobustCCG(Backend):
             return "needs exactly one uncertain quantity"
         ys = problem.extensions["recourse"]
         for y in ys:
+            if getattr(y, "integer", False):
+                return (f"recourse variable {y.name!r} is integer: CCG needs an LP second stage (nearest supported "
+                        "form: continuous recourse, integer first-stage variables)")
             if y.lb is None or np.any(y.lb != 0):
                 return f"recourse variable {y.name!r} needs lb=0 (the standard form y >= 0)"
         allv = list(problem.variables) + list(us)
@@ -184,7 +187,9 @@ class RobustCCG(Backend):
             A, b = _first_stage(rows_first, xs)
         lb = np.concatenate([np.full(v.size, -np.inf) if v.lb is None else v.lb.ravel() for v in xs])
         ub = np.concatenate([np.full(v.size, np.inf) if v.ub is None else v.ub.ravel() for v in xs])
-        prob = TwoStageProblem(c=cx[0], d=dy[0], G=G, h=h, E=E, M=M, uset=u.within, A=A, b=b, lb=lb, ub=ub)
+        integer = np.concatenate([np.full(v.size, bool(getattr(v, "integer", False))) for v in xs])
+        prob = TwoStageProblem(c=cx[0], d=dy[0], G=G, h=h, E=E, M=M, uset=u.within, A=A, b=b, lb=lb, ub=ub,
+                               integer=integer if integer.any() else None)
         kw = {"tol": options["tol"], "max_iter": options["max_iter"], "time_limit": options["time_limit"],
               "callback": callback}
         if options["subproblem"] != "auto":

@@ -139,7 +139,7 @@ def trust_constr_chain(N):
             so.LinearConstraint(ends, [0, 1, 0, 0], [0, 1, 0, 0])]
     r, ts = timed(lambda: so.minimize(fun, np.concatenate([t, -t * (1 - t)]), jac=lambda z: grad,
                                       hess=lambda z: sp.csr_matrix((2 * n, 2 * n)), method="trust-constr",
-                                      constraints=cons, options={"gtol": 1e-8, "xtol": 1e-12, "maxiter": 3000}))
+                                      constraints=cons, options={"gtol": 1e-8, "xtol": 1e-12, "maxiter": 1000}))
     return {"build": 0.0, "solve": ts, "it": int(r.nit), "f": float(r.fun), "ok": r.status in (1, 2)}
 
 

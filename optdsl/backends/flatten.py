@@ -272,26 +272,37 @@ class BestPoint:
     """The best iterate a run has shown its callback: the least objective among points whose violation is
     within `feas_tol`, else the least violation. What an interrupted or timed-out run hands back (the docs
     promise the best point seen, not the last iterate). `f` is the objective the run iterates on (a scaled
-    one, say); with ``use_reported=True`` the objective the method reports with each iterate is taken instead
-    of evaluating `f` again (black boxes: no extra evaluation per iteration)."""
+    one, say). With ``reported_before_step=x0`` the objective a method reports with iterate k is taken as the
+    value at the point *before* that step (x0, then iterate k-1), as zeroth-order loops report it: no extra
+    black-box evaluation per iteration."""
 
-    def __init__(self, flat: FlatProblem, f=None, feas_tol: float = 1e-6, use_reported: bool = False):
-        self.flat, self.f, self.feas_tol, self.use_reported = flat, f or flat.f, feas_tol, use_reported
+    def __init__(self, flat: FlatProblem, f=None, feas_tol: float = 1e-6, reported_before_step=None):
+        self.flat, self.f, self.feas_tol = flat, f or flat.f, feas_tol
         self.x: Optional[torch.Tensor] = None
         self.key: Optional[tuple] = None
         self.seen = 0  # iterates offered
+        self.use_reported = reported_before_step is not None
+        self._before = None if reported_before_step is None else self._flat_copy(reported_before_step)
+
+    def _flat_copy(self, x):
+        return torch.as_tensor(x).detach().reshape(-1).to(device=self.flat.device, dtype=self.flat.dtype).clone()
 
     def wrap(self, cb):
         """A tensor-level callback that records each iterate, then defers to `cb` (may be None)."""
         def tracked(info: dict):
             if info.get("x") is not None:
-                self.offer(info["x"], info.get("objective") if self.use_reported else None)
+                if self.use_reported and info.get("objective") is not None:
+                    before, self._before = self._before, self._flat_copy(info["x"])
+                    if before is not None:
+                        self.offer(before, info["objective"])
+                else:
+                    self.offer(info["x"])
             return None if cb is None else cb(info)
         return tracked
 
     def offer(self, x, objective=None) -> None:
         self.seen += 1
-        x = torch.as_tensor(x).detach().reshape(-1).to(device=self.flat.device, dtype=self.flat.dtype).clone()
+        x = self._flat_copy(x)
         if x.numel() != self.flat.n or not torch.isfinite(x).all():
             return
         try:

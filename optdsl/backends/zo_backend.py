@@ -82,15 +82,16 @@ class ZoBackend(Backend):
         f = lambda x: flat.f(x)  # noqa: E731 - evaluated without autograd by the ZO loop
         # the best point seen (by the objective the loop reports: no extra black-box evaluations) is what an
         # interrupted or timed-out run returns
-        best = BestPoint(flat, f, use_reported=True)
+        x0 = flat.x0()
+        best = BestPoint(flat, f, reported_before_step=x0)  # the loop reports the loss at the point it steps from
         kw["callback"] = best.wrap(flat.callback(callback))
         try:
             if flat.eq_items or flat.in_items:
-                out = zo.minimize_constrained(f, flat.x0(), eq=flat.eq if flat.eq_items else None,
+                out = zo.minimize_constrained(f, x0.clone(), eq=flat.eq if flat.eq_items else None,
                                               ineq=flat.ineq if flat.in_items else None,
                                               inner_iter=options["max_iter"], **kw)
             else:
-                out = zo.minimize(f, flat.x0(), max_iter=options["max_iter"], **kw)
+                out = zo.minimize(f, x0.clone(), max_iter=options["max_iter"], **kw)
         except KeyboardInterrupt:  # Ctrl-C inside an evaluation
             if best.x is None:
                 raise
@@ -99,6 +100,13 @@ class ZoBackend(Backend):
         if out.status in (Status.INTERRUPTED, Status.TIME_LIMIT) and best.better_than(out.x, out.objective):
             out.x, out.objective = best.x, None
             out.message = f"{out.message}; the best point seen is returned"
+        elif _diverged(out, best):
+            # the run ended far above the best objective it saw: a diverged run certifies nothing (an estimated
+            # gradient of 0 at a run-away point is not stationarity); hand back the best point seen
+            out.status, out.certificates = Status.NUMERICAL_ERROR, {}
+            out.message = (f"{out.message}; the run diverged (objective {out.objective:.3g}, best seen "
+                           f"{best.key[1]:.3g}); the best point seen is returned")
+            out.x, out.objective = best.x, None
         sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
                           certificates=dict(out.certificates), counts=dict(out.counts), history=out.history)
         if out.x is not None and out.status.has_point:
@@ -128,6 +136,14 @@ class ZoBackend(Backend):
         return RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
                            certificates=dict(out.certificates), counts=dict(out.counts), history=out.history,
                            extras={"bytes_per_step": out.extras.get("bytes_per_step")})
+
+
+def _diverged(out, best) -> bool:
+    """The final objective is non-finite, or above the best feasible objective seen by more than 10⁶ of its size."""
+    if best.x is None or best.key[0] != 0 or out.objective is None or out.x is None:
+        return False
+    f, fb = float(out.objective), float(best.key[1])
+    return not np.isfinite(f) or f > fb + 1e6 * (1.0 + abs(fb))
 
 
 def _finite_sum(e):

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .expr.batching import batch_constraints
 from .expr.node import psd_violation
 from .lower.torch import TorchLowering
 from .problem import Problem
@@ -23,10 +24,15 @@ def violations(problem: Problem, values: dict) -> dict[str, float]:
     out: dict[str, float] = {}
     memo: dict = {}
     with torch.no_grad():
-        for c in problem.hard_constraints:
-            if any(v not in env for v in c.expr.variables()) or _reads_uncertain(c.expr):
+        for batch in batch_constraints(problem.constraints):  # loop-built scalar rows evaluated as one vector
+            c = batch.items[0]
+            if c.soft or any(v not in env for v in batch.expr.variables()) or _reads_uncertain(batch.expr):
                 continue  # robust rows are certified by the backend (counterpart / worst case / CCG gap)
-            e = low.evaluate(c.expr, env, memo).numpy()
+            e = low.evaluate(batch.expr, env, memo).numpy()
+            if batch.batched:
+                per_row = np.abs(e) if c.kind == "eq" else np.maximum(e, 0)
+                out.update({item.name: float(r) for item, r in zip(batch.items, per_row)})
+                continue
             out[c.name] = (psd_violation(e) if c.kind == "psd" else
                            float(np.max(np.abs(e) if c.kind == "eq" else np.maximum(e, 0), initial=0.0)))
     for v in problem.variables:
@@ -70,8 +76,13 @@ def lagrangian_gradient(problem: Problem, values: dict, duals: dict, skip: froze
     sign = -1.0 if problem.sense == "max" else 1.0
     L = sign * low.evaluate(problem.objective, xs).reshape(())
     memo: dict = {}
-    for c in problem.constraints:
-        if c.name in duals and c.name not in skip:
+    for batch in batch_constraints(problem.constraints):
+        active = [c for c in batch.items if c.name in duals and c.name not in skip]
+        if batch.batched and len(active) == len(batch.items):  # loop-built rows: one vector term
+            lam = torch.as_tensor(np.array([float(np.asarray(duals[c.name])) for c in active]), dtype=torch.float64)
+            L = L + (lam * low.evaluate(batch.expr, xs, memo)).sum()
+            continue
+        for c in active:
             lam = torch.as_tensor(np.asarray(duals[c.name], dtype=float), dtype=torch.float64)
             L = L + (-1.0 if c.kind == "psd" else 1.0) * (lam * low.evaluate(c.expr, xs, memo)).sum()  # psd: L = f - <Λ, E>
     grads = torch.autograd.grad(L, list(xs.values()), allow_unused=True)

@@ -133,16 +133,32 @@ def _dcp(problem: Problem) -> str | None:
             return "the objective is not concave (DCP) for maximize" + _culprit(problem.objective, low, "concave")
         if problem.sense == "min" and not obj.is_convex():
             return "the objective is not convex (DCP)" + _culprit(problem.objective, low, "convex")
-        for c in problem.constraints:
-            e = low.lower(c.expr)
-            if c.kind == "eq" and not e.is_affine():
-                return f"equality constraint {c.name!r} is not affine" + _culprit(c.expr, low, "affine")
-            if c.kind == "psd" and not e.is_affine():
-                return f"semidefinite constraint {c.name!r} needs an affine matrix expression"
-            if c.kind == "ineq" and not e.is_convex():
-                return f"constraint {c.name!r} is not convex (DCP)" + _culprit(c.expr, low, "convex")
+        from .expr.batching import batch_constraints
+        for batch in batch_constraints(problem.constraints):  # loop-built scalar rows checked as one vector
+            if batch.batched and _batch_is_dcp(low.lower(batch.expr), batch.kind):
+                continue
+            for c in batch.items:
+                reason = _constraint_dcp(c, low)
+                if reason:
+                    return reason
     except NotRepresentable as e:
         return f"not representable in cvxpy: {e}"
+    return None
+
+
+def _batch_is_dcp(e, kind: str) -> bool:
+    return e.is_affine() if kind == "eq" else e.is_convex()
+
+
+def _constraint_dcp(c, low) -> str | None:
+    """None when constraint `c` is DCP (affine equality, convex inequality, affine PSD), else why not."""
+    e = low.lower(c.expr)
+    if c.kind == "eq" and not e.is_affine():
+        return f"equality constraint {c.name!r} is not affine" + _culprit(c.expr, low, "affine")
+    if c.kind == "psd" and not e.is_affine():
+        return f"semidefinite constraint {c.name!r} needs an affine matrix expression"
+    if c.kind == "ineq" and not e.is_convex():
+        return f"constraint {c.name!r} is not convex (DCP)" + _culprit(c.expr, low, "convex")
     return None
 
 

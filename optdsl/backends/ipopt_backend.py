@@ -98,7 +98,14 @@ class IpoptForm:
             f = self._lower(low, self.problem.objective, memo, "the objective")
             if f.shape != (1, 1):
                 raise ValueError(f"the objective must be a scalar, it has shape {self.problem.objective.shape}")
-            rows = [_flat(self._lower(low, c.expr, memo, f"constraint {c.name!r}"), c.expr.shape)  # row-major
+            from ..expr.batching import batch_constraints
+            entry = {}  # loop-built scalar rows of one form: lowered once as a vector, one entry per row
+            for batch in batch_constraints(self.items):
+                if batch.batched:
+                    vec = self._lower(low, batch.expr, memo, f"constraint {batch.items[0].name!r} (and its kind)")
+                    entry.update({id(c): vec[i] for i, c in enumerate(batch.items)})
+            rows = [entry[id(c)] if id(c) in entry else
+                    _flat(self._lower(low, c.expr, memo, f"constraint {c.name!r}"), c.expr.shape)  # row-major
                     for c in self.items]
             self.graphs[kind] = (low, f, ca.vertcat(*rows) if rows else low.sym(0, 1))
         return self.graphs[kind]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
+from ..expr.batching import batch_constraints
 from ..lower.cvxpy import CvxpyLowering
 from ..problem import RawSolution
 from .base import Pass
@@ -27,6 +28,7 @@ class CvxpyForm:
     lowering: CvxpyLowering
     constraints: dict  # user name -> cvxpy constraint
     shapes: dict = None  # user name -> the constraint's shape (cvxpy returns scalars' duals as (1,))
+    members: dict = None  # user name -> (cvxpy constraint of its batch, entry): loop-built scalar rows
 
     def refresh(self) -> None:
         self.lowering.refresh_parameters()
@@ -44,14 +46,19 @@ class ConvexToCvxpy(Pass):
         low = CvxpyLowering()
         objective = cp.Minimize(low.lower(problem.objective))
         items = list(problem.constraints) + (bound_constraints(problem) if problem.bounds else [])
-        cons = {}
-        for item in items:
-            e = low.lower(item.expr)
-            cons[item.name] = (e == 0) if item.kind == "eq" else (e >> 0) if item.kind == "psd" else (e <= 0)
+        cons, members, rows = {}, {}, []
+        for batch in batch_constraints(items):  # scalar rows of one form (loop-built) become one vector row
+            e = low.lower(batch.expr)
+            c = (e == 0) if batch.kind == "eq" else (e >> 0) if batch.kind == "psd" else (e <= 0)
+            rows.append(c)
+            if batch.batched:
+                members.update({item.name: (c, i) for i, item in enumerate(batch.items)})
+            else:
+                cons[batch.items[0].name] = c
         for v in problem.variables:  # variables absent from every expression still get a cvxpy twin
             low.leaf(v)
-        form = CvxpyForm(cp.Problem(objective, list(cons.values())), low, cons,
-                         {item.name: item.expr.shape for item in items})
+        form = CvxpyForm(cp.Problem(objective, rows), low, cons,
+                         {item.name: item.expr.shape for item in items}, members)
         payload = {"cvxpy": form}
         return problem.with_(payload=payload, applied=problem.applied + (self.name,)), form
 
@@ -65,5 +72,8 @@ class ConvexToCvxpy(Pass):
                     d = np.asarray(c.dual_value, dtype=float)
                     shape = (form.shapes or {}).get(name)
                     solution.duals[name] = d.reshape(shape) if shape is not None and d.size == int(np.prod(shape)) else d
+            for name, (c, i) in (form.members or {}).items():
+                if c.dual_value is not None:
+                    solution.duals[name] = np.asarray(np.ravel(c.dual_value)[i], dtype=float)
         return solution
 PASS = ConvexToCvxpy()

@@ -26,7 +26,8 @@ by linearized projections w <- w - max(h_i, 0) grad h_i / ||grad h_i||^2 (altern
 Defaults: gamma1 = gamma2 = 10, p = 0.3, u = 1000, lam0 = 1 as in the reference code; but its toy step sizes
 (alpha = 0.008, eta = 0.01, beta = 0.02) with c0 = 0.025 did *not* converge on its own 100-dim toy in our
 port (nor in a line-by-line numpy port of the reference script): the leader weight 1/c_k stays ~5-40, far
-above the penalty. We default to c0 = 1 and alpha = eta = beta = 0.05 (``lr_x``, ``lr_y``, ``lr_z``), which
+above the penalty. We default to c0 = |grad f| / |grad g| at the start (f / c0 on g's scale, so multiplying
+the leader objective by a constant changes nothing; 1 on the toys) and alpha = eta = beta = 0.05 (``lr_x``, ``lr_y``, ``lr_z``), which
 reach both toys in `testing` (``tests/test_bilevel_lvhba.py``).
 """
 from __future__ import annotations
@@ -34,12 +35,12 @@ from __future__ import annotations
 import torch
 
 from ..common import Status
-from ._core import NonFinite, Setup, as_schedule, axpy, check_finite, finish, leaf, norm
+from ._core import NonFinite, Setup, as_schedule, axpy, check_finite, finish, leaf, norm, relative_scale
 from .gap import certify
 
 
 def lvhba(f, g, x0, y0, *, lower_constraints=None, lower_equalities=None, lr_x=0.05, lr_y=0.05, lr_z=0.05,
-          gamma1: float = 10.0, gamma2: float = 10.0, c0: float = 1.0, p: float = 0.3, u_max: float = 1000.0,
+          gamma1: float = 10.0, gamma2: float = 10.0, c0=None, p: float = 0.3, u_max: float = 1000.0,
           lam0: float = 1.0, restore_sweeps: int = 10, proj_x=None, proj_y=None, proj_xy=None, batches=None, eval_batch=None,
           max_iter: int = 1500, tol: float = 1e-6, time_limit=None, callback=None, device=None, dtype=None,
           certify_gap: bool = True):
@@ -66,6 +67,10 @@ def lvhba(f, g, x0, y0, *, lower_constraints=None, lower_equalities=None, lr_x=0
               max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback, device=device, dtype=dtype,
               lower_constraints=h_all)
     ax, ay, az = as_schedule(lr_x, "lr_x"), as_schedule(lr_y, "lr_y"), as_schedule(lr_z, "lr_z")
+    if c0 is None:   # f / c0 on g's scale at the start: the leader objective times c gives the same run
+        _, gfx, gfy = S.orc.grad("f", S.x0, S.y0, "xy")
+        _, ggx, ggy = S.orc.grad("g", S.x0, S.y0, "xy")
+        c0 = relative_scale(norm(gfx + gfy)) / relative_scale(norm(ggx + ggy))
     for nm, v in (("gamma1", gamma1), ("gamma2", gamma2), ("c0", c0), ("u_max", u_max)):
         if not (isinstance(v, (int, float)) and v > 0):
             raise ValueError(f"{nm} must be > 0, got {v!r}")

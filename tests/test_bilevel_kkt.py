@@ -175,3 +175,21 @@ def test_integer_follower_is_refused_naming_both_structures():
     with pytest.raises(od.NotSolvableError) as e:
         m.solve()
     assert "integer" in str(e.value) and "follower" in str(e.value)
+
+
+def test_parameter_change_rebuilds_the_follower_data():
+    # y = min(x, p); leader min x − 2y on [1, 2]: p = 5 → x = y = 2 (−2); p = 1.5 → x = y = 1.5 (−1.5)
+    m = od.Model("param")
+    x = m.variable(lb=1, ub=2, name="x")
+    p = m.parameter(value=5.0, name="cap")
+    f = m.level("f")
+    y = f.variable(lb=0, ub=10, name="y")
+    f.maximize(y)
+    f.subject_to(y <= x, name="below_x")
+    f.subject_to(y <= p, name="pcap")
+    m.minimize(x - 2 * y)
+    assert m.solve().objective == pytest.approx(-2.0)
+    p.value = 1.5
+    res = m.solve()
+    assert res.objective == pytest.approx(-1.5) and y.value == pytest.approx(1.5)
+    assert res.duals["pcap"] == pytest.approx(1.0)

@@ -198,3 +198,19 @@ def test_casadi_lowering_value_and_gradient(name):
     env = {x: torch.tensor(v, dtype=torch.float64, requires_grad=True) for x, v in zip(xs, values)}
     ref = torch.autograd.grad((torch.as_tensor(w) * TorchLowering().evaluate(e, env)).sum(), list(env.values()))
     np.testing.assert_allclose(grad, np.concatenate([r.numpy().ravel() for r in ref]), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["trace", "diag_vec", "diag_mat", "diff", "diff_k2_axis1", "cumsum", "cumsum_axis1",
+                                  "multiply", "sum_axis0"])
+def test_sparse_affine_rows_of_linear_atoms(name):
+    from optdsl.lower.sparse_affine import SparseAffineLowering
+    od_fn, _, values, _ = CASES[name]
+    _, xs = _model(values)
+    if name == "multiply":
+        xs[1] = values[1]  # affine only with one constant factor
+    e = od_fn(*xs)
+    var = [x for x in xs if isinstance(x, od.Variable)]
+    sizes = [x.size for x in var]
+    aff = SparseAffineLowering(var, list(np.cumsum([0] + sizes[:-1])), int(sum(sizes))).lower(e)
+    z = np.concatenate([np.ravel(v) for v, x in zip(values, xs) if isinstance(x, od.Variable)])
+    np.testing.assert_allclose((aff.A @ z + aff.b.reshape(-1)).reshape(e.shape), e.value, rtol=1e-12, atol=1e-12)

@@ -168,6 +168,52 @@ AFFINE: dict[str, Any] = {
 }
 
 
+def _along(shape: tuple, axis: int, M: sp.spmatrix) -> sp.csr_matrix:
+    """The row-major matrix applying M (out_len x len) to every 1-D slice along `axis` of an array of `shape`."""
+    before, after = int(np.prod(shape[:axis], dtype=int)), int(np.prod(shape[axis + 1:], dtype=int))
+    return sp.csr_matrix(sp.kron(sp.kron(sp.identity(before), M), sp.identity(after)))
+
+
+def _linear(matrix: Callable[[tuple, dict], sp.spmatrix], out_shape: Callable[[tuple, dict], tuple]):
+    """A linear op given by its sparse matrix on the row-major vector of its argument."""
+    def impl(a, at):
+        x = a[0]
+        S = matrix(x.shape, at)
+        return Affine(None if x.A is None else sp.csr_matrix(S @ x.A),
+                      (S @ x.b.reshape(-1)).reshape(out_shape(x.shape, at)))
+    return impl
+
+
+def _diff_matrix(shape, at):
+    L, k = shape[at["axis"]], at["k"]
+    D = sp.identity(L, format="csr")
+    for j in range(k):
+        D = sp.diags([-np.ones(L - j - 1), np.ones(L - j - 1)], [0, 1], shape=(L - j - 1, L - j)) @ D
+    return _along(shape, at["axis"], D)
+
+
+def _cumsum_matrix(shape, at):
+    axis = at.get("axis")
+    if axis is None:
+        return sp.csr_matrix(np.tril(np.ones((int(np.prod(shape, dtype=int)),) * 2)))
+    return _along(shape, axis, sp.csr_matrix(np.tril(np.ones((shape[axis], shape[axis])))))
+
+
+def _diag_matrix(shape, at):
+    n = shape[0]
+    if len(shape) == 1:  # vector -> diagonal matrix: entry i goes to position i*n + i
+        return sp.csr_matrix((np.ones(n), (np.arange(n) * (n + 1), np.arange(n))), shape=(n * n, n))
+    return sp.csr_matrix((np.ones(n), (np.arange(n), np.arange(n) * (n + 1))), shape=(n, n * n))
+
+
+AFFINE.update({  # the linear atoms of the CVXPY set
+    "diff": _linear(_diff_matrix, lambda s, at: s[:at["axis"]] + (s[at["axis"]] - at["k"],) + s[at["axis"] + 1:]),
+    "cumsum": _linear(_cumsum_matrix, lambda s, at: (int(np.prod(s, dtype=int)),) if at.get("axis") is None else s),
+    "diag": _linear(_diag_matrix, lambda s, at: (s[0], s[0]) if len(s) == 1 else (s[0],)),
+    "trace": _linear(lambda s, at: sp.csr_matrix(_diag_matrix(s, at).sum(axis=0)), lambda s, at: ()),
+})
+
+
 def _nonaffine(name, a, at):
     raise NotAffine(f"'{name}' of a variable-dependent expression")
 

@@ -123,7 +123,7 @@ class FlatProblem:
         d = d / float(d.abs().max())
         # the travelled direction, and its dominant part alone (a drift in other coordinates that a longer
         # ray would turn into growth is not part of the recession direction)
-        for direction in (d, torch.where(d.abs() >= 1e-3, d, torch.zeros_like(d))):
+        for direction in [d] + [torch.where(d.abs() >= c, d, torch.zeros_like(d)) for c in (1e-3, 0.1, 0.5)]:
             why = self._ray(x1, direction, feas_tol)
             if why:
                 return why

@@ -205,14 +205,14 @@ def newton_follower(o, x, y, lin: LinearSolver, *, ytol: float = 1e-11, max_newt
     """argmin_y g(x, y) by Newton-(P)CG with Armijo backtracking from y. Returns (y, info) with
     ``newton_steps``, ``step`` (max-norm of the last Newton step relative to 1 + |y|), ``residual``."""
     from ._core import _NOBATCH
-    info = {"newton_steps": 0, "step": math.inf, "residual": math.inf}
+    info = {"newton_steps": 0, "step": math.inf, "residual": math.inf, "converged": False}
     for it in range(max_newton):
         yl = leaf(y)
         with torch.enable_grad():
             gv, gy = _grad_y(o, x, yl, _NOBATCH)
             info["residual"] = gnorm = norm(gy)
             if gnorm == 0.0:
-                info["step"] = 0.0
+                info["step"], info["converged"] = 0.0, True
                 break
             rhs = tuple(-q.detach() for q in gy)
             # exact solves with a factor at hand; else inexact Newton (forcing ~ |grad|: quadratic), exact at the end
@@ -242,6 +242,7 @@ def newton_follower(o, x, y, lin: LinearSolver, *, ytol: float = 1e-11, max_newt
         info["step"] = t * max(float(q.abs().max()) for q in d) / (1.0 + ymax)
         # an exact full Newton step this small leaves an error of its square (quadratic convergence)
         if info["step"] <= ytol or (exact and t == 1.0 and info["step"] <= 1e-6):
+            info["converged"] = True
             break
     o.counts["newton"] = o.counts.get("newton", 0) + info["newton_steps"]
     return y, info
@@ -334,7 +335,7 @@ def hyper(f, g, x0, y0, *, bounds_x=None, proj_x=None, proj_y=None, lower_constr
         x = _unflat(xv, like)
         if kkt is not None:
             F, hg, y, info = kkt.evaluate(x, state["y"])
-            info["step"] = 0.0 if info["kkt_residual"] <= 1e-7 and info["lower_infeasibility"] <= 1e-8 else math.inf
+            info["converged"] = info["kkt_residual"] <= 1e-7 and info["lower_infeasibility"] <= 1e-8
             info["residual"] = info["kkt_residual"]
             state.update(x=xv.copy(), y=y, F=F, grad=_flat(hg), info=info)
             state["evals"] += 1
@@ -393,7 +394,7 @@ def hyper(f, g, x0, y0, *, bounds_x=None, proj_x=None, proj_y=None, lower_constr
         k = max(it["k"] - 1, 0)
         F, G = evaluate(xf)
         pg = pgrad(xf, G / scale)
-        ok_y = state["info"].get("step", math.inf) <= max(ytol, 1e-8, eps ** 0.5)
+        ok_y = bool(state["info"].get("converged"))
         if S.budget.status is not None:
             status = S.budget.status
         elif pg <= tol and ok_y:

@@ -11,6 +11,10 @@ the first-order method keeps a second follower copy z tracking argmin g(x, ·), 
 g are needed. A schedule σ_k = max(σ_min, σ₀/(k+1)^p) tightens the penalty over the run (option
 ``sigma_decay`` = p of the ``bilevel`` backend).
 
+The rewrite is a declaration (an extension the bilevel backend reads): with ``method="penalty"`` the
+backend runs this penalty; its default ``method="auto"`` first tries the exact hyper-objective method
+(``hyper``: the follower solved by Newton, the implicit hypergradient, L-BFGS-B on the leader) and falls back
+to this penalty, with σ driven to zero, only when the follower is not strongly convex.
 The rewrite changes no variable: values and the follower's multipliers map back as they are. Followers
 with constraints (LV-HBA's proximal-Lagrangian form) and chains of three or more levels (nested penalties)
 are handled by the backend directly.

@@ -10,12 +10,14 @@ sigma = 2e-3 (drawn from a generator seeded in ``build()``, so a solve is reprod
 Known answer (by construction): the noise-free part is >= 0 and equals 0 only at x = C (all w_i > 0), so
 the minimizer is C and the optimal expected value is 0 (E[xi] = 0; Q(0) = 0).
 
-Tolerances: with a smoothing radius eps = 0.05 (much larger than DELTA and sigma, so differences measure
-the slope, not the noise), Rademacher directions and a linearly decaying step, ZO ends, over seeds 0..4,
-within 4.3e-4 of C in every coordinate (1500 steps, < 1 s). EXPECTED states atol 5e-3 on x (10x margin:
-the kink is approached at the slow rate of a subgradient method, and the noise stream changes with the
-number of evaluations), and on the objective -- one more noisy reading at the end: noise ~2e-3 plus
-sum_i w_i |x_i - c_i| <= 5 * 5e-3 = 0.025 -- atol 0.035.
+Tolerances: the defaults (``m.solve()``: lr="auto", 1000 steps, ~2 s) see the read-out noise in repeated
+evaluations at the start and raise the smoothing radius from 1e-3 to ~1e-2, so that differences measure
+the slope, not the noise; over seeds 0..4 they end within 1.8e-4 .. 5.9e-4 of C in every coordinate.
+EXPECTED states atol 5e-3 on x (the kink is approached at the slow rate of a subgradient method, and the
+noise stream changes with the number of evaluations), and on the objective -- one more noisy reading at the
+end: noise ~2e-3 plus sum_i w_i |x_i - c_i| <= 5 * 5e-3 = 0.025 -- atol 0.035. The status is
+ITERATION_LIMIT: the backend's gradient test cannot tell a kink's subgradients from noise, so it claims no
+stationarity (truthfully). ``TUNED`` -- eps = 0.05, Rademacher directions, 1500 steps -- ends within 4.3e-4.
 """
 import numpy as np
 
@@ -46,7 +48,7 @@ def build() -> od.Model:
 EXPECTED = {"objective": 0.0, "atol": 0.035, "values": {"x": C}, "atol_values": 5e-3,
             "status": "ITERATION_LIMIT"}
 SOLVERS = ["zo"]
-OPTIONS = {"estimator": "rademacher", "eps": 0.05, "lr": 0.02, "schedule": "linear", "max_iter": 1500, "seed": 0}
+TUNED = {"estimator": "rademacher", "eps": 0.05, "lr": 0.02, "schedule": "linear", "max_iter": 1500, "seed": 0}
 
 if __name__ == "__main__":
-    print(build().solve(**OPTIONS))
+    print(build().solve())

@@ -1,5 +1,6 @@
 """Zeroth-order (backend `zo`) gallery models and modeling-level behaviour: known answers, the augmented
 Lagrangian path, exact checkpoint/resume through `m.module`, the CLI, and bad input."""
+import functools
 import importlib.util
 import os
 import re
@@ -27,23 +28,50 @@ def check_objective(value, exp):
     assert value == pytest.approx(exp["objective"], rel=exp.get("rtol", 0.0), abs=exp.get("atol", 0.0))
 
 
-# --- gallery: each file reaches its EXPECTED through m.solve(**OPTIONS) --------------------------------------
+# --- gallery: each file reaches its EXPECTED through a plain m.solve() (lr="auto") ---------------------------
+
+@functools.lru_cache(maxsize=None)
+def solved_by_defaults(name):
+    mod = load(name)
+    m = mod.build()
+    assert m.plan().backend.name == "zo"
+    return mod, m.solve()
+
 
 @pytest.mark.parametrize("name", ["zo_blackbox_simulator", "zo_noisy_nonsmooth"])
 def test_blackbox_gallery_reaches_expected(name):
-    mod = load(name)
-    assert mod.SOLVERS == ["zo"]
-    m = mod.build()
-    assert m.plan().backend.name == "zo"
-    res = m.solve(**mod.OPTIONS)
+    mod, res = solved_by_defaults(name)
+    assert mod.SOLVERS == ["zo"] and not hasattr(mod, "OPTIONS")
     exp = mod.EXPECTED
-    assert res.solver == "zo" and res.status.name == exp["status"]
-    assert res.iterations == mod.OPTIONS["max_iter"]
+    assert res.solver == "zo" and res.status.name == exp["status"], res.message
+    assert res.iterations == 1000                       # the backend's default budget
     check_objective(res.objective, exp)
     for k, ref in exp["values"].items():
         assert res.values[k] == pytest.approx(ref, abs=exp["atol_values"])
     assert res.certificates["max_violation"] == 0.0   # bounds hold exactly (projection)
     assert res.primal_status == od.PrimalStatus.FEASIBLE_POINT
+
+
+def test_simulator_locally_optimal_claim_is_backed_by_the_gradient_test():
+    """LOCALLY_OPTIMAL comes with the estimated projected gradient: at 2 standard errors below gtol = 0.01
+    times its value at the start; the true projected gradient (exact Jacobian) is small at the answer."""
+    mod, res = solved_by_defaults("zo_blackbox_simulator")
+    c = res.certificates
+    assert res.status == Status.LOCALLY_OPTIMAL
+    assert c["grad_estimate_upper"] <= 0.01 * c["grad_estimate_start"] and c["grad_estimate_start"] > 0
+    u = res.values["u"]
+    h = 1e-6
+    g = np.array([(mod.mismatch(u + h * e) - mod.mismatch(u - h * e)) / (2 * h) for e in np.eye(3)])
+    g0 = np.array([(mod.mismatch(h * e) - mod.mismatch(-h * e)) / (2 * h) for e in np.eye(3)])
+    assert np.linalg.norm(g[:2]) <= 0.01 * np.linalg.norm(g0[:2]) and g[2] < 0   # u3 held at ub by the gradient
+
+
+def test_tuned_settings_still_work():
+    """The hand-tuned setting each black-box file used before the defaults learned (``TUNED``)."""
+    mod = load("zo_blackbox_simulator")
+    res = mod.build().solve(**mod.TUNED)
+    assert res.status == Status.ITERATION_LIMIT and res.iterations == mod.TUNED["max_iter"]
+    assert res.values["u"] == pytest.approx(mod.EXPECTED["values"]["u"], abs=1e-2)   # measured 3.7e-3
 
 
 def test_simulator_reference_is_the_bound_constrained_least_squares_optimum():
@@ -62,32 +90,39 @@ def test_logistic_digits_gap_to_backprop_and_accuracy():
     assert mod._GRAD < 1e-8                               # the L-BFGS reference is converged
     net = mod.make_net()
     loss0 = mod.train_loss(net)
-    res = mod.build(net).solve(**mod.OPTIONS)
+    res = mod.build(net).solve()
     exp = mod.EXPECTED
-    assert res.solver == "zo" and res.status.name == exp["status"]
+    assert res.solver == "zo" and res.status.name == exp["status"], res.message
     gap = mod.train_loss(net) - mod.OPT_LOSS            # the module was trained in place
     print(f"\nlogistic 3-vs-8: loss {loss0:.4f} -> {mod.train_loss(net):.5f}, backprop optimum {mod.OPT_LOSS:.5f}, "
           f"gap {gap:.2e}, test accuracy {mod.accuracy(net):.4f} (backprop {mod.OPT_ACCURACY:.4f})")
-    assert -1e-6 <= gap <= exp["atol"]                   # measured 1.2e-3 (seed 0)
+    assert -1e-6 <= gap <= exp["atol"]                   # measured 1.1e-3 (seed 0)
     check_objective(res.objective, exp)                  # full batch: res.objective is the training loss
-    assert mod.accuracy(net) >= exp["accuracy"]           # measured 0.968 (seed 0)
-    assert res.counts["f"] == 2 * mod.OPTIONS["max_iter"]
+    assert mod.accuracy(net) >= exp["accuracy"]           # measured 0.947 (seed 0)
 
 
 def test_mlp_finetune_reaches_the_accuracy_threshold():
     mod = load("zo_mlp_finetune")
     net = mod.make_net()
     acc0 = mod.accuracy(net)
-    res = mod.build(net).solve(**mod.OPTIONS)
+    res = mod.build(net).solve()
     exp = mod.EXPECTED
-    bp_loss, bp_acc = mod.backprop_reference()
-    print(f"\nMLP 64-32-10 by ZO: test accuracy {acc0:.3f} -> {mod.accuracy(net):.4f} (backprop {bp_acc:.4f}), "
-          f"train loss {mod.train_loss(net):.4f} (backprop {bp_loss:.4f})")
+    print(f"\nMLP 64-32-10 by ZO: test accuracy {acc0:.3f} -> {mod.accuracy(net):.4f}, "
+          f"train loss {mod.train_loss(net):.4f}")
     assert res.solver == "zo" and res.status.name == exp["status"]
     assert res.primal_status == od.PrimalStatus.FEASIBLE_POINT
-    assert acc0 < 0.2 and mod.accuracy(net) >= exp["accuracy"]     # measured 0.931 (seed 0)
-    assert mod.train_loss(net) <= exp["train_loss_max"]            # measured 0.329
+    assert acc0 < 0.2 and mod.accuracy(net) >= exp["accuracy"]     # measured 0.867 (seed 0)
+    assert mod.train_loss(net) <= exp["train_loss_max"]            # measured 0.307
     check_objective(res.objective, exp)
+
+
+@pytest.mark.slow
+def test_mlp_finetune_with_a_longer_budget_passes_085_and_stays_below_backprop():
+    mod = load("zo_mlp_finetune")
+    net = mod.make_net()
+    mod.build(net).solve(max_iter=4000)
+    bp_loss, bp_acc = mod.backprop_reference()
+    assert mod.accuracy(net) >= 0.85
     assert bp_acc >= mod.accuracy(net) - 0.02 and bp_loss < 0.02   # backprop is the better reference here
 
 
@@ -98,17 +133,17 @@ def test_mlp_finetune_reaches_the_accuracy_threshold():
 def test_gallery_tolerances_hold_for_other_seeds(name, seed):
     """The stated tolerances are not tuned to seed 0 (measured figures are in each file's docstring)."""
     mod = load(name)
-    exp, opts = mod.EXPECTED, {**mod.OPTIONS, "seed": seed}
+    exp = mod.EXPECTED
     if hasattr(mod, "make_net"):
         net = mod.make_net()
-        res = mod.build(net).solve(**opts)
+        res = mod.build(net).solve(seed=seed)
         assert mod.accuracy(net) >= exp["accuracy"]
         if name == "zo_logistic_digits":
             assert mod.train_loss(net) - mod.OPT_LOSS <= exp["atol"]
         else:
             assert mod.train_loss(net) <= exp["train_loss_max"]
     else:
-        res = mod.build().solve(**opts)
+        res = mod.build().solve(seed=seed)
         for k, ref in exp["values"].items():
             assert res.values[k] == pytest.approx(ref, abs=exp["atol_values"])
     check_objective(res.objective, exp)
@@ -312,7 +347,7 @@ def test_blackbox_returning_a_vector_for_a_scalar_objective():
     def sneaky(z):                                       # scalar on the shape probe, a vector later
         calls["n"] += 1
         return z ** 2 if calls["n"] > 5 else float(np.sum(z ** 2))
-    res = _bb_model(sneaky).solve(max_iter=20)
+    res = _bb_model(sneaky).solve(max_iter=20, lr=1e-3)   # a numeric lr: no probe evaluations
     assert res.status == Status.OTHER_ERROR and "iteration 2" in res.message
 
 

@@ -42,8 +42,8 @@ class ZoBackend(Backend):
                                    "the noise)"),
         "lr": Option(auto_or_float, "auto", "learning rate, or 'auto': RMS-normalized steps of probed length"),
         "optimizer": Option(str, "sgd", "update rule", ("sgd", "momentum", "sign", "adam", "conservative")),
-        "schedule": Option(str, None, "learning-rate schedule (default: stable_decay for lr='auto', "
-                           "else constant)", ("constant", "linear", "cosine", "inv_sqrt", "stable_decay")),
+        "schedule": Option(str, None, "learning-rate schedule (default: linear for lr='auto', else constant)",
+                           ("constant", "linear", "cosine", "inv_sqrt")),
         "max_iter": Option(int, 1000, "ZO steps"),
         "tol": Option(float, None, "stop when the running mean of the estimated gradient norm falls below"),
         "gtol": Option(float, 1e-2, "lr='auto': LOCALLY_OPTIMAL when the estimated gradient fell by 1/gtol"),

@@ -19,6 +19,7 @@ from ..common import Budget, SolverOutput, Status
 from ..oracles.zo_forward import forward_gradient
 from ..oracles.zo_twopoint import ZOEvalError, ZONonFinite, to_scalar
 from . import checkpoint
+from .auto import GTOL, ModuleStationarity, is_auto, lengths, probe_module
 from .step import ZOStepper, decay_flags
 
 FT_ESTIMATORS = ("gaussian", "rademacher", "sparse", "forward")
@@ -45,15 +46,28 @@ def _batch_getter(batches):
     return (lambda k: next(it)), False
 
 
+def _probe(stepper, module, loss_fn, get_batch, steps):
+    """lr="auto": probe the step length on the run's own first batches (an iterable's batches are
+    consumed by the probe, so only indexable or callable ``batches`` give the same batches again)."""
+    return probe_module(stepper, _closures(module, loss_fn, get_batch), steps)
+
+
+def _closures(module, loss_fn, get_batch):
+    def closure_at(k):
+        batch = get_batch(k)
+        return lambda: loss_fn(module, batch)
+    return closure_at
+
+
 def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], Any], batches, *,
-              steps: int = 1000, estimator: str = "gaussian", q: int = 1, eps: float = 1e-3, lr=1e-6,
+              steps: int = 1000, estimator: str = "gaussian", q: int = 1, eps: float = 1e-3, lr="auto",
               optimizer: str = "sgd", momentum: float = 0.9, betas=(0.9, 0.999), weight_decay: float = 0.0,
-              schedule: str = "constant", warmup: int = 0, sparse_keep: float = 0.5, sparse_refresh: int = 100,
+              schedule: Optional[str] = None, warmup: int = 0, sparse_keep: float = 0.5, sparse_refresh: int = 100,
               seed: int = 0, fused: bool = True, seed_pool: Optional[int] = None,
               reduce: Optional[Callable] = None, checkpoint_every: Optional[int] = None,
               checkpoint_path: Optional[str] = None, resume_from: Optional[str] = None,
               time_limit: Optional[float] = None, callback=None, eval_fn: Optional[Callable] = None,
-              eval_every: Optional[int] = None, log_every: int = 1) -> SolverOutput:
+              eval_every: Optional[int] = None, log_every: int = 1, gtol: float = GTOL) -> SolverOutput:
     """Fine-tune ``module`` in place with zeroth-order steps.
 
     Args:
@@ -65,6 +79,11 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
         estimator: "gaussian" (MeZO), "rademacher" (SPSA, cheaper noise), "sparse" (Sparse-MeZO with
             ``sparse_keep``), or "forward" (jvp forward gradient, exact directional derivative).
         q, eps, lr, optimizer, momentum, betas, weight_decay, schedule, warmup: see ``ZOStepper``.
+            ``lr="auto"`` (default): RMS-normalized steps whose length is probed on a short horizon before
+            the run (up to 9 probes of 2 % of ``steps``, undone afterwards; see ``zo.auto``), and 10 % of
+            ``steps`` extra estimates at the start for the stationarity test: the run ends LOCALLY_OPTIMAL
+            when the estimated gradient fell by 1/``gtol``, else ITERATION_LIMIT.
+            ``schedule`` defaults to "linear" for lr="auto" and "constant" for a numeric lr (MeZO).
         seed: run seed. fused: fused restore+update sweep (default). seed_pool: FedKSeed pool size K.
         reduce: combine local loss scalars across workers (see ``optdsl.solvers.zo.distributed``).
         checkpoint_every, checkpoint_path: save a checkpoint every K steps (and at the end).
@@ -88,6 +107,8 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
         raise ValueError("checkpoint_every needs a positive value and a checkpoint_path")
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     kind = "rademacher" if estimator == "rademacher" else "gaussian"
+    if schedule is None:
+        schedule = "linear" if is_auto(lr) else "constant"
     stepper = ZOStepper(named, lr=lr, eps=eps, q=q, kind=kind, optimizer=optimizer, momentum=momentum,
                         betas=betas, weight_decay=weight_decay, schedule=schedule, warmup=warmup,
                         max_iter=steps, sparse_keep=sparse_keep if estimator == "sparse" else None,
@@ -121,6 +142,15 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
                 get_batch(k)
     was_training = module.training
     module.eval()
+    probe_info = None
+    if stepper.auto and stepper.lr0 is None and estimator != "forward":
+        probe_info = _probe(stepper, module, loss_fn, get_batch, steps)
+        counts["f"] += probe_info["evals"]
+    elif stepper.auto and stepper.lr0 is None:  # forward gradients are exact directional derivatives
+        stepper.lr0 = 1e-2 * lengths(stepper.params)
+    tracker = ModuleStationarity(stepper, steps, gtol)
+    if stepper.auto and estimator != "forward" and start == 0:
+        counts["f"] += tracker.measure_start(_closures(module, loss_fn, get_batch))
     budget = Budget(steps - start, time_limit, callback)
     budget.history = history
     status, message, loss, k = None, "", None, start
@@ -149,6 +179,7 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
                         return loss_fn(module, batch)
                 est = stepper.step(closure, k)
                 counts["f"] += est.n_evals
+            tracker.add(k, est)
             loss = est.loss
             done = k + 1
             proj = sum(est.projs) / len(est.projs)
@@ -173,14 +204,23 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
     finally:
         module.train(was_training)
     status = status or budget.status or Status.ITERATION_LIMIT
+    certificates = {"last_proj_grad": projs[-1] if projs else float("nan")}
     if status == Status.ITERATION_LIMIT:
         message = f"completed {steps} steps"
+        if stepper.auto:
+            ok, why, cert = tracker.verdict()
+            certificates.update(cert)
+            if ok:
+                status, message = Status.LOCALLY_OPTIMAL, f"completed {steps} steps; {why}"
+            elif why:
+                message += f"; {why}"
         if checkpoint_path and checkpoint_every:
             save(checkpoint_path, steps)
     n_q = stepper.q
     bytes_per_step = n_q * 2 * 8 if reduce is not None else 0  # two float64 loss scalars per query
     return SolverOutput(x=None, status=status, objective=loss, iterations=done,
                         message=message, counts=counts, history=budget.history, solve_time=budget.elapsed,
-                        certificates={"last_proj_grad": projs[-1] if projs else float("nan")},
-                        extras={"seeds": seeds, "projs": projs, "bytes_per_step": bytes_per_step,
+                        certificates=certificates,
+                        extras={"lr_probe": probe_info, "lr": stepper.lr0 if stepper.auto else lr,
+                                "seeds": seeds, "projs": projs, "bytes_per_step": bytes_per_step,
                                 "stepper": stepper})

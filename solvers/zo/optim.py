@@ -10,7 +10,8 @@ Given a gradient estimate ĝ_k (from any estimator):
 * conservative:      ZO-SGD-Cons (ZO-Bench): keep the best of {x, x − η ĝ, x + η ĝ} by f (flat only)
 
 Schedules η_k: "constant" (MeZO default), "cosine", "linear" (decay to 0 at max_iter), "inv_sqrt"
-(η/√(k+1)), optionally after ``warmup`` linear-warm-up steps, or any callable k -> η.
+(η/√(k+1)), optionally after ``warmup`` linear-warm-up steps, or any callable k -> η. lr="auto" (see
+``auto``) defaults to "linear": a noisy estimate is averaged out by the decay.
 """
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ import torch
 from ..oracles.zo_noise import add_noise_, check_kind, derive_seed, noise_like
 from ..oracles.zo_sparse import magnitude_masks, magnitude_thresholds
 from ..oracles.zo_twopoint import ZOEstimate, ZONonFinite, _mask, check_eps, check_q, two_point
+from .auto import RmsNormalizer, is_auto
 from .optim import check_optimizer, make_schedule
 
 _POOL_TAG = 0x5EED
@@ -91,7 +92,18 @@ class ZOStepper:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         if seed_pool is not None and (not isinstance(seed_pool, int) or seed_pool < 1):
             raise ValueError(f"seed_pool (K) must be a positive integer, got {seed_pool!r}")
-        self.eta = make_schedule(lr, schedule, max_iter, warmup)
+        # lr="auto": η_k = lr0 · schedule(k) with lr0 set by a probe (``fine_tune``), and the projected
+        # gradients divided by their running RMS (sgd/momentum; sign and adam are scale-free already)
+        self.auto = is_auto(lr)
+        self.lr0: Optional[float] = None
+        if self.auto:
+            factor = make_schedule(1.0, schedule, max_iter, warmup)
+            self.eta = lambda k: (self.lr0 if self.lr0 is not None else _no_lr0()) * factor(k)
+        else:
+            self.eta = make_schedule(lr, schedule, max_iter, warmup)
+        self.normalizer = RmsNormalizer(beta=0.99) if self.auto and optimizer in ("sgd", "momentum") else None
+        self.log: Optional[list] = None     # when a list: (alphas, shrinks) of every update, for ``undo``
+        self.g0: Optional[tuple] = None      # lr="auto": (U, se) of ‖∇f‖² over the first window
         self.momentum, self.betas, self.adam_eps = momentum, betas, adam_eps
         # weight decay per tensor: ``decay`` (name -> bool, e.g. from ``decay_flags(module)``) or the name rule
         flags = [decay.get(n, not no_decay(n)) if decay is not None else not no_decay(n) for n in self.names]
@@ -137,14 +149,19 @@ class ZOStepper:
         if any(not math.isfinite(c) for c in coefs):
             raise ZONonFinite(f"projected gradient is NaN/inf at iteration {k}")
         self.state["t"] += 1
+        if self.normalizer is not None:
+            inv = self.normalizer.scale(sum(c * c for c in coefs))   # mean ĝ entry² ≈ Σ c_i² (E z² = 1)
+            coefs = [c * inv for c in coefs]
         off = est.pending_offset
         with torch.no_grad():
             if self.optimizer in ("sgd", "sign"):
                 if self.optimizer == "sign":
                     coefs = [math.copysign(1.0, c) / len(coefs) if c != 0 else 0.0 for c in coefs]
                 last = len(coefs) - 1
+                shrinks = []
                 for j, p in enumerate(self.params):
                     shrink = 1.0 - lr * self.wd[j]
+                    shrinks.append(shrink)
                     if shrink != 1.0:
                         p.data.mul_(shrink)
                     m = _mask(masks, j)
@@ -153,6 +170,8 @@ class ZOStepper:
                         if i == last and off != 0.0:
                             alpha += -shrink * off  # fused restore: undo θ_off = θ + off·z
                         add_noise_(p.data, derive_seed(s, j), self.kind, alpha, m)
+                if self.log is not None:
+                    self.log.append(([(s, -lr * c) for s, c in zip(est.seeds, coefs)], shrinks))
                 return
             assert off == 0.0
             b1, b2 = self.betas
@@ -183,13 +202,38 @@ class ZOStepper:
                     denom = (vv / (1 - b2 ** t)).sqrt_().add_(self.adam_eps)
                     p.data.addcdiv_(mm, denom, value=-lr / (1 - b1 ** t))
 
+    def undo(self, log: list) -> None:
+        """Replay logged sgd/sign updates backwards (θ ← (θ − Σ α z) / shrink): the parameters return to
+        where the log started, up to rounding, without a copy (used by the lr probe)."""
+        with torch.no_grad():
+            for alphas, shrinks in reversed(log):
+                for j, p in enumerate(self.params):
+                    for s, a in alphas:
+                        add_noise_(p.data, derive_seed(s, j), self.kind, -a)
+                    if shrinks[j] != 1.0:
+                        p.data.div_(shrinks[j])
+
     def state_dict(self) -> dict:
-        return {"t": self.state["t"], "thresholds": self.state["thresholds"],
-                "buffers": {j: {n: b.clone() for n, b in d.items()} for j, d in self.state["buffers"].items()}}
+        sd = {"t": self.state["t"], "thresholds": self.state["thresholds"],
+              "buffers": {j: {n: b.clone() for n, b in d.items()} for j, d in self.state["buffers"].items()}}
+        if self.auto:
+            sd["lr0"] = self.lr0
+            sd["g0"] = list(self.g0) if self.g0 is not None else None
+            sd["normalizer"] = self.normalizer.state_dict() if self.normalizer is not None else None
+        return sd
 
     def load_state_dict(self, sd: dict) -> None:
         self.state = {"t": sd["t"], "thresholds": sd["thresholds"],
                       "buffers": {int(j): {n: b.clone() for n, b in d.items()} for j, d in sd["buffers"].items()}}
+        if self.auto:
+            self.lr0 = sd.get("lr0")
+            self.g0 = tuple(sd["g0"]) if sd.get("g0") is not None else None
+            if self.normalizer is not None and sd.get("normalizer") is not None:
+                self.normalizer.load_state_dict(sd["normalizer"])
+
+
+def _no_lr0():
+    raise RuntimeError("lr='auto' needs a probed step (ZOStepper.lr0); fine_tune sets it")
 
 
 def _named(params):

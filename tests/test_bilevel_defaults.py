@@ -180,3 +180,54 @@ def test_budget_and_callback_statuses_of_the_default():
     assert r.status == Status.ITERATION_LIMIT and r.iterations == 1
     r = ridge_model().solve(callback=lambda info: info["iteration"] < 1)
     assert r.status == Status.INTERRUPTED and r.values is not None
+
+
+# --- constrained followers through their KKT system ----------------------------------------------------------------
+
+def _budget_model(scale=1.0, cap=None):
+    """bilevel_constrained_lower's model (x* = 2/3, y* = (5/6, -1/6), multiplier 7/6), leader objective × scale;
+    ``cap``: an extra follower constraint y1 <= cap (inactive at the answer when cap > -1/6)."""
+    m = od.Model("budget")
+    x = m.variable(lb=0, ub=4, name="x", value=4.0)
+    fo = m.level("follower")
+    y = fo.variable(2, name="y")
+    fo.minimize(0.5 * od.sum_squares(y - np.array([2.0, 1.0])))
+    fo.subject_to(y[0] + y[1] <= x, name="budget")
+    if cap is not None:
+        fo.subject_to(y[1] <= cap, name="cap")
+    m.minimize(scale * (0.5 * (x - 1) ** 2 + 0.5 * od.sum_squares(y - np.array([0.5, -0.5]))))
+    return m
+
+
+def test_constrained_follower_default_is_exact_at_any_scale():
+    xs = []
+    for c in (1.0, 1e4, 1e-4):
+        r = _budget_model(c, cap=0.5).solve()
+        assert r.status == Status.LOCALLY_OPTIMAL, (c, r.message)
+        xs.append(float(r.values["x"]))
+        np.testing.assert_allclose(r.values["y"], [5 / 6, -1 / 6], atol=1e-6)
+        assert float(r.duals["budget"]) == pytest.approx(7 / 6, abs=1e-6)
+        assert abs(float(r.duals["cap"])) < 1e-9                  # inactive: zero multiplier
+    np.testing.assert_allclose(xs, 2 / 3, atol=1e-6)
+
+
+def test_equality_constrained_follower_matches_the_closed_form():
+    # follower: min ½|y - (x, 0)|² s.t. y1 + y2 = 1  ->  y = ((1 + x)/2, (1 - x)/2); leader: min (x-2)² + y2²
+    # F(x) = (x - 2)² + (1 - x)²/4, F' = 0 at x = 9/5
+    P = dict(f=lambda x, y: (x[0] - 2) ** 2 + y[1] ** 2,
+             g=lambda x, y: 0.5 * ((y[0] - x[0]) ** 2 + y[1] ** 2),
+             eq=lambda x, y: (y.sum() - 1).reshape(1))
+    r = B.solve(P["f"], P["g"], torch.zeros(1, dtype=torch.float64), torch.zeros(2, dtype=torch.float64),
+                lower_equalities=P["eq"])
+    assert r.extras["method"] == "hyper" and r.status == Status.LOCALLY_OPTIMAL, r.message
+    assert float(r.x[0]) == pytest.approx(1.8, abs=1e-7)
+    np.testing.assert_allclose(r.x[1].numpy(), [1.4, -0.4], atol=1e-7)
+    assert r.certificates["lower_infeasibility"] < 1e-12
+
+
+def test_large_constrained_follower_goes_to_lvhba(monkeypatch):
+    import sys
+    monkeypatch.setattr(sys.modules["optdsl.solvers.bilevel.hyper"], "KKT_MAX_FOLLOWER", 0)
+    C = T.constrained_toy()
+    r = B.solve(C.f, C.g, C.x0, C.y0, lower_constraints=C.lower_constraints, proj_x=C.proj_x, max_iter=5)
+    assert r.extras["method"] == "lvhba" and "up to 0 variables" in r.extras["fallback"]

@@ -172,6 +172,11 @@ class Model:
         if within is None:
             raise ModelError(f"uncertain {name!r} needs a set: within=od.Box(...), od.Ellipsoid(...), ...")
         self._check_new_name(name)
+        if hasattr(within, "for_shape"):  # a set given without arrays takes the quantity's shape (centre 0)
+            try:
+                within = within.for_shape(shape)
+            except ValueError as err:
+                raise ShapeError(f"uncertain {name!r}: {err}") from None
         u = Uncertain(shape, within=within, name=name, model=self)
         self._uncertain.append(u)
         self._touch()
@@ -387,9 +392,10 @@ class Model:
             if v.ub is not None:
                 b.append(f"{v.name} <= {_bound_str(v.ub)}")
             shape = "scalar" if v.shape == () else "x".join(map(str, v.shape))
+            shape += f", {v.structure}" if getattr(v, "structure", None) else ""
             lines.append(f"  variable  {v.name} ({shape})" + (f"   {', '.join(b)}" if b else ""))
         for p in self._parameters:
-            lines.append(f"  parameter {p.name} {p.shape}")
+            lines.append(f"  parameter {p.name} {p.shape}" + "".join(f", {k}" for k in p.attributes))
         for u in self._uncertain:
             lines.append(f"  uncertain {u.name} {u.shape} in {u.within!r}")
         for lv in self._levels:

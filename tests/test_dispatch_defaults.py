@@ -170,3 +170,63 @@ def test_quad_form_with_a_negative_definite_matrix_is_not_reported_optimal_at_it
         res = m.solve(solver=solver)
         assert res.status == Status.LOCALLY_OPTIMAL and res.objective == pytest.approx(-2.0, abs=1e-8), solver
         assert np.abs(res.values["x"]) == pytest.approx([1.0, 1.0])
+
+
+# --- uncertainty sets take the uncertain quantity's shape ------------------------------------------------------
+
+A0 = np.random.default_rng(2).uniform(0.5, 1.5, (6, 5))
+C0 = np.random.default_rng(3).uniform(1.0, 2.0, 5)
+
+
+def _robust_lp(within):
+    """max cᵀx s.t. (A0 + ΔA) x ≤ 1 for every ΔA in the set, x ≥ 0; ΔA a 6×5 uncertain matrix."""
+    m = od.Model("robust_lp")
+    x = m.variable(5, lb=0, name="x")
+    dA = m.uncertain((6, 5), within=within, name="dA")
+    m.maximize(C0 @ x)
+    m.subject_to((A0 + dA) @ x <= 1, name="capacity")
+    return m, dA
+
+
+def _reference(row_penalty):
+    """The hand-derived counterpart: row i reads only row i of ΔA, so aᵢᵀx + σ(x) ≤ 1 with σ the support
+    function of the set restricted to that row (x ≥ 0)."""
+    xc = cp.Variable(5, nonneg=True)
+    prob = cp.Problem(cp.Maximize(C0 @ xc), [A0 @ xc + row_penalty(xc) <= 1])
+    prob.solve(solver="CLARABEL")
+    return prob.value, xc.value
+
+
+@pytest.mark.parametrize("within, penalty", [
+    (od.Box(radius=0.1), lambda x: 0.1 * cp.norm1(x)),                       # |ΔA_ij| ≤ 0.1
+    (od.Box(lo=-0.05, hi=0.15), lambda x: 0.15 * cp.sum(x)),                 # x ≥ 0: the upper bound binds
+    (od.Ellipsoid(radius=0.1), lambda x: 0.1 * cp.norm(x, 2)),               # ‖vec ΔA‖₂ ≤ 0.1
+    (od.Budget(gamma=2, radius=0.1), lambda x: 0.1 * cp.sum_largest(x, 2)),  # at most 2 entries move
+])
+def test_a_matrix_uncertain_quantity_with_scalar_set_parameters_matches_its_counterpart(within, penalty):
+    m, dA = _robust_lp(within)
+    assert dA.within.dim == 30 and dA.value.shape == (6, 5)
+    res = m.solve()
+    ref, x_ref = _reference(penalty)
+    assert res.status == Status.OPTIMAL
+    assert res.objective == pytest.approx(ref, rel=1e-6)
+    np.testing.assert_allclose(res.values["x"], x_ref, atol=1e-5)
+
+
+def test_set_defaults_center_zero_in_the_quantitys_shape_and_aliases():
+    m = od.Model("sets")
+    u = m.uncertain((2, 3), within=od.Box(radius=0.5), name="u")
+    np.testing.assert_array_equal(u.value, np.zeros((2, 3)))
+    np.testing.assert_allclose(u.within.P, 0.5 * np.eye(6))
+    w = m.uncertain((2, 3), within=od.Box(lo=-1.0, hi=3.0), name="w")
+    np.testing.assert_array_equal(w.value, np.ones((2, 3)))                  # centre (lo + hi)/2
+    e = m.uncertain(4, within=od.Ellipsoid(radius=0.3), name="e")
+    assert e.within.rho == 0.3 and e.within.dim == 4
+    b = m.uncertain(3, within=od.Budget(gamma=1.5, radius=[0.1, 0.2, 0.3]), name="b")
+    assert b.within.gamma == 1.5 and np.allclose(np.diag(b.within.P), [0.1, 0.2, 0.3])
+    full = m.uncertain((2, 2), within=od.Box(center=np.ones((2, 2)), radius=0.1), name="full")
+    np.testing.assert_array_equal(full.value, np.ones((2, 2)))
+    with pytest.raises(od.ShapeError, match="uncertain 'bad'.*shape"):
+        m.uncertain(5, within=od.Box(center=np.zeros(4)), name="bad")
+    with pytest.raises(ValueError, match="another name for rho"):
+        od.Ellipsoid(rho=1.0, radius=2.0)

@@ -73,7 +73,7 @@ def test_budget_interpolates_between_nominal_and_box():
     (lambda: Box(np.zeros(2), radius=[-1, 1]), "empty"),
     (lambda: Box(np.zeros(2), radius=[np.inf, 1]), "unbounded"),
     (lambda: Box(np.zeros(2), P=np.ones((3, 2))), r"2 rows"),
-    (lambda: Box(np.zeros((2, 2))), "1-D"),
+    (lambda: Box(np.zeros((2, 2)), radius=np.ones(3)), "radius"),   # a matrix centre is fine; sizes must agree
     (lambda: Box([np.nan, 0.0]), "NaN"),
     (lambda: Ellipsoid(np.zeros(2), rho=-1), "empty"),
     (lambda: Ellipsoid(np.zeros(2), rho=np.inf), "unbounded"),

@@ -48,8 +48,6 @@ class _Smooth(Backend):
             why = flat.unbounded_ray(x_start, out.x)
             if why:  # a convex model whose run wandered off: certified unbounded, whatever this method says
                 out.status, out.message, out.certificates = Status.UNBOUNDED, f"{out.message}; {why}", {}
-        if convex and out.status == Status.LOCALLY_OPTIMAL:
-            out.status = Status.OPTIMAL  # a KKT point of a convex model is a global minimum
         if out.status == Status.UNBOUNDED:
             out.objective = -float("inf") / scale  # the infimum, not wherever the run happened to stop
         certs = dict(out.certificates)

@@ -16,6 +16,7 @@ exact at the optimum, so it may only appear on the convex side (left of ``<=``, 
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from typing import Optional
@@ -120,19 +121,46 @@ class UncertaintySet:
 
 
 class _Affine(UncertaintySet):
-    """U = {c + P z : z ∈ Z} for a normalised convex set Z ⊂ R^k."""
+    """U = {c + P z : z ∈ Z} for a normalised convex set Z ⊂ R^k.
 
-    def __init__(self, center, P=None, radius=None):
-        self.center = _vec("center", center)
+    ``center`` and ``radius`` may have the uncertain quantity's shape (a 6×5 matrix, say: flattened row-major,
+    as the quantity is) or be scalars. A set given without an array (``Box(radius=0.1)``, ``Ellipsoid()``)
+    is sized by the quantity it is attached to (`for_shape`): the centre defaults to zero in that shape and
+    scalars broadcast.
+    """
+
+    def __init__(self, center=None, P=None, radius=None):
+        if P is not None and radius is not None:
+            raise ValueError("give either radius or P, not both")
+        self._spec = (center, P, radius)
+        if P is None and np.ndim(center) == 0 and np.ndim(radius) == 0:
+            self.dim = self.k = None  # sized later, by the uncertain quantity (for_shape)
+            return
+        self._build(center, P, radius, None)
+
+    def _build(self, center, P, radius, shape):
+        if center is None:
+            n = (int(np.prod(shape)) if shape is not None else np.shape(P)[0] if P is not None and np.ndim(P) == 2
+                 else np.size(P) if P is not None else np.size(radius))
+            center = np.zeros(n)
+        c = np.asarray(center, dtype=float)
+        if shape is not None and c.ndim == 0:
+            c = np.full(shape, float(c))
+        if shape is not None and c.shape not in (tuple(shape), (int(np.prod(shape)),)):
+            raise ValueError(f"center has shape {c.shape} but the uncertain quantity has shape {tuple(shape)}")
+        self.center = _vec("center", c.reshape(-1) if c.ndim > 1 else c)
         n = self.center.shape[0]
         if n == 0:
             raise ValueError("center must have at least one entry")
         if not np.isfinite(self.center).all():
             raise ValueError("center must be finite (an infinite centre makes the set unbounded)")
-        if P is not None and radius is not None:
-            raise ValueError("give either radius or P, not both")
         if radius is not None:
-            r = _vec("radius", radius, n)
+            r = np.asarray(radius, dtype=float)
+            if r.ndim > 1:
+                if r.size != n:
+                    raise ValueError(f"radius has shape {r.shape}, which does not match the {n} entries of center")
+                r = r.reshape(-1)
+            r = _vec("radius", r, n)
             if (r < 0).any():
                 raise ValueError(f"radius must be >= 0 (a negative radius is an empty set), got {r}")
             P = np.diag(r)
@@ -141,6 +169,21 @@ class _Affine(UncertaintySet):
         self.P = _mat("P", P, n)
         self.dim = n
         self.k = self.P.shape[1]
+
+    def for_shape(self, shape) -> "_Affine":
+        """This set for an uncertain quantity of `shape`: a set given without arrays is sized here (centre zero,
+        scalars broadcast); a sized one must have prod(shape) dimensions."""
+        shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,) if shape != () else ()))
+        n = int(np.prod(shape)) if shape else 1
+        if self.dim is not None:
+            if self.dim != n:
+                raise ValueError(f"the set has dimension {self.dim} but the uncertain quantity has shape {shape} "
+                                 f"({n} entries)")
+            return self
+        out = copy.copy(self)
+        center, P, radius = self._spec
+        out._build(center, P, radius, shape or (1,))
+        return out
 
     def _z_from_u(self, u: np.ndarray) -> Optional[np.ndarray]:
         z, *_ = np.linalg.lstsq(self.P, u - self.center, rcond=None)
@@ -181,9 +224,23 @@ class _Affine(UncertaintySet):
 
 
 class Box(_Affine):
-    """Box U = {c + P z : ‖z‖∞ ≤ 1}; ``radius`` r gives P = diag(r), i.e. |u_i − c_i| ≤ r_i."""
+    """Box U = {c + P z : ‖z‖∞ ≤ 1}; ``radius`` r gives P = diag(r), i.e. |u_i − c_i| ≤ r_i; ``lo``/``hi``
+    give lo ≤ u ≤ hi (centre (lo + hi)/2, radius (hi − lo)/2). Scalars broadcast to the quantity's shape."""
 
-    def __init__(self, center, radius=None, P=None):
+    def __init__(self, center=None, radius=None, P=None, *, lo=None, hi=None):
+        if (lo is None) != (hi is None):
+            raise ValueError("Box(lo=..., hi=...) needs both bounds")
+        if lo is not None:
+            if center is not None or radius is not None or P is not None:
+                raise ValueError("give Box(lo=..., hi=...) or Box(center, radius / P), not both")
+            lo_a, hi_a = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+            if np.any(lo_a > hi_a):
+                raise ValueError(f"Box(lo, hi): lo exceeds hi somewhere (an empty set)")
+            center, radius = (lo_a + hi_a) / 2, (hi_a - lo_a) / 2
+            if center.ndim == 0:
+                center, radius = float(center), float(radius)
+        elif radius is None and P is None:
+            radius = 1.0
         super().__init__(center, P=P, radius=radius)
 
     def __repr__(self):
@@ -232,7 +289,10 @@ class Ellipsoid(_Affine):
 
     is_polyhedral = False
 
-    def __init__(self, center, P=None, rho: float = 1.0):
+    def __init__(self, center=None, P=None, rho: float = None, *, radius: float = None):
+        if radius is not None and rho is not None and float(radius) != float(rho):
+            raise ValueError(f"Ellipsoid: radius is another name for rho; got rho={rho} and radius={radius}")
+        rho = 1.0 if rho is None and radius is None else float(rho if rho is not None else radius)
         super().__init__(center, P=P)
         if not np.isfinite(rho):
             raise ValueError(f"rho must be finite (an infinite radius is an unbounded set), got {rho}")
@@ -282,7 +342,7 @@ class Ellipsoid(_Affine):
 class Budget(_Affine):
     """Budget (Bertsimas–Sim) set U = {c + P z : ‖z‖∞ ≤ 1, ‖z‖₁ ≤ Γ}, Γ ≥ 0 (Γ ≥ k is the box)."""
 
-    def __init__(self, center, P=None, gamma: float = 1.0, radius=None):
+    def __init__(self, center=None, P=None, gamma: float = 1.0, radius=None):
         super().__init__(center, P=P, radius=radius)
         if not np.isfinite(gamma) or gamma < 0:
             raise ValueError(f"gamma must be a finite number >= 0 (gamma < 0 is an empty set), got {gamma}")

@@ -170,7 +170,8 @@ def test_model_with_follower_constraint_and_method_penalty_says_why():
         m.solve(method="penalty")
     r = m.solve()
     assert r.status == Status.LOCALLY_OPTIMAL
-    assert float(r.values["x"]) == pytest.approx(1.0, abs=1e-6) and float(r.duals["cap"]) == pytest.approx(1.0, abs=1e-6)
+    assert float(r.values["x"]) == pytest.approx(1.0, abs=1e-6)
+    assert float(r.duals["cap"]) == pytest.approx(1.0, abs=1e-6)
 
 
 # --- 4. honest statuses ------------------------------------------------------------------------------------------

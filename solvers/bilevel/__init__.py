@@ -107,6 +107,7 @@ def auto(f, g, x0, y0, *, lower_constraints=None, **options):
     return penalty(f, g, x0, y0, **options)
 
 
-__all__ = ["solve", "auto", "hyper", "NotStronglyConvex", "penalty", "sigma_schedule", "borep", "lvhba", "scalebio", "implicit", "hypergradient",
+__all__ = ["solve", "auto", "hyper", "NotStronglyConvex", "penalty", "sigma_schedule", "borep", "lvhba", "scalebio",
+           "implicit", "hypergradient",
            "unrolled", "lower_level_gap", "GapResult", "SingularHessian", "ValueFunction", "penalize_levels",
            "solve_multilevel", "stationarity_reduction", "METHODS"]

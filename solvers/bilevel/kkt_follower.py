@@ -97,7 +97,8 @@ class KKTFollower:
         idx = torch.as_tensor(active, dtype=torch.long, device=yl[0].device)
         with torch.enable_grad():
             fv = o("f", xl, yl, _NOBATCH)
-            fg = torch.autograd.grad(fv, xl + yl, allow_unused=True) if fv.requires_grad else (None,) * (len(xl) + len(yl))
+            fg = (torch.autograd.grad(fv, xl + yl, allow_unused=True) if fv.requires_grad
+                  else (None,) * (len(xl) + len(yl)))
             fg = tuple(torch.zeros_like(p) if q is None else q for q, p in zip(fg, xl + yl))
             fx, fy = fg[:len(xl)], fg[len(xl):]
             cA = self._c(xl, yl)[idx] if active else torch.zeros(0, dtype=yl[0].dtype)

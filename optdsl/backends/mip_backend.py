@@ -84,6 +84,7 @@ class MipBackend(Backend):
             raise ValueError(f"cvxpy solver {solver!r} is not installed; installed: {cp.installed_solvers()}")
         kw = {}
         if solver == "HIGHS":
+            kw.update(getattr(form, "solver_options", {}))  # what a rewrite needs (e.g. tighter integrality)
             kw["mip_rel_gap"] = options["mip_gap"]
             if options.get("time_limit") is not None:
                 kw["time_limit"] = float(options["time_limit"])

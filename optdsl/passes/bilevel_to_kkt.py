@@ -228,12 +228,13 @@ class KKTForm:
         self.M_lam, self.M_s = cp.Parameter(m, nonneg=True), cp.Parameter(m, nonneg=True)
         self.constraints = named
         cons = list(core)
+        self.u = None
         if m:
-            u = cp.Variable(m, boolean=True, name="kkt_active")
+            u = self.u = cp.Variable(m, boolean=True, name="kkt_active")
             cons += [self.lam <= cp.multiply(self.M_lam, u), slack <= cp.multiply(self.M_s, 1 - u)]
         self.problem = cp.Problem(cp.Minimize(self.lowering.lower(problem.objective)), cons)
         self.certified, self.big_m = self._derive_big_m(), {}
-        self.growths = 0
+        self.growths, self.optimistic_gap = 0, None
 
     def _assemble(self, low):
         """Leader constraints and bounds, follower feasibility and stationarity (no complementarity)."""
@@ -360,14 +361,37 @@ class KKTForm:
             self._build()
         self.lowering.refresh_parameters()
 
+    # branch and bound accepts binaries within 1e-6 of 0/1, which lets λᵢ·sᵢ reach 1e-6·M: tighter here
+    solver_options = {"mip_feasibility_tolerance": 1e-9}
+
+    def polish(self) -> None:
+        """Fix the binaries at their rounded values and re-solve: complementarity then holds exactly (λᵢ = 0 or
+        sᵢ = 0), not within the integrality tolerance times M."""
+        if self.u is None or self.u.value is None:
+            return
+        fixed = cp.Problem(self.problem.objective, self.problem.constraints + [self.u == np.round(self.u.value)])
+        try:
+            fixed.solve(solver="HIGHS")
+        except cp.SolverError:
+            pass
+
     def after_solve(self) -> bool:
-        """With model-derived M nothing to do; with fallback M raise it where it is active (True: solve again)."""
+        """Polish; with model-derived M nothing else to do; with fallback M raise it where it is active, or
+        everywhere when the leader could do better at its own x (True: solve again)."""
+        if self.problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT):
+            self.polish()
         if self.certified or self.lam is None or self.growths >= 4:
             return False
         status = self.problem.status
         if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             lam, s = self.lam.value, -(self.data.ineq.A @ self._z() + self.data.ineq.b)
             active = (lam >= 0.999 * self.M_lam.value) | (s >= 0.999 * self.M_s.value)
+            # at the leader's x, a follower optimum better for the leader that these M exclude (its multipliers
+            # exceed M_λ, since the dual optimal set does not depend on which follower optimum is taken): raise all
+            best = self.optimistic_value()
+            self.optimistic_gap = None if best is None else max(float(self.problem.value) - best, 0.0)
+            if self.optimistic_gap is not None and self.optimistic_gap > 1e-7 * (1 + abs(self.problem.value)):
+                active = np.ones(len(self.M_lam.value), bool)
         elif status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
             active = np.ones(len(self.M_lam.value), bool)
         else:
@@ -378,6 +402,43 @@ class KKTForm:
         self.M_s.value = np.minimum(self.M_s.value * np.where(active, 10.0, 1.0), _M_MAX)
         self.growths += 1
         return True
+
+    def optimistic_value(self) -> Optional[float]:
+        """The leader's best value at the returned leader decision over all follower optima (one convex solve):
+        min f(x̂, y) s.t. leader constraints, y follower-feasible, g(x̂, y) <= min g(x̂, ·)."""
+        d, z = self.data, self._z()
+        phi, lam = _follower_at(d, z)
+        if phi is None:
+            return None
+        low = _Relaxed()
+        core, _, _, _, _ = self._assemble(low)
+        cons = list(core)
+        zl = cp.hstack([cp.vec(low.leaf(v), order="C") if v.shape else cp.reshape(low.leaf(v), (1,), order="C")
+                        for v in d.variables])
+        ys = set(d.level.variables)
+        for v in d.variables:
+            if v not in ys:
+                cons.append(low.leaf(v) == self.lowering.variables[v].value)
+        yc = d.ycols
+        y = cp.hstack([cp.vec(low.leaf(v), order="C") if v.shape else cp.reshape(low.leaf(v), (1,), order="C")
+                       for v in d.variables if v in ys])
+        Q, zx = 0.5 * (d.J[:, yc] + d.J[:, yc].T), z.copy()
+        zx[yc] = 0.0
+        if np.any(Q) or lam is None:
+            g = (d.J @ zx + d.g0) @ y + (0.5 * cp.quad_form(y, cp.psd_wrap(Q)) if np.any(Q) else 0)
+            cons.append(g <= phi + 1e-9 * (1 + abs(phi)))
+        else:
+            # an LP follower's optimal set at x̂ is its feasible set with the rows of a dual optimum λ̂ > 0 active
+            # (exact, where a value constraint g <= φ + tol would let a degenerate face leak)
+            tight = np.flatnonzero(lam > 1e-9 * (1 + lam.max(initial=0)))
+            if len(tight):
+                cons.append(d.ineq.A[tight] @ zl + d.ineq.b[tight] == 0)
+        prob = cp.Problem(cp.Minimize(low.lower(self.source.objective)), cons)
+        try:
+            prob.solve()
+        except cp.SolverError:
+            return None
+        return float(prob.value) if prob.value is not None and np.isfinite(prob.value) else None
 
     def _z(self) -> np.ndarray:
         return np.concatenate([np.asarray(self.lowering.variables[v].value, float).reshape(-1)
@@ -477,7 +538,12 @@ class BilevelToKKT(Pass):
             solution.certificates["lower_level_gap"] = gap
             if gap > 1e-6 * (1 + np.abs(z).max(initial=0)):  # e.g. a time limit before any incumbent
                 solution.values = {}
-                solution.message += "; no point where the follower is optimal was found"
+                solution.message += f"; no point where the follower is optimal was found (lower-level gap {gap:.2g})"
+                if solution.status.is_success:
+                    solution.status = Status.NUMERICAL_ERROR
+                return solution
+        if getattr(form, "optimistic_gap", None) is not None:
+            solution.certificates["optimistic_gap"] = form.optimistic_gap
         solution.extras["big_m"] = {"certified": form.certified, "raised": form.growths,
                                     "max_M_lambda": float(form.M_lam.value.max(initial=0)) if form.lam is not None else 0.0,
                                     "max_M_slack": float(form.M_s.value.max(initial=0)) if form.lam is not None else 0.0}

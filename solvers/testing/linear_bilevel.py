@@ -57,12 +57,21 @@ def value_at(inst: LinearBilevel, x: float) -> tuple[float, Optional[np.ndarray]
     first = linprog(inst.d_y, A_ub=inst.A, b_ub=rhs, bounds=bounds, method="highs")
     if first.status != 0:
         return np.inf, None
-    A2 = np.vstack([inst.A, inst.d_y])
-    b2 = np.r_[rhs, first.fun + 1e-9 * (1 + abs(first.fun))]
+    # the follower's optimal set: its feasible set with the rows and bounds of the dual optimum (marginals ≠ 0)
+    # active — exact, where a value constraint d_yᵀy <= φ + tol lets a degenerate optimal face leak
+    tol = 1e-9 * (1 + np.abs(first.ineqlin.marginals).max(initial=0))
+    tight = np.abs(first.ineqlin.marginals) > tol
+    lo = np.where(np.abs(first.lower.marginals) > tol, 0.0, 0.0)
+    hi = np.where(np.abs(first.upper.marginals) > tol, inst.y_hi, inst.y_hi)
+    lo_fix, hi_fix = np.abs(first.lower.marginals) > tol, np.abs(first.upper.marginals) > tol
+    bounds2 = [(l_, h if not lf else l_) if not hf else (h, h) for l_, h, lf, hf in zip(lo, hi, lo_fix, hi_fix)]
+    A2, b2 = inst.A[~tight], rhs[~tight]
+    Aeq, beq = (inst.A[tight], rhs[tight]) if tight.any() else (None, None)
     if inst.coupled is not None:
         ex, ey, eb = inst.coupled
         A2, b2 = np.vstack([A2, ey]), np.r_[b2, eb - ex * x]
-    second = linprog(inst.c_y, A_ub=A2, b_ub=b2, bounds=bounds, method="highs")
+    second = linprog(inst.c_y, A_ub=A2 if len(b2) else None, b_ub=b2 if len(b2) else None, A_eq=Aeq, b_eq=beq,
+                     bounds=bounds2, method="highs")
     if second.status != 0:
         return np.inf, None
     return float(inst.c_x * x + second.fun), second.x

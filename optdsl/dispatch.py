@@ -17,6 +17,8 @@ from .problem import Problem
 
 _HINTS = {
     "blackbox": "a black-box function has no gradient: a zeroth-order backend (solver='zo') is needed",
+    "psd": "semidefinite constraints and PSD matrix variables are solved as SDPs through cvxpy (solver='cvxpy')",
+    "matrix_structure": "symmetric/diagonal matrix variables are declared natively only in cvxpy (solver='cvxpy')",
 }
 
 # structures that no backend or rewrite takes together: both named, with the nearest supported form

@@ -122,12 +122,13 @@ def test_a_large_unrelated_variable_does_not_loosen_the_feasibility_test():
 
 # --- unbounded, diverged ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("solver", ["cvxpy", "lbfgs", "nlp", "alsketch"])
+@pytest.mark.parametrize("solver", ["cvxpy", "lbfgs", "nlp", "alsketch", "zo"])
 def test_an_unbounded_convex_model_is_unbounded_whichever_backend_ran(solver):
     m = od.Model("unbounded")
     x = m.variable(3, name="x")
     m.minimize(od.sum(x) + 0.1 * od.sum_squares(x[0:2]))
-    res = m.solve(solver=solver, **({"max_iter": 60} if solver == "alsketch" else {}))
+    res = m.solve(solver=solver, **({"max_iter": 60} if solver == "alsketch" else {"max_iter": 200} if solver == "zo"
+                                    else {}))
     assert res.status == Status.UNBOUNDED, res.message
     assert "stationarity" not in res.certificates and "kkt_stationarity" not in res.certificates
 

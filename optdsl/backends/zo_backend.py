@@ -100,6 +100,11 @@ class ZoBackend(Backend):
         if out.status in (Status.INTERRUPTED, Status.TIME_LIMIT) and best.better_than(out.x, out.objective):
             out.x, out.objective = best.x, None
             out.message = f"{out.message}; the best point seen is returned"
+        elif (problem.payload.get("_convex") and not out.status.is_success and out.x is not None
+              and (why := flat.unbounded_ray(x0, out.x))):
+            # a convex model: a feasible ray on which the objective falls below -1e20 certifies unboundedness
+            out.status, out.certificates, out.objective = Status.UNBOUNDED, {}, -float("inf")
+            out.message = f"{out.message}; {why}"
         elif _diverged(out, best):
             # the run ended far above the best objective it saw: a diverged run certifies nothing (an estimated
             # gradient of 0 at a run-away point is not stationarity); hand back the best point seen

@@ -143,6 +143,8 @@ class HalpernBackend(Backend):
                              device=device, dtype=dtype, **kw)
         sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
                           certificates=dict(out.certificates), counts=dict(out.counts), history=out.history)
+        if out.extras.get("tol_residual") is not None:  # tol is relative: tol × the Lipschitz estimate of F
+            sol.certificates["residual_tolerance"] = float(out.extras["tol_residual"])
         if out.x is not None and out.status.has_point:
             x, y = out.x
             sol.values = {v: t.detach().cpu().double().numpy() for v, t in env(x, y).items()}

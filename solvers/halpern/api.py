@@ -39,6 +39,9 @@ def solve_inclusion(F: Optional[Callable], z0, *, method: str = "halpern", proje
     (inexact (I + η(F+N_Z))⁻¹, η = 1/L), "forward_backward" (cocoercive F only, η = 1/L).
     ``components``/``n``/``batch``: the finite sum for ``vr_halpern`` (list of F_i, or batched oracle
     (idx, z) -> mean F_i(z) with n). L: Lipschitz constant of F (estimated at z0 by power iteration if None).
+    ``tol`` is relative to the operator's scale: the run stops when the natural residual r(z) (in F's units)
+    is <= tol · L, i.e. when one step of length 1/L moves z by <= tol -- so F and c·F stop at the same point
+    (``extras["tol_residual"]`` is the absolute threshold used).
     Extra keyword options go to the method (e.g. ``variant="eag-c"``, ``inner_steps``, ``restart_factor``).
     """
     if method not in METHODS:
@@ -61,19 +64,29 @@ def solve_inclusion(F: Optional[Callable], z0, *, method: str = "halpern", proje
                 probe["calls"] += 1
                 return F(zz) if F is not None else oracle(torch.arange(n, device=zz.device), zz)
             L = 1.1 * estimate_lipschitz(full_counted, z)
+            common["tol"] = _scaled_tol(tol, L)
             out = vr_halpern(oracle, z0, n=n, L=L, full=full, projection=projection, eta=eta, batch=batch,
                              restart=restart, **common, **options)
             out.counts["component"] += n * probe["calls"]
-            out.extras["L"] = L
+            out.extras.update(L=L, tol_residual=common["tol"])
             return out
-        return vr_halpern(oracle, z0, n=n, L=L, full=full, projection=projection, eta=eta, batch=batch,
-                          restart=restart, **common, **options)
+        common["tol"] = _scaled_tol(tol, L)
+        out = vr_halpern(oracle, z0, n=n, L=L, full=full, projection=projection, eta=eta, batch=batch,
+                         restart=restart, **common, **options)
+        out.extras["tol_residual"] = common["tol"]
+        return out
     if F is None:
         raise TypeError(f"method={method!r} needs the operator F (a callable z -> F(z))")
-    if method == "eag":
-        return eag(F, z0, L=L, projection=projection, restart=restart, **common, **options)
-    if method == "eg":
-        return extragradient(F, z0, L=L, eta=eta, projection=projection, **common, **options)
+    if method in ("eag", "eg"):
+        if L is None:
+            L = 1.1 * estimate_lipschitz(F, prepare_point(z0, "z0", device, dtype))
+        common["tol"] = _scaled_tol(tol, L)
+        if method == "eag":
+            out = eag(F, z0, L=L, projection=projection, restart=restart, **common, **options)
+        else:
+            out = extragradient(F, z0, L=L, eta=eta, projection=projection, **common, **options)
+        out.extras["tol_residual"] = common["tol"]
+        return out
     if operator not in _OPERATORS:
         raise ValueError(f"operator must be one of {_OPERATORS}, got {operator!r}")
     counts = new_counts()
@@ -83,6 +96,7 @@ def solve_inclusion(F: Optional[Callable], z0, *, method: str = "halpern", proje
     Fc(z)  # checks F's output shape early
     if L is None:
         L = 1.1 * estimate_lipschitz(F, z)
+    common["tol"] = _scaled_tol(tol, L)
     eta = eta or 1.0 / L
     if operator == "extragradient":
         T = ExtragradientMap(Fc, eta, P)
@@ -92,10 +106,15 @@ def solve_inclusion(F: Optional[Callable], z0, *, method: str = "halpern", proje
         T = Resolvent(Fc, eta, P, L=L, **{k: options.pop(k) for k in ("inner_tol", "inner_max_iter")
                                           if k in options})
     out = halpern(T, z, restart=restart, counts=counts, **common, **options)
-    out.extras.update(L=L, eta=eta, operator=operator)
+    out.extras.update(L=L, eta=eta, operator=operator, tol_residual=common["tol"])
     if isinstance(T, Resolvent):
         out.extras["inner_iterations"] = T.inner_iterations
     return out
+
+
+def _scaled_tol(tol: Optional[float], L: float) -> Optional[float]:
+    """The absolute residual threshold tol · L (tol is relative to the operator's Lipschitz constant)."""
+    return None if tol is None else tol * L
 
 
 def solve_saddle(L: Callable, x0, y0, *, method: str = "halpern", project_x=None, project_y=None,

@@ -39,6 +39,7 @@ def test_lvhba_reference_toy_100d():
     assert r.certificates["lower_infeasibility"] < 1e-9
 
 
+@pytest.mark.slow  # 4 s of CPU; test_bilevel_models.test_three_levels_by_nested_penalties checks the same answer
 def test_three_level_toy_by_nested_penalty():
     P = T.three_level_toy()
     r = B.solve_multilevel(P["levels"], P["starts"], sigmas=[0.02], inner_lr=1.0, sigma=0.02, lr_x=0.3,

@@ -245,6 +245,7 @@ def test_fewer_samples_than_variables_warns_and_still_returns_a_dag():
     assert res.status.name == "LOCALLY_OPTIMAL" and _is_dag(res.values["W"]) and res.certificates["h(W)"] == 0
 
 
+@pytest.mark.slow  # 4-6 s of CPU; for n < d the default is logdet, which the test above runs (and checks more of)
 def test_fewer_samples_than_variables_with_the_default_method():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -91,6 +91,7 @@ PENALTY_OPTIONS = {"method": "penalty", "sigma": 0.1, "lr_x": 100.0, "lr_y": 1.0
 EXPECTED = {"objective": BASELINE["val_loss"] - 0.3, "upper": True,
             "accuracy_baseline": BASELINE["accuracy"], "accuracy_margin": 0.10}
 SOLVERS = ["bilevel"]
+SLOW = True   # the plain solve runs ~150 leader iterations (1-3 minutes): test suites run it with -m slow
 
 if __name__ == "__main__":
     res = build().solve()

@@ -34,7 +34,10 @@ for _p in sorted(ROOT.glob("*.py")):
     if hasattr(_m, "build") and hasattr(_m, "EXPECTED"):
         _MODULES[_p.stem] = _m
 
-CASES = [(name, backend) for name in _MODULES for backend in sorted(BACKENDS)]
+# a file whose default solve takes minutes says SLOW = True: its cases run with -m slow
+CASES = [pytest.param(name, backend, id=f"{name}-{backend}",
+                      marks=[pytest.mark.slow] if getattr(_MODULES[name], "SLOW", False) else [])
+         for name in _MODULES for backend in sorted(BACKENDS)]
 
 # Known optdsl defects (see report); strict so they flip when fixed.
 KNOWN_BUGS = {
@@ -55,7 +58,7 @@ def test_gallery_is_large_enough():
         assert _MODULES[name].__doc__ and len(_MODULES[name].__doc__) > 40
 
 
-@pytest.mark.parametrize("problem,backend", CASES, ids=[f"{p}-{b}" for p, b in CASES])
+@pytest.mark.parametrize("problem,backend", CASES)
 def test_conformance(problem, backend, request):
     mod = _MODULES[problem]
     if any(p.default is p.empty for p in inspect.signature(mod.build).parameters.values()):
@@ -72,8 +75,15 @@ def test_conformance(problem, backend, request):
             pytest.skip(f"{backend} does not accept {problem}: {e}")
     if (problem, backend) in KNOWN_BUGS:
         request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[(problem, backend)]))
-    exp = mod.EXPECTED
     res = model.solve(solver=backend, **getattr(mod, "OPTIONS", {}))
+    check_expected(mod, model, res, backend, fixed_budget=bool(getattr(mod, "OPTIONS", {}).get("max_iter")))
+
+
+def check_expected(mod, model, res, backend, fixed_budget=False):
+    """Assert that ``res`` (a solve of ``model`` = ``mod.build()``) meets ``mod.EXPECTED`` (status, objective,
+    values, feasibility, KKT). ``fixed_budget``: the run was given max_iter on purpose (e.g. zo), so
+    ITERATION_LIMIT is accepted when EXPECTED states no status. Shared with test_gallery_defaults."""
+    exp = mod.EXPECTED
     status = res.status.name
     want = exp.get("status")
     if want in ("INFEASIBLE", "UNBOUNDED"):
@@ -84,7 +94,7 @@ def test_conformance(problem, backend, request):
         assert status == "OPTIMAL", res.message
     elif want is not None and want not in OPTIMAL_LIKE:
         assert status == want, res.message
-    elif want is None and getattr(mod, "OPTIONS", {}).get("max_iter"):
+    elif want is None and fixed_budget:
         # fixed-budget stochastic methods (zo) stop at max_iter by design; the answer is checked below
         assert status in OPTIMAL_LIKE | {"SLOW_PROGRESS", "ITERATION_LIMIT"}, (status, res.message)
     else:

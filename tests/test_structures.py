@@ -198,8 +198,8 @@ def test_two_level_models_go_through_the_value_function_penalty_pass():
     plan = m.plan()
     assert plan.chain == ["bilevel_to_value_penalty", "bilevel"]
     # a decreasing σ schedule tightens the O(σ) bias of the fixed-σ run (x_σ = (3 + σ)/(2 + σ) here)
-    fixed = m.solve(sigma=0.1, max_iter=3000)
-    sched = m.solve(sigma=1.0, sigma_decay=0.5, sigma_min=1e-3, max_iter=3000)
+    fixed = m.solve(method="penalty", sigma=0.1, max_iter=3000)
+    sched = m.solve(method="penalty", sigma=1.0, sigma_decay=0.5, sigma_min=1e-3, max_iter=3000)
     assert abs(fixed.values["x"] - 1.5) > abs(sched.values["x"] - 1.5)
     assert fixed.values["x"] == pytest.approx(3.1 / 2.1, abs=1e-4)
 

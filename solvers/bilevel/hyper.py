@@ -201,6 +201,10 @@ def _grad_y(o, x, yl, b):
     return gv, gy
 
 
+# an exact full Newton step of relative size s leaves an error ~ s^2 (quadratic convergence): stop there
+QUADRATIC_STOP = 1e-4
+
+
 def newton_follower(o, x, y, lin: LinearSolver, *, ytol: float = 1e-11, max_newton: int = 50):
     """argmin_y g(x, y) by Newton-(P)CG with Armijo backtracking from y. Returns (y, info) with
     ``newton_steps``, ``step`` (max-norm of the last Newton step relative to 1 + |y|), ``residual``."""
@@ -241,7 +245,7 @@ def newton_follower(o, x, y, lin: LinearSolver, *, ytol: float = 1e-11, max_newt
         ymax = max(float(q.abs().max()) for q in y)
         info["step"] = t * max(float(q.abs().max()) for q in d) / (1.0 + ymax)
         # an exact full Newton step this small leaves an error of its square (quadratic convergence)
-        if info["step"] <= ytol or (exact and t == 1.0 and info["step"] <= 1e-6):
+        if info["step"] <= ytol or (exact and t == 1.0 and info["step"] <= QUADRATIC_STOP):
             info["converged"] = True
             break
     o.counts["newton"] = o.counts.get("newton", 0) + info["newton_steps"]

@@ -389,6 +389,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     x = z[:n]
     cert = _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu)
     worst = _worst(ev["cx"], me, mi, x, lbt, ubt)
+    note = ""
     if status in (Status.ITERATION_LIMIT, Status.SLOW_PROGRESS) and cert["feasibility"] > feas_thr:
         # stalled away from the feasible set: INFEASIBLE only at a proven stationary point of the violation
         if _violation_stationary(float((ev["J"].T @ ev["c"]).norm()), float(ev["J"].norm()), float(ev["c"].norm())):
@@ -398,8 +399,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
             if least[2] and least[1] > 10 * feas_thr:
                 status = Status.INFEASIBLE
             elif least[1] <= feas_thr:
-                message = (f"{message or status.value}; not infeasible: a point with violation {least[1]:.1e} "
-                           f"lies near the last iterate")
+                note = f"not infeasible: a point with violation {least[1]:.1e} lies near the last iterate"
     if status == Status.INFEASIBLE and least is not None:
         # name the constraint that stays violated at the least-violation point, not at the stalled iterate
         worst = _worst(model.cons(least[0]), me, mi, least[0], lbt, ubt)
@@ -411,6 +411,8 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
                    f"{worst[2]:.3e} (iteration {it})")
     elif status == Status.ITERATION_LIMIT and not message:
         message = f"max_iter={max_iter} reached with KKT residual {cert['kkt']:.3e}"
+    if note:
+        message = f"{message}; {note}" if message else note
     duals = {"eq": lam[:me].clone(), "ineq": lam[me:].clone()}
     if barrier:
         duals["lb"] = torch.where(hasl, mu / (x - lbt).clamp_min(1e-300), torch.zeros_like(x))
@@ -624,8 +626,9 @@ def _armijo(evaluate, merit, z, lam, dz, N, alpha, m0, slope, slack, beta, rho):
 
 
 def _violation_stationary(jtv: float, jnorm: float, vnorm: float, rtol: float = 1e-6) -> bool:
-    """A stationary point of ½‖v‖² with v ≠ 0: ‖Jᵀv‖ ≤ rtol·‖J‖_F·‖v‖ (v nearly orthogonal to J's range)."""
-    return vnorm > 0 and jtv <= rtol * max(jnorm, 1e-300) * vnorm
+    """A stationary point of ½‖v‖² with v ≠ 0: ‖Jᵀv‖ ≤ rtol·max(‖J‖_F, 1)·‖v‖ (v nearly orthogonal to J's range;
+    the floor 1 keeps a Jacobian that vanishes at the point, x² + 1 = 0 at x = 0, from hiding stationarity)."""
+    return vnorm > 0 and jtv <= rtol * max(jnorm, 1.0) * vnorm
 
 
 def _least_violation(model, x, me, lbt, ubt):

@@ -38,7 +38,8 @@ class AlsketchBackend(_Smooth):
                                   "dense mode, 2048 rows in sparse mode)"),
     }
 
-    def run(self, flat, options, callback, convex, f, scale):
+    def run(self, flat, options, callback, convex, f, scale, x0=None):
+        start = flat.x0() if x0 is None else x0
         lb, ub = flat.bounds()
         solver = options["linear_solver"]
         m = sum(c.expr.size for c in flat.eq_items + flat.in_items)
@@ -55,7 +56,7 @@ class AlsketchBackend(_Smooth):
             # Newton step finished in 120 s: docs/backends/alsketch.md)
             hess = sparse["hess_lag"]
             return alsketch.minimize(
-                f, flat.x0(), linear_solver="direct" if solver == "auto" else solver,
+                f, start, linear_solver="direct" if solver == "auto" else solver,
                 jac_eq=(lambda x: sparse["jac_eq"]) if flat.eq_items else None,
                 jac_ineq=(lambda x: sparse["jac_ineq"]) if flat.in_items else None,
                 hess_lag=hess if scale == 1.0 else (lambda x, lam: scale * hess(x, lam)), **common)
@@ -63,7 +64,7 @@ class AlsketchBackend(_Smooth):
             # below a few thousand unknowns a dense factorization costs less than sketching (the sketch path
             # also solves all 24 HS problems, at about twice the time); large ones are what sketching is for
             solver = "direct" if flat.n + m <= options["sketch_threshold"] else "sketch"
-        return alsketch.minimize(f, flat.x0(), hessian=options["hessian"], linear_solver=solver, **common)
+        return alsketch.minimize(f, start, hessian=options["hessian"], linear_solver=solver, **common)
 
     @staticmethod
     def _sparse_derivatives(flat, options, size):

@@ -2,8 +2,14 @@
 and ``lbfgs`` (unconstrained or bounds only). Both see the problem as flat-vector callables."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
 from ..problem import RawSolution
 from ..solvers import lbfgs, nlp
+from ..solvers.autodiff import Objective
 from ..solvers.common import SolverOutput, Status, resolve_device
 from .base import Backend, Option
 from .flatten import BestPoint, FlatProblem
@@ -23,8 +29,11 @@ class _Smooth(Backend):
         device, dtype = resolve_device(device, dtype)
         return FlatProblem(problem, device, dtype)
 
-    def run(self, flat: FlatProblem, options, callback, convex, f, scale):
-        """Run the method on the objective `f` (the model's objective times `scale`)."""
+    escapes_saddles = False  # whether `run` itself steps off stationary points with negative curvature
+
+    def run(self, flat: FlatProblem, options, callback, convex, f, scale, x0=None):
+        """Run the method on the objective `f` (the model's objective times `scale`) from `x0` (default: the
+        model's start)."""
         raise NotImplementedError
 
     def solve(self, flat: FlatProblem, problem, options, callback):
@@ -41,6 +50,8 @@ class _Smooth(Backend):
                 raise
             out = SolverOutput(best.x, Status.INTERRUPTED, objective=float(f(best.x).detach()), iterations=best.seen,
                                message="interrupted (Ctrl-C); the best point seen is returned")
+        if not convex and not self.escapes_saddles and out.status == Status.LOCALLY_OPTIMAL and out.x is not None:
+            out = self._escape_saddle(flat, options, cb, f, scale, out)
         if out.status in (Status.INTERRUPTED, Status.TIME_LIMIT) and best.better_than(out.x):
             out.x, out.objective = best.x, float(f(best.x).detach())
             out.message = f"{out.message}; the best point seen is returned"
@@ -75,6 +86,39 @@ class _Smooth(Backend):
         return sol
 
 
+    def _escape_saddle(self, flat, options, cb, f, scale, out, max_escapes: int = 3):
+        """A KKT point of a nonconvex model with a direction of negative curvature of the Lagrangian along the
+        active constraints is a saddle or a maximum, not a local minimum: restart from a lower point along that
+        direction (up to `max_escapes` times); if the curvature remains, the status says so."""
+        lb, ub = flat.bounds()
+        eq = flat.eq if flat.eq_items else None
+        ineq = flat.ineq if flat.in_items else None
+        obj = Objective(f, flat.device, flat.dtype)
+        for k in range(max_escapes + 1):
+            x = out.x.detach().cpu().double().numpy().reshape(-1)
+            mult = SimpleNamespace(lam=_np(out.duals.get("eq")), mu=_np(out.duals.get("ineq")))
+            d = nlp._negative_curvature(f, eq, ineq, x, mult, lb, ub, flat.device, flat.dtype)
+            if d is None:
+                if k:
+                    out.message = f"{out.message}; restarted {k}x off saddle points (negative curvature)"
+                return out
+            start = nlp._escape(obj, x, d, lb, ub) if k < max_escapes else None
+            again = None if start is None else self.run(
+                flat, options, cb, convex=False, f=f, scale=scale,
+                x0=torch.as_tensor(start, dtype=flat.dtype, device=flat.device))
+            if again is None or again.status != Status.LOCALLY_OPTIMAL or again.objective is None \
+                    or not again.objective < out.objective:
+                break
+            out = again
+        out.status = Status.SLOW_PROGRESS
+        out.message = f"{out.message}; a stationary point with negative curvature (a saddle), not a local minimum"
+        return out
+
+
+def _np(v):
+    return np.zeros(0) if v is None else torch.as_tensor(v).detach().cpu().double().numpy().reshape(-1)
+
+
 def _unscaled_callback(cb, scale):
     """The user's callback sees the model's own objective, not the scaled one the method iterates on."""
     if cb is None or scale == 1.0:
@@ -90,9 +134,11 @@ class NlpBackend(_Smooth):
     options = {**_COMMON, "method": Option(str, "slsqp", "SciPy method", ("slsqp", "trust-constr")),
                "feas_tol": Option(float, 1e-6, "feasibility tolerance")}
 
-    def run(self, flat, options, callback, convex, f, scale):
+    escapes_saddles = True  # solvers/nlp.py steps off saddles itself
+
+    def run(self, flat, options, callback, convex, f, scale, x0=None):
         lb, ub = flat.bounds()
-        return nlp.minimize(f, flat.x0(), eq=flat.eq if flat.eq_items else None,
+        return nlp.minimize(f, flat.x0() if x0 is None else x0, eq=flat.eq if flat.eq_items else None,
                             ineq=flat.ineq if flat.in_items else None, lb=lb, ub=ub, method=options["method"],
                             max_iter=options["max_iter"], tol=options["tol"], feas_tol=options["feas_tol"],
                             time_limit=options["time_limit"], callback=callback, device=flat.device,
@@ -106,9 +152,11 @@ class LbfgsBackend(_Smooth):
     cost = 1.0
     options = dict(_COMMON)
 
-    def run(self, flat, options, callback, convex, f, scale):
+    escapes_saddles = True
+
+    def run(self, flat, options, callback, convex, f, scale, x0=None):
         lb, ub = flat.bounds()
-        return lbfgs.minimize(f, flat.x0(), lb=lb, ub=ub, max_iter=options["max_iter"], tol=options["tol"],
+        return lbfgs.minimize(f, flat.x0() if x0 is None else x0, lb=lb, ub=ub, max_iter=options["max_iter"], tol=options["tol"],
                               time_limit=options["time_limit"], callback=callback, device=flat.device,
                               dtype=flat.dtype, convex=convex)
 BACKENDS = [LbfgsBackend(), NlpBackend()]

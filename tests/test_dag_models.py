@@ -268,8 +268,9 @@ def test_an_extra_equality_constraint_is_rejected_with_a_reason():
     m = ER10.build()
     W = m.variables[0]
     m.subject_to(W[0, 4] == -1.9, name="fix")
-    assert "dag: cannot handle equality" in m.explain("dag")
-    with pytest.raises(od.NotSolvableError, match="cannot handle equality"):
+    # prior knowledge is W[i, j] == 0 (od.forbid / od.tiers); fixing a weight is named and refused
+    assert "dag: constraint 'fix' is not of the form W[i, j] == 0" in m.explain("dag")
+    with pytest.raises(od.NotSolvableError, match="constraint 'fix' is not of the form"):
         m.solve(solver="dag")
 
 

@@ -393,6 +393,7 @@ class Model:
                 b.append(f"{v.name} <= {_bound_str(v.ub)}")
             shape = "scalar" if v.shape == () else "x".join(map(str, v.shape))
             shape += f", {v.structure}" if getattr(v, "structure", None) else ""
+            shape += ", boolean" if getattr(v, "boolean", False) else ", integer" if getattr(v, "integer", False) else ""
             lines.append(f"  variable  {v.name} ({shape})" + (f"   {', '.join(b)}" if b else ""))
         for p in self._parameters:
             lines.append(f"  parameter {p.name} {p.shape}" + "".join(f", {k}" for k in p.attributes))

@@ -321,8 +321,13 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         if cn > 1e-6 and float((ev["J"].T @ ev["c"]).norm()) <= 1e-8 * max(1.0, cn) * max(1.0, float(ev["J"].norm())):
             infeas_streak += 1
             if infeas_streak >= 3:
-                status = Status.INFEASIBLE
-                break
+                # confirmed by the least-violation check: where ∇c vanishes with c (NOTEARS' h(W) near a DAG)
+                # Jᵀc ≈ 0 holds at points that are nearly feasible
+                least = _least_violation(model, z[:n], me, lbt, ubt)
+                if least[2] and least[1] > 10 * feas_thr:
+                    status = Status.INFEASIBLE
+                    break
+                infeas_streak = -30  # not infeasible: look again only after 30 more such iterations
         else:
             infeas_streak = 0
 

@@ -6,9 +6,10 @@ One functional entry point, `solve(f, g, x0, y0, method=...)`, over these method
 * `borep`      normalized momentum + lower-variable refinement/periodic updates (Hao, Gong, Liu 2024)
 * `lvhba`      constrained lower level h(x, y) <= 0, Hessian-free single loop (Yao et al. 2024)
 * `scalebio`   simplex-weighted data reweighting with block-sampled follower (Pan et al. 2024)
-* `hyper`      exact: L-BFGS-B on the hyper-objective f(x, y*(x)), Newton follower, implicit hypergradient
-* `auto`       by structure: hyper for a smooth strongly convex follower, else penalty (sigma driven to 0),
-               lvhba for follower constraints, penalty for stochastic oracles (`auto` in this module)
+* `hyper`      exact: L-BFGS-B on the hyper-objective f(x, y*(x)), Newton follower (`newton_follower`) or KKT
+               follower (`kkt_follower`), implicit hypergradient
+* `auto`       by structure: hyper for a smooth strongly convex follower (with constraints: small ones), else
+               penalty (sigma driven to 0) or lvhba (constrained), penalty for stochastic oracles (`auto` here)
 * `implicit`   implicit-differentiation baseline (CG / Neumann on Hessian-vector products); `hypergradient`
 * `unrolled`   differentiate through K inner steps (baseline; memory grows with K)
 * `gap`        lower-level optimality gap certificate g(x, y) - min_z g(x, z)

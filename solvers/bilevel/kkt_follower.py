@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ._core import _NOBATCH, NonFinite
-from .hyper import NotStronglyConvex, _flat, _unflat
+from .newton_follower import NotStronglyConvex, _flat, _unflat
 
 
 class KKTFollower:

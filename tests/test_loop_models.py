@@ -127,3 +127,19 @@ def test_a_row_reading_a_shared_vector_subexpression_batches():
     res = m.solve()
     xv = res.values["x"]
     assert np.all(xv - 0.1 * xv.sum() >= 0.05 * np.arange(4) - 1e-7)
+
+
+def test_loop_built_rows_evaluate_as_one_vector_in_torch_backends():
+    from optdsl.backends.flatten import FlatProblem
+    loop, vec = race(True), race(False)
+    fl, fv = FlatProblem(loop.to_problem()), FlatProblem(vec.to_problem())
+    exprs, gather = fl._row_plan(fl.eq_items)
+    assert len(exprs) == 5 and gather is not None  # pos, speed batches + 3 boundary rows
+    x = fl.x0()
+    # the loop model's rows are the vectorised model's rows, interleaved (pos_step0, speed_step0, ...)
+    e_loop, e_vec = fl.eq(x), fv.eq(fv.x0())
+    np.testing.assert_allclose(e_loop[:2 * N:2].numpy(), e_vec[:N].numpy(), atol=1e-14)
+    np.testing.assert_allclose(e_loop[1:2 * N:2].numpy(), e_vec[N:2 * N].numpy(), atol=1e-14)
+    rl, rv = loop.solve(solver="nlp"), vec.solve(solver="nlp")
+    assert rl.objective == pytest.approx(rv.objective, rel=1e-6)
+    np.testing.assert_allclose([rl.duals[f"track{k}"] for k in range(N + 1)], rv.duals["track"], atol=1e-5)

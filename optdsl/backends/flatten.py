@@ -13,6 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from ..expr.analysis import is_affine
+from ..expr.batching import batch_constraints
 from ..lower.sparse_affine import NotAffine, SparseAffineLowering
 from ..lower.sparse_hessian import NotSeparable, SparseHessian
 from ..lower.torch import TorchLowering
@@ -162,19 +163,43 @@ class FlatProblem:
             val = val + 0.0 * x.sum()  # a constant objective (feasibility model): a zero gradient, not an error
         return val
 
+    def _row_plan(self, items) -> tuple:
+        """(expressions, gather): what to evaluate for the rows of `items` -- loop-built scalar rows of one
+        form batched into one vector (`expr.batching`) -- and the permutation putting the concatenated values
+        in row order (None when nothing is batched). Built once per item list."""
+        plans = self.__dict__.setdefault("_row_plans", {})
+        plan = plans.get(id(items))
+        if plan is None or plan[0] is not items:
+            batches = batch_constraints(items)
+            gather = None
+            if any(b.batched for b in batches):
+                start = np.cumsum([0] + [c.expr.size for c in items])
+                first = {id(c): int(s) for c, s in zip(items, start)}
+                order = np.concatenate([np.arange(first[id(c)], first[id(c)] + c.expr.size)
+                                        for b in batches for c in b.items])
+                inverse = np.empty_like(order)
+                inverse[order] = np.arange(order.size)
+                gather = torch.as_tensor(inverse, device=self.device)
+            plan = plans[id(items)] = (items, [b.expr for b in batches], gather)
+        return plan[1], plan[2]
+
     def _rows(self, items, x):
         if not items:
             return torch.zeros(0, dtype=self.dtype, device=self.device)
         env = self.env(x)
         memo: dict = {}
-        parts = [self.low.evaluate(c.expr, env, memo).reshape(-1) for c in items]
-        out = torch.cat(parts)
+        exprs, gather = self._row_plan(items)
+        out = torch.cat([self.low.evaluate(e, env, memo).reshape(-1) for e in exprs])
+        if gather is not None:
+            out = out[gather]
         if x.requires_grad and not out.requires_grad:
             out = out + 0.0 * x.sum()  # rows that do not depend on x: zero Jacobian rows, not an autograd error
         if not torch.isfinite(out).all():
-            for c, p in zip(items, parts):
-                if not torch.isfinite(p).all():
+            k = 0
+            for c in items:
+                if not torch.isfinite(out[k:k + c.expr.size]).all():
                     raise NonFinite(f"constraint {c.name!r}")
+                k += c.expr.size
         return out
 
     def eq(self, x: torch.Tensor) -> torch.Tensor:

@@ -96,9 +96,9 @@ def test_logistic_digits_gap_to_backprop_and_accuracy():
     gap = mod.train_loss(net) - mod.OPT_LOSS            # the module was trained in place
     print(f"\nlogistic 3-vs-8: loss {loss0:.4f} -> {mod.train_loss(net):.5f}, backprop optimum {mod.OPT_LOSS:.5f}, "
           f"gap {gap:.2e}, test accuracy {mod.accuracy(net):.4f} (backprop {mod.OPT_ACCURACY:.4f})")
-    assert -1e-6 <= gap <= exp["atol"]                   # measured 1.1e-3 (seed 0)
+    assert -1e-6 <= gap <= exp["atol"]                   # measured 2.4e-4 (seed 0)
     check_objective(res.objective, exp)                  # full batch: res.objective is the training loss
-    assert mod.accuracy(net) >= exp["accuracy"]           # measured 0.947 (seed 0)
+    assert mod.accuracy(net) >= exp["accuracy"]           # measured 0.958 (seed 0)
 
 
 def test_mlp_finetune_reaches_the_accuracy_threshold():
@@ -111,8 +111,8 @@ def test_mlp_finetune_reaches_the_accuracy_threshold():
           f"train loss {mod.train_loss(net):.4f}")
     assert res.solver == "zo" and res.status.name == exp["status"]
     assert res.primal_status == od.PrimalStatus.FEASIBLE_POINT
-    assert acc0 < 0.2 and mod.accuracy(net) >= exp["accuracy"]     # measured 0.867 (seed 0)
-    assert mod.train_loss(net) <= exp["train_loss_max"]            # measured 0.307
+    assert acc0 < 0.2 and mod.accuracy(net) >= exp["accuracy"]     # measured 0.871 (seed 0)
+    assert mod.train_loss(net) <= exp["train_loss_max"]            # measured 0.348
     check_objective(res.objective, exp)
 
 

@@ -101,7 +101,7 @@ class ZOStepper:
             self.eta = lambda k: (self.lr0 if self.lr0 is not None else _no_lr0()) * factor(k)
         else:
             self.eta = make_schedule(lr, schedule, max_iter, warmup)
-        self.normalizer = RmsNormalizer(beta=0.99) if self.auto and optimizer in ("sgd", "momentum") else None
+        self.normalizer = RmsNormalizer(beta=0.999) if self.auto and optimizer in ("sgd", "momentum") else None
         self.log: Optional[list] = None     # when a list: (alphas, shrinks) of every update, for ``undo``
         self.g0: Optional[tuple] = None      # lr="auto": (U, se) of ‖∇f‖² over the first window
         self.momentum, self.betas, self.adam_eps = momentum, betas, adam_eps

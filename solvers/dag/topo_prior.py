@@ -91,7 +91,7 @@ def topo_prior(X: Optional[torch.Tensor] = None, *, allowed: Optional[np.ndarray
     import networkx as nx
     if not nx.is_directed_acyclic_graph(nx.DiGraph(before)):
         raise ValueError("the required edges contain a cycle")
-    size_small = size_small or _candidate_sizes(d)[1]
+    size_small = size_small or _candidate_sizes(d)[0]
     Cn = C.detach().cpu().numpy()
     order = _greedy(Cn, allowed, before)
     terms = _node_terms(Cn, order, allowed, range(d))

@@ -182,24 +182,41 @@ def _describe(ce) -> str:
 def _culprit(expr, low, need: str) -> str:
     """": 'sub-expression' is <curvature> (<its operands' curvature and sign>)" for the smallest term that
     breaks the DCP rules: descend into an operand that is not DCP at all, or, through sums and negations,
-    into the operand with the wrong curvature."""
-    e = expr
-    for _ in range(200):  # deep enough for any model; bounded so a pathological tree cannot hang analysis
-        signs = _LINEAR_SIGNS.get(e.name) if isinstance(e, Op) else None
-        if signs:  # a sum / negation: the operand that fails the requirement passed down to it
-            needs = [(a, _FLIP[need] if s < 0 else need) for a, s in zip(e.args, signs)]
-        else:      # any other atom: an operand that is not DCP at all
-            needs = [(a, "dcp") for a in e.args]
-        nxt = next(((a, n) for a, n in needs if isinstance(a, Op) and not _meets(low.lower(a), n)), None)
-        if nxt is None:
-            break
-        e, need = nxt
-    if e is expr and not e.args:
+    into the operand with the wrong curvature. The expression is lowered once (every node memoized), so the
+    search is linear in its size."""
+    import cvxpy as cp
+
+    from .lower._walk import lower
+    from .lower.cvxpy import CVXPY, NotRepresentable
+    memo: dict = {}
+    try:
+        lower(expr, low.leaf, CVXPY, memo)
+    except (NotRepresentable, ValueError, TypeError, IndexError, AttributeError, RecursionError):
         return ""
-    ce = low.lower(e)
-    ops = ", ".join(f"{a.label(40)!r} {_describe(low.lower(a))}" for a in e.args)
-    want = "" if need == "dcp" else f" (needs {need})"
-    return f": sub-expression {e.label(80)!r} is {_describe(ce)}{want}" + (f"; operands: {ops}" if ops else "")
+
+    def cx(node):
+        out = memo[id(node)]
+        return out if isinstance(out, cp.Expression) else cp.Constant(out)
+
+    e = expr
+    try:
+        for _ in range(10_000):
+            signs = _LINEAR_SIGNS.get(e.name) if isinstance(e, Op) else None
+            if signs:  # a sum / negation: the operand that fails the requirement passed down to it
+                needs = [(a, _FLIP[need] if s < 0 else need) for a, s in zip(e.args, signs)]
+            else:      # any other atom: an operand that is not DCP at all
+                needs = [(a, "dcp") for a in e.args]
+            nxt = next(((a, n) for a, n in needs if isinstance(a, Op) and not _meets(cx(a), n)), None)
+            if nxt is None:
+                break
+            e, need = nxt
+        if e is expr and not e.args:
+            return ""
+        ops = ", ".join(f"{a.label(40)!r} {_describe(cx(a))}" for a in e.args)
+        want = "" if need == "dcp" else f" (needs {need})"
+        return f": sub-expression {e.label(80)!r} is {_describe(cx(e))}{want}" + (f"; operands: {ops}" if ops else "")
+    except RecursionError:  # cvxpy's curvature analysis recurses: a very deep expression gets no detail
+        return ""
 
 
 def build_graph(problem: Problem) -> nx.DiGraph:

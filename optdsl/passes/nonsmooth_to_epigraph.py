@@ -22,6 +22,7 @@ makes the pass refuse, and `why_not` names the term.
 from __future__ import annotations
 
 import itertools
+import sys
 
 import numpy as np
 
@@ -68,6 +69,7 @@ class _Rewriter:
         self.assumes: dict = {}
         self._count = itertools.count()
         self._memo: dict = {}
+        self._flags: dict = {}
 
     def _var(self, shape, kind):
         v = Variable(shape, name=f"{_PREFIX}{next(self._count)}_{kind}")
@@ -79,8 +81,25 @@ class _Rewriter:
         expr = self.rewrite(expr, 1, where)
         self.new_rows.append(ConstraintItem(f"{_PREFIX}{len(self.new_rows)}[{where}]", "ineq", expr))
 
+    def _has_nonsmooth(self, e: Expr) -> bool:
+        """Whether a nonsmooth atom lies below `e` (flags for every node computed once, iteratively)."""
+        flags = self._flags
+        if id(e) not in flags:
+            stack = [(e, False)]
+            while stack:
+                node, done = stack.pop()
+                if id(node) in flags:
+                    continue
+                if done or not node.args:
+                    flags[id(node)] = (isinstance(node, Op) and not SPECS[node.name].smooth) or \
+                        any(flags[id(a)] for a in node.args)
+                    continue
+                stack.append((node, True))
+                stack.extend((a, False) for a in node.args if id(a) not in flags)
+        return flags[id(e)]
+
     def rewrite(self, e: Expr, sign: int, where: str) -> Expr:
-        if isinstance(e, Leaf) or not any(not SPECS[o.name].smooth for o in e.nodes() if isinstance(o, Op)):
+        if isinstance(e, Leaf) or not self._has_nonsmooth(e):
             return e
         key = (id(e), sign)
         if key in self._memo:
@@ -190,6 +209,17 @@ def _term(e: Expr) -> str:
 
 
 def _rewrite_problem(problem):
+    # the walk recurses once per nesting level; a sum of thousands of terms built with + in a loop is that deep
+    # (pure-Python recursion does not grow the C stack on Python >= 3.11), so the limit is lifted for the walk
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 100_000))
+    try:
+        return _rewrite_problem_inner(problem)
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def _rewrite_problem_inner(problem):
     rw = _Rewriter()
     objective = rw.rewrite(problem.objective, 1, "objective")
     items = []
@@ -223,6 +253,8 @@ class NonsmoothToEpigraph(Pass):
                 cached = (signs, "")
             except NotMonotone as err:
                 cached = (signs, f"no smooth reformulation: {err}")
+            except RecursionError:
+                cached = (signs, "no smooth reformulation: the expression is nested too deeply for the rewrite")
             problem.payload["_epigraph_why"] = cached
         return cached[1] or None
 

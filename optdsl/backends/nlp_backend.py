@@ -30,6 +30,7 @@ class _Smooth(Backend):
         return FlatProblem(problem, device, dtype)
 
     escapes_saddles = False  # whether `run` itself steps off stationary points with negative curvature
+    tracks_best = False      # whether `run` itself returns the best point seen when interrupted
 
     def run(self, flat: FlatProblem, options, callback, convex, f, scale, x0=None):
         """Run the method on the objective `f` (the model's objective times `scale`) from `x0` (default: the
@@ -40,7 +41,9 @@ class _Smooth(Backend):
         scale = flat.objective_scale()
         f = flat.f if scale == 1.0 else (lambda x: scale * flat.f(x))
         best = BestPoint(flat, f)
-        cb = best.wrap(_unscaled_callback(flat.callback(callback), scale))
+        cb = _unscaled_callback(flat.callback(callback), scale)
+        if not self.tracks_best:  # costs an objective and constraint evaluation per iteration
+            cb = best.wrap(cb)
         convex = problem.payload.get("_convex", False)
         x_start = flat.x0()
         try:
@@ -134,7 +137,7 @@ class NlpBackend(_Smooth):
     options = {**_COMMON, "method": Option(str, "slsqp", "SciPy method", ("slsqp", "trust-constr")),
                "feas_tol": Option(float, 1e-6, "feasibility tolerance")}
 
-    escapes_saddles = True  # solvers/nlp.py steps off saddles itself
+    escapes_saddles = tracks_best = True  # solvers/nlp.py steps off saddles and keeps the best point itself
 
     def run(self, flat, options, callback, convex, f, scale, x0=None):
         lb, ub = flat.bounds()
@@ -152,7 +155,7 @@ class LbfgsBackend(_Smooth):
     cost = 1.0
     options = dict(_COMMON)
 
-    escapes_saddles = True
+    escapes_saddles = tracks_best = True
 
     def run(self, flat, options, callback, convex, f, scale, x0=None):
         lb, ub = flat.bounds()

@@ -36,7 +36,7 @@ def _cases():
         mod = MODULES[name]
         if any(p.default is p.empty for p in inspect.signature(mod.build).parameters.values()):
             continue   # build() needs arguments: has its own test
-        marks = [pytest.mark.slow] if name in SLOW else []
+        marks = [pytest.mark.slow] if name in SLOW or getattr(mod, "SLOW", False) else []
         if name in KNOWN:
             marks.append(pytest.mark.xfail(strict=False, reason=KNOWN[name]))
         out.append(pytest.param(name, marks=marks, id=name))

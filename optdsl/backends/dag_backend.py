@@ -40,6 +40,21 @@ def _split_l1(objective, W):
     return smooth, lam
 
 
+def _positive_scale(objective):
+    """objective = c·E (c·E, E·c or E/c with a positive scalar constant c) -> (E, c); else (objective, 1).
+    The argmin does not depend on c, but every method's penalties and tolerances are absolute: learning from
+    E and reporting c·f(E) makes the answer independent of how the objective is scaled."""
+    c, e = 1.0, objective
+    while isinstance(e, Op) and e.name in ("mul", "div") and len(e.args) == 2:
+        a, b = e.args
+        k = a if isinstance(a, Constant) and e.name == "mul" else b if isinstance(b, Constant) else None
+        if k is None or k.shape != () or not float(k.data) > 0:
+            break
+        c *= float(k.data) if e.name == "mul" else 1.0 / float(k.data)
+        e = b if k is a else a
+    return e, c
+
+
 def _sem(smooth):
     """The data of an od.sem_loss term when the smooth part is exactly one (positively scaled) SEM score."""
     if len(smooth) == 1 and smooth[0][1] > 0 and isinstance(smooth[0][0], Op):
@@ -114,7 +129,8 @@ class DagBackend(Backend):
     def solve(self, compiled, problem, options, callback):
         (_, W), = problem.extensions["acyclic"]
         d = W.shape[0]
-        smooth, lam = _split_l1(problem.objective, W)
+        core, scale = _positive_scale(problem.objective)
+        smooth, lam = _split_l1(core, W)
         lam = options["lambda1"] if options["lambda1"] is not None else lam
         common = dict(max_iter=options["max_iter"], tol=options["tol"], time_limit=options["time_limit"],
                       callback=callback, w_threshold=options["w_threshold"])
@@ -154,7 +170,8 @@ class DagBackend(Backend):
             params = out.extras.get("params", [])
             if truth is not None:
                 out.extras["metrics"] = dagsolvers.count_accuracy(truth, out.x)
-        sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
+        objective = out.objective * scale if out.objective is not None else None
+        sol = RawSolution(out.status, objective=objective, iterations=out.iterations, message=out.message,
                           certificates=dict(out.certificates), counts=dict(out.counts), history=out.history)
         if out.x is not None and out.status.has_point:
             Wn = out.x.detach().cpu().numpy()

@@ -45,8 +45,8 @@ def _positive_scale(objective):
     The argmin does not depend on c, but every method's penalties and tolerances are absolute: learning from
     E and reporting c·f(E) makes the answer independent of how the objective is scaled."""
     c, e = 1.0, objective
-    while isinstance(e, Op) and e.name in ("mul", "div") and len(e.args) == 2:
-        a, b = e.args
+    while isinstance(e, Op) and e.name in ("mul", "div") and len(e.args) == 2 and not e.attrs.get("sem"):
+        a, b = e.args   # (an od.sem_loss term is kept whole: it carries the data TOPO needs)
         k = a if isinstance(a, Constant) and e.name == "mul" else b if isinstance(b, Constant) else None
         if k is None or k.shape != () or not float(k.data) > 0:
             break

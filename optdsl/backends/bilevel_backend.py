@@ -178,7 +178,10 @@ class BilevelBackend(Backend):
                 for block, u in zip(chain, us):
                     parts = (u,) if isinstance(u, torch.Tensor) else tuple(u)
                     pairs += list(zip(block, parts))
-        sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=out.message,
+        ran = out.extras.get("method")   # what "auto" chose (and why it changed course, if it did)
+        message = out.message if not ran else (f"method {ran}: {out.message}" + (
+            f" (after: {out.extras['fallback']})" if out.extras.get("fallback") else ""))
+        sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations, message=message,
                           certificates={k: v for k, v in out.certificates.items() if isinstance(v, (int, float)) and math.isfinite(v)},
                           counts=dict(out.counts), history=out.history)
         if out.status.has_point and pairs:

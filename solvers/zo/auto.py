@@ -132,11 +132,14 @@ def dense_sq_norm(vectors: Sequence[torch.Tensor], mask: Optional[torch.Tensor] 
     G = torch.stack([v.reshape(-1).double() for v in vectors])
     if mask is not None:
         G = G * mask.reshape(1, -1).to(G.dtype)
-    gram = G @ G.T
     n = len(vectors)
-    off = gram - torch.diag(torch.diag(gram))
+    sq = (G * G).sum(1)                                  # ‖ĝ_i‖²
+    s = G.sum(0)
+    # Σ_{i,j} G_ij² = ‖GGᵀ‖_F² = ‖GᵀG‖_F²: use the smaller of the two products
+    prod = G @ G.T if n <= G.shape[1] else G.T @ G
     pairs = n * (n - 1)
-    return float(off.sum()) / pairs, math.sqrt(2.0 * float((off * off).sum())) / pairs
+    off_sq = float((prod * prod).sum()) - float((sq * sq).sum())
+    return (float(s @ s) - float(sq.sum())) / pairs, math.sqrt(2.0 * max(off_sq, 0.0)) / pairs
 
 
 def seeded_sq_norm(params: Sequence[torch.Tensor], items: Sequence[tuple[Sequence[int], Sequence[float]]],

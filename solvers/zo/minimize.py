@@ -220,6 +220,8 @@ def minimize(f: Callable[[torch.Tensor], Any], x0: torch.Tensor, *, estimator: s
     budget = Budget(max_iter, time_limit, callback)
     status, message, gnorms, last_loss = None, "", [], None
     W = window(max_iter) if auto else 0
+    if W and W * x.numel() > 2e7:   # two windows of dense estimates are kept: bound their memory
+        W = int(2e7 // x.numel()) if 2e7 // x.numel() >= 20 else 0
     first, last = [], []
     if W:  # ‖∇f(x₀)‖ from W estimates at x₀ with their own seeds (the reference of the stationarity test)
         try:

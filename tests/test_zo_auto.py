@@ -130,3 +130,14 @@ def test_lr_option_takes_auto_or_a_number_and_rejects_other_strings():
         _bb(1.0).solve(lr="fast", max_iter=5)
     with pytest.raises(ValueError, match="lr"):
         zo.minimize(bowl, torch.zeros(4), lr="fast", max_iter=5)
+
+
+def test_cli_takes_lr_auto_and_a_number(capsys):
+    import os
+    from optdsl.cli import main
+    path = os.path.join(os.path.dirname(__file__), "..", "problems", "zo_blackbox_simulator.py")
+    assert main(["solve", path, "--lr", "auto", "--max-iter", "60", "-q"]) in (0, 1)
+    assert main(["solve", path, "--lr", "0.1", "--max-iter", "60", "-q"]) == 1    # a fixed budget, no claim
+    with pytest.raises(SystemExit) as exc:   # argparse rejects the flag value: usage error, exit code 2
+        main(["solve", path, "--lr", "fast", "--max-iter", "5", "-q"])
+    assert exc.value.code == 2 and "--lr" in capsys.readouterr().err

@@ -28,6 +28,9 @@ def auto_or_float(value):
     return "auto" if isinstance(value, str) and value.strip() == "auto" else float(value)
 
 
+auto_or_float.__name__ = "'auto' or number"   # what argparse and option errors call the expected type
+
+
 class ZoBackend(Backend):
     name = "zo"
     description = "zeroth-order optimization: black-box objectives, in-place fine-tuning of torch modules"

@@ -141,3 +141,20 @@ def test_cli_takes_lr_auto_and_a_number(capsys):
     with pytest.raises(SystemExit) as exc:   # argparse rejects the flag value: usage error, exit code 2
         main(["solve", path, "--lr", "fast", "--max-iter", "5", "-q"])
     assert exc.value.code == 2 and "--lr" in capsys.readouterr().err
+
+
+def test_constrained_blackbox_scaled_ends_at_the_same_point_and_never_claims_an_infeasible_point():
+    """min c·‖x − a‖² s.t. Σx = 1, x3 >= 0 (x* = (0.9, 0.1, 0)): the penalty starts at rho·|f(x0)|, so c = 1e4
+    gives the unscaled run; a run stopped with its violation above ctol is ITERATION_LIMIT, not a success."""
+    a = torch.tensor([0.9, 0.1, -0.4], dtype=torch.float64)
+    runs = {}
+    for c in (1.0, 1e4):
+        runs[c] = zo.minimize_constrained(lambda x, c=c: c * float(((x - a) ** 2).sum()),
+                                          torch.zeros(3, dtype=torch.float64), eq=lambda x: [x.sum() - 1],
+                                          ineq=lambda x: [-x[2]], inner_iter=300)
+    assert runs[1.0].x == pytest.approx(torch.tensor([0.9, 0.1, 0.0], dtype=torch.float64), abs=1e-3)
+    assert runs[1e4].x == pytest.approx(runs[1.0].x, abs=1e-9)
+    short = zo.minimize_constrained(lambda x: 1e4 * float(((x - a) ** 2).sum()), torch.zeros(3, dtype=torch.float64),
+                                    eq=lambda x: [x.sum() - 1], ineq=lambda x: [-x[2]], inner_iter=40, outer=1)
+    assert short.certificates["feasibility"] > 1e-4 and short.status == Status.ITERATION_LIMIT
+    assert "violation" in short.message

@@ -392,10 +392,16 @@ def minimize_constrained(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable
     for eq(x) = c(x) = 0 and ineq(x) = h(x) <= 0 (vector callables); λ ← λ + ρc, μ ← max(0, μ + ρh),
     ρ grows by ``rho_growth`` when the violation did not fall by 4x. ``kw`` go to ``minimize``; a numeric
     ``lr`` is divided by (1 + ρ) in each inner solve, since the penalty adds ~ρ‖∇c‖² to the curvature.
-    Returns the last inner SolverOutput with duals {"eq", "ineq"} and certificate "feasibility".
+    With lr="auto" (default) ρ starts at ``rho`` × |f(x0)| (when f(x0) ≠ 0), so the penalty keeps its weight
+    against f whatever f's scale. Returns the last inner SolverOutput with duals {"eq", "ineq"} and
+    certificate "feasibility"; a run whose violation is still above ``ctol`` after ``outer`` rounds is not
+    reported as a success (ITERATION_LIMIT).
     """
     x = torch.as_tensor(x0).detach().clone()
     vec = lambda fn, v: torch.as_tensor(fn(v), dtype=torch.float64).reshape(-1) if fn else torch.zeros(0)  # noqa
+    if not isinstance(kw.get("lr", "auto"), (int, float)) and not callable(kw.get("lr")):
+        f0 = abs(safe_eval(f, "x0", x))
+        rho = rho * f0 if f0 > 0 else rho
     lam = vec(eq, x) * 0
     mu = vec(ineq, x) * 0
     viol_prev, out, total, viol = math.inf, None, {"f": 0}, float("nan")
@@ -426,6 +432,10 @@ def minimize_constrained(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable
         viol_prev = viol
     out.duals = {"eq": lam, "ineq": mu}
     out.certificates["feasibility"] = viol if out.x is not None else float("nan")
+    if (out.status.is_success or out.status == Status.ITERATION_LIMIT) and not viol < ctol:
+        out.status = Status.ITERATION_LIMIT
+        out.message = (f"constraint violation {viol:.3g} > ctol={ctol:g} after {j + 1} augmented-Lagrangian "
+                       f"rounds; last inner run: {out.message}")
     out.counts = {**out.counts, "f": total["f"]}
     if out.status not in (Status.NUMERICAL_ERROR, Status.OTHER_ERROR):
         try:

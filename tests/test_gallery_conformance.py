@@ -118,7 +118,9 @@ def check_expected(mod, model, res, backend, fixed_budget=False):
     # not the problem solved (see report), so it is only checked on plain models
     if kkt is not None and not model.to_problem().extensions:
         scale = 1 + abs(obj) + max(float(np.max(np.abs(v), initial=0)) for v in res.values.values())
-        assert kkt <= 1e-4 * scale if backend != "cvxpy" else kkt <= 1e-5 * scale, kkt
+        # a file may widen the bound where its optimum is degenerate (interior-point stationarity ~ sqrt(gap))
+        kkt_rtol = exp.get("kkt_rtol", 1e-4 if backend != "cvxpy" else 1e-5)
+        assert kkt <= kkt_rtol * scale, kkt
 
 
 def test_least_squares_parameter_resolve():

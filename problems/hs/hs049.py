@@ -20,7 +20,9 @@ def build() -> od.Model:
     return m
 
 
-EXPECTED = {"objective": 0.0, "atol": 1e-8, "status": "LOCALLY_OPTIMAL"}
+# the sixth power makes the optimum degenerate: a conic solver (cvxpy, the default here since the model is
+# convex) stops 1e-5 from x* at its gap tolerance, where the stationarity residual is ~2e-4
+EXPECTED = {"objective": 0.0, "atol": 1e-8, "status": "LOCALLY_OPTIMAL", "kkt_rtol": 1e-3}
 SOLVERS = ["alsketch", "nlp"]
 
 if __name__ == "__main__":

@@ -110,14 +110,43 @@ def constraint_jacobian(problem: Problem, values: dict, expr, rows) -> np.ndarra
     return np.array(out).reshape(len(out), -1)
 
 
+def has_multipliers(problem: Problem, values: dict, duals: dict) -> bool:
+    """Whether the KKT stationarity of the point is defined: every variable has a value and every hard
+    constraint a multiplier (a symmetric/PSD/diagonal variable's structure is a constraint without one)."""
+    if any(c.name not in duals for c in problem.hard_constraints) or any(v not in values for v in problem.variables):
+        return False
+    return not any(getattr(v, "structure", None) for v in problem.variables)
+
+
 def stationarity(problem: Problem, values: dict, duals: dict) -> Optional[float]:
     """‖∇ₓL‖∞ for L = ±f + Σ λ_c·c (+ bound terms); None when a hard constraint's multiplier is missing."""
-    if any(c.name not in duals for c in problem.hard_constraints) or any(v not in values for v in problem.variables):
+    if not has_multipliers(problem, values, duals):
         return None
-    if any(getattr(v, "structure", None) for v in problem.variables):
-        return None  # a symmetric/PSD/diagonal variable's structure is a constraint with no reported multiplier
     g = lagrangian_gradient(problem, values, duals)
     return float(g.abs().max()) if g.numel() else 0.0
+
+
+def is_smooth(problem: Problem) -> bool:
+    """Whether the objective and the hard constraints use smooth atoms only (the condition for a KKT
+    stationarity certificate); cached on the problem. Soft constraints are left out: their penalties are
+    not part of the Lagrangian the certificate checks."""
+    key = "_smooth_hard"
+    if key not in problem.payload:
+        from .expr.node import Op
+        from .expr.ops import SPECS
+        seen: set = set()
+        smooth = True
+        for e in [problem.objective] + [c.expr for c in problem.hard_constraints]:
+            for n in e.nodes():
+                if isinstance(n, Op) and id(n) not in seen:
+                    seen.add(id(n))
+                    if not SPECS[n.name].smooth:
+                        smooth = False
+                        break
+            if not smooth:
+                break
+        problem.payload[key] = smooth
+    return problem.payload[key]
 
 
 def _reads_uncertain(expr) -> bool:

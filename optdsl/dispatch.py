@@ -6,7 +6,8 @@ reached by the same sequence of passes are shared, so each rewrite runs once per
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from .backends import BACKENDS, Backend
@@ -48,6 +49,36 @@ _COMBINED = {
     frozenset({"acyclic", "bilevel"}): (
         "od.acyclic(W) inside a bilevel model is not supported. Nearest supported form: a DAG model without levels"),
 }
+
+
+class _Reasons(dict):
+    """Rejection reasons by backend; a reason stored as a function is worded when first read (explain(),
+    a NotSolvableError), so choosing a plan never pays for a DCP culprit search."""
+
+    def __getitem__(self, key):
+        value = dict.__getitem__(self, key)
+        if callable(value):
+            value = value()
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def items(self):
+        return [(k, self[k]) for k in self]
+
+    def values(self):
+        return [self[k] for k in self]
+
+
+def _verdict_tags(tags: Tags) -> Tags:
+    """`tags` with notes that are computed on read (graph's lazy DCP reason) replaced by a placeholder:
+    a backend's refusal is decided by features and properties, the notes only word it."""
+    notes = tags.notes
+    if not any(callable(v) for v in dict.values(notes)):
+        return tags
+    return replace(tags, notes={k: "(reason computed on request)" if callable(v) else v for k, v in dict.items(notes)})
 
 
 def _combination_hints(tags) -> list[str]:
@@ -106,19 +137,21 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
         raise SolverError(f"unknown solver {solver!r}; known solvers: {', '.join(sorted(BACKENDS))}")
     candidates = [BACKENDS[solver]] if solver else list(BACKENDS.values())
     root_tags = analyze(problem)
-    rejections: dict[str, str] = {}
+    rejections: dict[str, str] = _Reasons()
     def refusal(b: Backend, prob: Problem, tags: Tags) -> Optional[str]:
         return b.available() or b.reject_reason(prob, tags) or (None if solver else _automatic_refusal(b, tags))
 
+    def refuses(b: Backend, prob: Problem, tags: Tags) -> bool:
+        """The verdict alone: the reasons' wording (a DCP culprit search) is left for when it is read."""
+        return refusal(b, prob, _verdict_tags(tags)) is not None
+
     for b in candidates:
-        why = b.available()
-        r = refusal(b, problem, root_tags)
-        if why or r:
-            rejections[b.name] = why or r
+        if refuses(b, problem, root_tags):
+            rejections[b.name] = functools.partial(refusal, b, problem, root_tags)
     best: list[Optional[tuple[float, list[Step], Backend]]] = [None]
     alternatives: dict[str, tuple[float, list[str]]] = {}
 
-    deepest: dict[str, tuple[int, str]] = {}   # backend -> (passes applied, its reason there)
+    deepest: dict[str, tuple[int, Any]] = {}   # backend -> (passes applied, its reason there, unworded)
     pass_reasons: dict[str, str] = {}
 
     def walk(prob: Problem, steps: list[Step], cost: float) -> None:
@@ -128,13 +161,12 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
             if why and p.name not in pass_reasons:
                 pass_reasons[p.name] = why
         for b in candidates:
-            reason = refusal(b, prob, tags)
-            if reason is not None:
+            if refuses(b, prob, tags):
                 # after normalizing rewrites only, the reason is the informative one ("cannot handle maximize"
                 # at the root hides what is left once the objective is flipped); after structural rewrites
                 # (bounds -> constraints, ...) it would blame the rewrite's own output instead
                 if all(s.pass_.normalizing for s in steps) and len(steps) >= deepest.get(b.name, (-1, ""))[0]:
-                    deepest[b.name] = (len(steps), reason)
+                    deepest[b.name] = (len(steps), functools.partial(refusal, b, prob, tags))
                 continue
             total = cost + b.cost
             if b.name not in alternatives or total < alternatives[b.name][0]:
@@ -159,7 +191,7 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
         head = (f"solver {solver!r} cannot take this model" if solver else "no backend can take this model")
         raise NotSolvableError(head + ":\n" + "\n".join(lines) + ("\n" + "\n".join(hints) if hints else ""))
     cost, steps, backend = best[0]
-    rejections = {k: v for k, v in rejections.items() if k not in alternatives}
+    rejections = _Reasons({k: v for k, v in dict.items(rejections) if k not in alternatives})
     return Plan(problem, steps, backend, cost, rejections, alternatives)
 
 

@@ -82,11 +82,12 @@ def analyze(problem: Problem) -> Tags:
         props.add("smooth")
     # structural declarations that leave the realm of one convex program
     nonconvex_structure = {"acyclic", "bilevel", "minmax"} & {k for k, v in problem.extensions.items() if v}
-    dcp = _dcp(problem) if not nonconvex_structure else f"declared structure: {', '.join(sorted(nonconvex_structure))}"
+    dcp = (_dcp(problem, culprit=False) if not nonconvex_structure
+           else f"declared structure: {', '.join(sorted(nonconvex_structure))}")
     if dcp is None:
         props.add("convex")
-    else:
-        notes["convex"] = dcp
+    else:  # the reason naming the offending sub-expression is searched for only when someone reads it
+        notes["convex"] = dcp if nonconvex_structure else (lambda: _dcp(problem))
     if "cvxpy" in problem.payload:
         props.add("cvxpy_form")
     # declared structure (levels, min-max, robust, acyclic, finite sums, modules): each is a feature that
@@ -99,9 +100,25 @@ def analyze(problem: Problem) -> Tags:
     n = sum(v.size for v in problem.variables)
     m_eq = sum(c.expr.size for c in hard if c.kind == "eq")
     m_in = sum(c.expr.size for c in hard if c.kind == "ineq")
-    tags = Tags(frozenset(features), frozenset(props), {"variables": n, "equalities": m_eq, "inequalities": m_in}, notes)
+    tags = Tags(frozenset(features), frozenset(props), {"variables": n, "equalities": m_eq, "inequalities": m_in},
+                _Notes(notes))
     problem.payload["_tags"] = tags
     return tags
+
+
+class _Notes(dict):
+    """Tag notes; a note given as a function is computed on first read (the DCP culprit search walks the
+    expression again, which dispatch never needs: only explain() and rejection messages read it)."""
+
+    def __getitem__(self, key):
+        value = dict.__getitem__(self, key)
+        if callable(value):
+            value = value()
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
 
 
 # Declarations that only *allow* more (a finite sum is still an ordinary smooth objective for a
@@ -122,23 +139,31 @@ def _is_linear_system(problem: Problem) -> bool:
     return sum(c.expr.size for c in cons) == n and all(is_affine(c.expr) for c in cons)
 
 
-def _dcp(problem: Problem) -> str | None:
+def _dcp(problem: Problem, culprit: bool = True) -> str | None:
     """None when the problem is DCP-convex through the cvxpy lowering, else the reason it is not, naming
-    the smallest offending sub-expression (as cvxpy's "its following subexpressions are not" does)."""
+    the smallest offending sub-expression (as cvxpy's "its following subexpressions are not" does).
+    With ``culprit=False`` only the verdict matters (any reason may be returned): an equality whose
+    expression is not affine settles it without lowering to cvxpy (a variable-dependent argument of a
+    non-linear atom is never affine under DCP rules either)."""
     from .lower.cvxpy import CvxpyLowering, NotRepresentable
+    if not culprit:
+        from .expr.analysis import is_affine
+        bad = next((c for c in problem.constraints if c.kind == "eq" and not is_affine(c.expr)), None)
+        if bad is not None:
+            return f"equality constraint {bad.name!r} is not affine"
     low = CvxpyLowering()
     try:
         obj = low.lower(problem.objective)
         if problem.sense == "max" and not obj.is_concave():
-            return "the objective is not concave (DCP) for maximize" + _culprit(problem.objective, low, "concave")
+            return "the objective is not concave (DCP) for maximize" + (culprit and _culprit(problem.objective, low, "concave") or "")
         if problem.sense == "min" and not obj.is_convex():
-            return "the objective is not convex (DCP)" + _culprit(problem.objective, low, "convex")
+            return "the objective is not convex (DCP)" + (culprit and _culprit(problem.objective, low, "convex") or "")
         from .expr.batching import batch_constraints
         for batch in batch_constraints(problem.constraints):  # loop-built scalar rows checked as one vector
             if batch.batched and _batch_is_dcp(low.lower(batch.expr), batch.kind):
                 continue
             for c in batch.items:
-                reason = _constraint_dcp(c, low)
+                reason = _constraint_dcp(c, low, culprit)
                 if reason:
                     return reason
     except NotRepresentable as e:
@@ -150,9 +175,12 @@ def _batch_is_dcp(e, kind: str) -> bool:
     return e.is_affine() if kind == "eq" else e.is_convex()
 
 
-def _constraint_dcp(c, low) -> str | None:
+def _constraint_dcp(c, low, culprit: bool = True) -> str | None:
     """None when constraint `c` is DCP (affine equality, convex inequality, affine PSD), else why not."""
     e = low.lower(c.expr)
+    if not culprit:
+        test = {"eq": e.is_affine, "psd": e.is_affine, "ineq": e.is_convex}.get(c.kind)
+        return None if test is None or test() else f"constraint {c.name!r} is not DCP"
     if c.kind == "eq" and not e.is_affine():
         return f"equality constraint {c.name!r} is not affine" + _culprit(c.expr, low, "affine")
     if c.kind == "psd" and not e.is_affine():

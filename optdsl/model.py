@@ -330,6 +330,11 @@ class Model:
     def _result(self, raw: RawSolution, plan: Plan, times: dict) -> Result:
         source = plan.source
         certs: dict[str, Any] = dict(raw.certificates)
+        # a backend may evaluate the certificates below itself (ipopt: on its CasADi graph); they are the
+        # user's model's only when no pass rewrote the problem
+        at_point = raw.extras.pop("at_point", None)
+        if plan.steps:
+            at_point = None
         values = raw.values if raw.status.has_point else {}
         if values and not all(np.all(np.isfinite(a)) for a in values.values()):
             values = {}  # a diverged iterate is not a point to hand back (or to warm-start from)
@@ -339,7 +344,7 @@ class Model:
         if values:
             for v, val in values.items():
                 v.value = val
-            viol = certificates.violations(source, values)
+            viol = at_point["violations"] if at_point else certificates.violations(source, values)
             worst = max(viol, key=viol.get) if viol else None
             certs["max_violation"] = viol[worst] if worst else 0.0
             if worst and viol[worst] > 1e-9:
@@ -350,9 +355,10 @@ class Model:
                 certs["soft_violation"] = sv
                 certs["max_soft_violation"] = max(sv.values())
             # (a bilevel model's duals are the follower's: the leader's Lagrangian is not the certificate there)
-            if ("smooth" in analyze(source.with_(constraints=source.hard_constraints, payload={})).properties and raw.duals
+            if (certificates.is_smooth(source) and raw.duals
                     and not source.extensions.get("bilevel")):
-                st = certificates.stationarity(source, values, raw.duals)
+                st = (at_point["stationarity"] if at_point and certificates.has_multipliers(source, values, raw.duals)
+                      else certificates.stationarity(source, values, raw.duals))
                 if st is not None:
                     certs["kkt_stationarity"] = st
             feasible = certificates.is_feasible(source, values, viol)  # each row against its own scale

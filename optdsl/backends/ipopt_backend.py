@@ -110,6 +110,41 @@ class IpoptForm:
             self.graphs[kind] = (low, f, ca.vertcat(*rows) if rows else low.sym(0, 1))
         return self.graphs[kind]
 
+    def point_function(self, kind: str):
+        """CasADi function (x, p, λ_g) -> (f, g, ∇ₓ(f + λ_gᵀg)) on the lowered graph, built once per kind: the
+        certificates at the returned point without a second lowering of the model."""
+        key = ("point", kind)
+        if key not in self.solvers:
+            low, f, g = self.graph(kind)
+            lam = low.sym.sym("lam_g", self.m)
+            lag = f + ca.dot(lam, g) if self.m else f
+            self.solvers[key] = ca.Function("optdsl_point", [low.x, low.p, lam], [f, g, ca.gradient(lag, low.x)])
+        return self.solvers[key]
+
+    def at_point(self, kind: str, x: np.ndarray, lam_g: np.ndarray, duals: dict) -> dict:
+        """The model-level certificates at `x` (what `optdsl.certificates` computes by a torch lowering):
+        each constraint's and bound's largest violation by name, and ‖∇f + Σ λ_c ∇c - z_lb + z_ub‖∞ with the
+        multipliers as reported (`duals`, by name)."""
+        f, g, grad = (np.asarray(a.full()).ravel() for a in self.point_function(kind)(x, self.parameter_values(), lam_g))
+        viol: dict[str, float] = {}
+        k = 0
+        for c in self.items:
+            rows = g[k:k + c.expr.size]
+            k += c.expr.size
+            viol[c.name] = float(np.max(np.abs(rows) if c.kind == "eq" else np.maximum(rows, 0.0), initial=0.0))
+        for v, o in zip(self.flat.variables, self.flat.offsets):
+            xv = x[o:o + v.size]
+            if v.lb is not None:
+                viol[f"{v.name}.lb"] = float(np.max(np.maximum(np.ravel(v.lb) - xv, 0), initial=0.0))
+            if v.ub is not None:
+                viol[f"{v.name}.ub"] = float(np.max(np.maximum(xv - np.ravel(v.ub), 0), initial=0.0))
+            for which, sign in (("lb", -1.0), ("ub", 1.0)):
+                z = duals.get(f"{v.name}.{which}")
+                if z is not None and np.shape(z) == tuple(v.shape):
+                    grad[o:o + v.size] += sign * np.ravel(z)
+        st = float(np.max(np.abs(grad), initial=0.0)) if np.all(np.isfinite(grad)) else float("inf")
+        return {"objective": float(f[0]), "violations": viol, "stationarity": st}
+
     def parameter_values(self) -> np.ndarray:
         if not self.params:
             return np.zeros(0)
@@ -271,6 +306,8 @@ class IpoptBackend(Backend):
             sol.certificates = {"feasibility": float(viol.max(initial=0.0)),
                                 "complementarity": _complementarity(x, g, lam_g, lam_x, lbx, ubx, form)}
             form.last = {"lam_x": lam_x, "lam_g": lam_g} if np.all(np.isfinite(x)) else None
+            if np.all(np.isfinite(x)):  # read (and removed) by the model's result when no pass rewrote the problem
+                sol.extras["at_point"] = form.at_point(kind, x, lam_g, sol.duals)
         else:
             form.last = None
         return sol

@@ -1,0 +1,69 @@
+"""What `m.solve()` no longer recomputes on the ipopt path, checked against the computation it replaced:
+certificates evaluated on the CasADi graph vs the torch lowering (`optdsl.certificates`), the DCP verdict of the
+equality shortcut vs the full cvxpy analysis, and the lazily worded rejection reasons."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import optdsl as od
+from optdsl import certificates
+from optdsl.graph import _dcp, analyze
+
+ROOT = Path(__file__).resolve().parent.parent / "problems"
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"overhead_{path.parent.name}_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+HS = {p.stem: _load(p) for p in sorted((ROOT / "hs").glob("hs*.py"))}
+CHAIN = _load(ROOT / "hanging_chain.py")
+
+
+@pytest.mark.parametrize("build", [HS["hs071"].build, HS["hs077"].build, HS["hs035"].build, lambda: CHAIN.build(20)],
+                         ids=["hs071", "hs077", "hs035", "chain20"])
+def test_certificates_from_the_casadi_graph_match_the_torch_lowering(build):
+    m = build()
+    res = m.solve(solver="ipopt")
+    assert res.chain == ["ipopt"] and res.status.is_success, res.message
+    problem = m.to_problem()
+    values = {v: res.values[v.name] for v in m.variables}
+    viol = certificates.violations(problem, values)
+    assert res.certificates["max_violation"] == pytest.approx(max(viol.values()), abs=1e-12)
+    st = certificates.stationarity(problem, values, res.duals)
+    assert st is not None and st < 1e-6
+    assert res.certificates["kkt_stationarity"] == pytest.approx(st, rel=1e-6, abs=1e-12)
+    assert "at_point" not in res.extras   # consumed by the result, not shown to the user
+
+
+def test_certificates_are_recomputed_on_the_users_model_when_a_pass_rewrote_it():
+    """maximize -> minimize: the backend's graph is not the user's problem; the torch path is used."""
+    m = od.Model()
+    x = m.variable(2, name="x", value=[0.5, 0.5])
+    m.maximize(x[0] * x[1])
+    m.subject_to(od.sum_squares(x) == 2, name="circle")
+    res = m.solve(solver="ipopt")
+    assert res.chain == ["maximize_to_minimize", "ipopt"] and res.status.is_success
+    assert res.objective == pytest.approx(1.0, rel=1e-8)
+    st = certificates.stationarity(m.to_problem(), {v: res.values[v.name] for v in m.variables}, res.duals)
+    assert res.certificates["kkt_stationarity"] == pytest.approx(st, abs=1e-12) and st < 1e-7
+
+
+@pytest.mark.parametrize("name", sorted(HS))
+def test_equality_shortcut_gives_the_full_dcp_verdict(name):
+    problem = HS[name].build().to_problem()
+    assert (_dcp(problem, culprit=False) is None) == (_dcp(problem) is None)
+
+
+def test_convexity_reason_is_worded_on_request_and_names_the_term():
+    m = HS["hs071"].build()
+    assert "convex" not in analyze(m.to_problem()).properties
+    note = analyze(m.to_problem()).notes["convex"]
+    assert "sphere" in note or "objective" in note
+    text = m.explain()
+    assert "chosen: ipopt" in text and "needs a convex (DCP) model" in text and "sub-expression" in text

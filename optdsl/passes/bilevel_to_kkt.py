@@ -35,6 +35,17 @@ constraints whose multipliers are unbounded) M starts at 10³ and is raised ×10
 active at the solution (λᵢ or sᵢ within 0.1% of M); the answer is then reported LOCALLY_OPTIMAL, since
 no finite M is proven valid.
 
+Bilinear leader objectives (pricing, toll setting). A leader objective f(z) = ½ zᵀHz + hᵀz + c whose
+leader×follower block is a multiple of the follower's, xᵀH_xy y = α·yᵀJ_x x (J_x = ∂∇_y g/∂x: e.g. revenue
+Tᵀq for a follower paying (c + T)ᵀq), is not convex, but on the KKT set it is linear. Dot stationarity with
+y and use complementarity λᵀ(A_y y + b) = 0 and E_y y = −e, which hold when the follower's constraints do not
+read the leader's variables (A_x = 0, E_x = 0):
+
+    yᵀJ_x x = −yᵀQy − g0ᵀy + λᵀb + νᵀe          (strong duality: the follower's cost equals its dual value)
+
+so f is replaced by ½ zᵀH̃z + hᵀz + c + α(−yᵀQy − g0ᵀy + λᵀb + νᵀe), H̃ = H without the cross blocks:
+equal to f at every point of the MILP (an exact rewrite), linear for an LP follower and a bilinear f.
+
 `invert` reports the follower's multipliers under its own constraint names (bounds as ``"y.lb"``/``"y.ub"``)
 and certificates: ``lower_level_gap`` (g(x, y) minus the follower's optimum at x, by one convex solve),
 ``follower_stationarity`` and ``complementarity`` (max λᵢ sᵢ).
@@ -184,12 +195,94 @@ def follower_data(problem) -> tuple[Optional[FollowerData], Optional[str]]:
     return FollowerData(variables, offsets, n, ycols, J, g0, rows_in, rows_eq, lv), None
 
 
-def _leader_reason(problem) -> Optional[str]:
+@dataclass
+class BilinearLeader:
+    """f(z) = ½ zᵀHz + hᵀz + c with leader×follower block α·J_xᵀ, rewritten by strong duality (module
+    docstring). `P` = H̃ − 2α·Q (on the follower block): the quadratic part after the rewrite, PSD."""
+    H: np.ndarray
+    h: np.ndarray
+    c: float
+    alpha: float
+    P: np.ndarray
+
+
+def _quadratic_model(expr, variables, offsets, n):
+    """(c, h, H) with expr(z) = c + hᵀz + ½ zᵀHz exactly (checked at a random point), or None."""
+    if any(isinstance(o, Op) and (o.name not in _POLYNOMIAL or (o.name == "power" and o.attrs["p"] not in (1, 2)))
+           for o in expr.nodes()):
+        return None
+    low = TorchLowering()
+
+    def f(z):
+        env = {v: z[o:o + v.size].reshape(v.shape) for v, o in zip(variables, offsets)}
+        return low.evaluate(expr, env).reshape(())
+    try:
+        z0 = torch.zeros(n, dtype=torch.float64, requires_grad=True)
+        c = f(z0)
+        (h,) = torch.autograd.grad(c, z0, allow_unused=True)
+        h = np.zeros(n) if h is None else h.detach().numpy()
+        H = torch.autograd.functional.hessian(f, torch.zeros(n, dtype=torch.float64)).numpy().reshape(n, n)
+        zr = np.random.default_rng(1).normal(size=n)
+        want = float(c.detach()) + h @ zr + 0.5 * zr @ H @ zr
+        got = float(f(torch.tensor(zr)).detach())
+    except (RuntimeError, ValueError, TypeError):
+        return None
+    if not np.isclose(got, want, rtol=1e-8, atol=1e-8 * (1 + abs(want))):
+        return None
+    return float(c.detach()), h, 0.5 * (H + H.T)
+
+
+def bilinear_leader(problem, d: FollowerData) -> tuple[Optional[BilinearLeader], Optional[str]]:
+    """The strong-duality form of a leader objective that is bilinear in (leader, follower), or why not."""
+    head = "the leader objective is not convex (DCP) in (leader, follower) variables"
+    q = _quadratic_model(problem.objective, d.variables, d.offsets, d.n)
+    if q is None:
+        return None, head
+    c, h, H = q
+    xc = np.setdiff1d(np.arange(d.n), d.ycols)
+    K, Jx = H[np.ix_(xc, d.ycols)], d.J[:, xc].T           # leader×follower blocks: xᵀK y and xᵀJ_xᵀ y
+    scale = np.abs(Jx).max(initial=0.0)
+    alpha = float(np.sum(K * Jx) / np.sum(Jx * Jx)) if scale > 0 else 0.0
+    if not np.any(K) or not np.allclose(K, alpha * Jx, rtol=0, atol=1e-9 * (1 + np.abs(K).max())):
+        return None, (f"{head}, and its leader×follower products are not a multiple of those in follower "
+                      f"{d.level.name!r}'s objective (the strong-duality rewrite needs e.g. revenue Tᵀq with the "
+                      "follower paying (c + T)ᵀq)")
+    for rows, kind in ((d.ineq, "inequality"), (d.eq, "equality")):
+        if rows.A.shape[0] and abs(rows.A[:, xc]).max() > 0:
+            return None, (f"{head}: the strong-duality rewrite of its bilinear terms needs follower constraints "
+                          f"that do not read leader variables (an {kind} row of {d.level.name!r} does)")
+    Ht = H.copy()
+    Ht[np.ix_(xc, d.ycols)] = 0.0
+    Ht[np.ix_(d.ycols, xc)] = 0.0
+    P = Ht.copy()
+    P[np.ix_(d.ycols, d.ycols)] -= 2 * alpha * 0.5 * (d.J[:, d.ycols] + d.J[:, d.ycols].T)
+    P[np.abs(P) <= 1e-12 * (1 + np.abs(P).max(initial=0.0))] = 0.0
+    if np.any(P) and np.linalg.eigvalsh(P).min() < -1e-9 * (1 + np.abs(P).max()):
+        return None, f"{head}, and not convex after the strong-duality rewrite of its bilinear terms"
+    return BilinearLeader(H, h, c, alpha, P), None
+
+
+def _objective_is_convex(problem) -> bool:
+    try:
+        return _Relaxed().lower(problem.objective).is_convex()
+    except NotRepresentable:   # e.g. a product cvxpy will not form: the bilinear route may still take it
+        return False
+
+
+def _flat(low, d: FollowerData):
+    return cp.hstack([cp.vec(low.leaf(v), order="C") if v.shape else cp.reshape(low.leaf(v), (1,), order="C")
+                      for v in d.variables])
+
+
+def _leader_reason(problem, data: Optional[FollowerData] = None) -> Optional[str]:
     low = _Relaxed()
     try:
-        obj = low.lower(problem.objective)
-        if not obj.is_convex():
-            return "the leader objective is not convex (DCP) in (leader, follower) variables"
+        if not _objective_is_convex(problem):
+            if data is None:
+                return "the leader objective is not convex (DCP) in (leader, follower) variables"
+            why = bilinear_leader(problem, data)[1]
+            if why:
+                return why
         for c in problem.constraints:
             e = low.lower(c.expr)
             if (c.kind == "eq" and not e.is_affine()) or (c.kind == "ineq" and not e.is_convex()):
@@ -232,9 +325,29 @@ class KKTForm:
         if m:
             u = self.u = cp.Variable(m, boolean=True, name="kkt_active")
             cons += [self.lam <= cp.multiply(self.M_lam, u), slack <= cp.multiply(self.M_s, 1 - u)]
-        self.problem = cp.Problem(cp.Minimize(self.lowering.lower(problem.objective)), cons)
+        self.bilinear = None
+        if not _objective_is_convex(problem):
+            self.bilinear, why = bilinear_leader(problem, data)
+            if self.bilinear is None:
+                raise ValueError(why)
+        self.problem = cp.Problem(cp.Minimize(self._objective(self.lowering, self.lam, self.nu)), cons)
         self.certified, self.big_m = self._derive_big_m(), {}
         self.growths, self.optimistic_gap = 0, None
+
+    def _objective(self, low, lam, nu):
+        """The leader's objective; a bilinear one in its strong-duality form (module docstring)."""
+        bl, d = self.bilinear, self.data
+        if bl is None:
+            return low.lower(self.source.objective)
+        z = _flat(low, d)
+        y = z[d.ycols] if len(d.ycols) < d.n else z
+        dual = -bl.alpha * (d.g0 @ y)
+        if lam is not None:
+            dual = dual + bl.alpha * (d.ineq.b @ lam)
+        if nu is not None:
+            dual = dual + bl.alpha * (d.eq.b @ nu)
+        quad = 0.5 * cp.quad_form(z, cp.psd_wrap(bl.P)) if np.any(bl.P) else 0.0
+        return bl.c + bl.h @ z + quad + dual
 
     def _assemble(self, low):
         """Leader constraints and bounds, follower feasibility and stationarity (no complementarity)."""
@@ -433,7 +546,17 @@ class KKTForm:
             tight = np.flatnonzero(lam > 1e-9 * (1 + lam.max(initial=0)))
             if len(tight):
                 cons.append(d.ineq.A[tight] @ zl + d.ineq.b[tight] == 0)
-        prob = cp.Problem(cp.Minimize(low.lower(self.source.objective)), cons)
+        if self.bilinear is None:
+            obj = low.lower(self.source.objective)
+        else:  # f(x̂, y) = ½ yᵀH_yy y + (H_yx x̂ + h_y)ᵀy + const: the leader part fixed, no product left
+            bl = self.bilinear
+            Hyy = bl.H[np.ix_(yc, yc)]
+            obj = (bl.H[yc] @ zx + bl.h[yc]) @ y
+            if np.any(Hyy):
+                if np.linalg.eigvalsh(Hyy).min() < -1e-9 * (1 + np.abs(Hyy).max()):
+                    return None   # not a convex problem in y: no cheap optimistic check
+                obj = obj + 0.5 * cp.quad_form(y, cp.psd_wrap(Hyy))
+        prob = cp.Problem(cp.Minimize(obj), cons)
         try:
             prob.solve()
         except cp.SolverError:
@@ -478,11 +601,16 @@ class BilevelToKKT(Pass):
             why = (f"the leader has {', '.join(extra)}" if extra != ["maximize"]
                    else "the leader maximizes (rewritten to minimize first)")
         if why is None:
-            why = follower_data(problem)[1] or _leader_reason(problem)
+            data, why = follower_data(problem)
+            why = why or _leader_reason(problem, data)
         if why is None:
             from ..backends.mip_backend import miqp_solver
             low = _Relaxed()
-            if miqp_solver() is None and not (low.lower(problem.objective).is_pwl()
+            if not _objective_is_convex(problem):  # accepted as bilinear: linear after the rewrite unless a
+                obj_pwl = not np.any(bilinear_leader(problem, data)[0].P)  # quadratic part is left
+            else:
+                obj_pwl = low.lower(problem.objective).is_pwl()
+            if miqp_solver() is None and not (obj_pwl
                                               and all(low.lower(c.expr).is_pwl() for c in problem.constraints)):
                 why = ("the leader objective or constraints are not piecewise linear: the KKT rewrite is a "
                        "mixed-integer QP, which needs SCIP or Gurobi (HiGHS takes mixed-integer LPs)")

@@ -18,11 +18,17 @@ from ..lower.sparse_affine import NotAffine, SparseAffineLowering
 from ..lower.sparse_hessian import NotSeparable, SparseHessian
 from ..lower.torch import TorchLowering
 from ..problem import Problem
-from ..solvers.autodiff import NonFinite
+from ..solvers.autodiff import NonFinite, jacobian
 
 
 # starting gradients (‖∇f(x₀)‖∞) for which the objective is not scaled (IPOPT scales only above 100)
 GRADIENT_BAND = (1e-2, 1e3)
+# starting row gradients (‖∇cᵢ(x₀)‖∞) for which a constraint row is not scaled: above, the row is scaled down to
+# ≤ 100 (IPOPT's nlp_scaling_max_gradient); below, up to about 10 (so c and 1e-4·c are the same row to the solver)
+ROW_GRADIENT_BAND = (1e-2, 1e2)
+# largest m·n for which the row scales come from a dense Jacobian (beyond it: affine rows only, read sparsely)
+DENSE_JACOBIAN_LIMIT = 4_000_000
+
 
 
 class NotStructured(Exception):
@@ -43,6 +49,7 @@ class FlatProblem:
         self.eq_items = [c for c in problem.constraints if c.kind == "eq"]
         self.in_items = [c for c in problem.constraints if c.kind == "ineq"]
         self._scale = None
+        self._row_scales = None
         if any(c.soft for c in problem.constraints):
             raise ValueError("FlatProblem expects soft constraints to be rewritten into penalties first")
 
@@ -111,6 +118,68 @@ class FlatProblem:
                         self._scale = float(10.0 ** -np.clip(np.round(np.log10(gmax / 10.0)), -8, 8))
                     break
         return self._scale
+
+    def row_scales(self) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient-based constraint scaling at the start, as IPOPT's ``nlp_scaling_method=gradient-based``:
+        factors (s_eq, s_in), powers of ten, one per row, with the method iterating on sᵢ·cᵢ(x).
+
+        With gᵢ = ‖∇cᵢ(x₀)‖∞ at the cold start (the warm start for rows whose gradient vanishes there): a row with
+        gᵢ > 100 gets sᵢ = 10^-ceil(log10(gᵢ/100)) (so sᵢgᵢ ≤ 100, IPOPT's rule); one with 0 < gᵢ < 1e-2 gets
+        sᵢ = 10^-round(log10(gᵢ/10)) (about 10; IPOPT leaves those alone, but then 1e-4·c and c lead to different
+        points), clipped to 10^±8; others 1. Multipliers of the scaled rows map back as λᵢ = sᵢλ̃ᵢ, and
+        feasibility is judged on the user's rows (`ScaledRows`). Computed once per compiled model. Rows of large
+        models are scaled only when affine (read off sparsely); nonaffine ones past `DENSE_JACOBIAN_LIMIT` keep 1.
+        """
+        if self._row_scales is None:
+            self._row_scales = (self._scales_of(self.eq_items, self.eq), self._scales_of(self.in_items, self.ineq))
+        return self._row_scales
+
+    def _scales_of(self, items, rows) -> np.ndarray:
+        m = sum(c.expr.size for c in items)
+        g = np.zeros(m)
+        if m == 0:
+            return np.ones(0)
+        if m * self.n > DENSE_JACOBIAN_LIMIT:
+            try:  # affine rows: the exact sparse Jacobian, whatever the size
+                A, _ = self.affine_rows(items)
+                g = np.asarray(abs(A).max(axis=1).todense()).ravel()
+            except NotStructured:
+                return np.ones(m)
+        else:
+            for start in (self.x0(cold=True), self.x0()):
+                try:
+                    J = jacobian(rows, start).detach().cpu().double().numpy().reshape(m, -1)
+                except Exception:  # noqa: BLE001 - rows autograd cannot differentiate here: left unscaled
+                    continue
+                gs = np.max(np.abs(J), axis=1, initial=0.0)
+                fill = ~(np.isfinite(g) & (g > 0))
+                g[fill] = np.where(np.isfinite(gs[fill]), gs[fill], 0.0)
+                if np.all(g > 0):
+                    break
+        s = np.ones(m)
+        lo, hi = ROW_GRADIENT_BAND
+        with np.errstate(divide="ignore"):
+            down, up = g > hi, (g > 0) & (g < lo)
+            s[down] = 10.0 ** -np.minimum(np.ceil(np.log10(g[down] / hi)), 8)
+            s[up] = 10.0 ** np.minimum(-np.round(np.log10(g[up] / 10.0)), 8)
+        return s
+
+    def row_scaled(self):
+        """This problem with its constraint rows scaled (`row_scales`), or itself when every factor is 1."""
+        s_eq, s_in = self.row_scales()
+        if np.all(s_eq == 1.0) and np.all(s_in == 1.0):
+            return self
+        return ScaledRows(self, s_eq, s_in)
+
+    def violation(self, x) -> float:
+        """max over bounds and rows of the violation at `x`, on the user's own (unscaled) rows."""
+        lb, ub = self.bounds()
+        x = torch.as_tensor(x, dtype=self.dtype, device=self.device).detach().reshape(-1)
+        xn = x.cpu().double().numpy()
+        v = max(float(np.max(np.maximum(lb - xn, 0), initial=0)), float(np.max(np.maximum(xn - ub, 0), initial=0)))
+        with torch.no_grad():
+            rows = torch.cat([self.eq(x).abs().reshape(-1), self.ineq(x).clamp(min=0).reshape(-1)])
+        return max(v, float(rows.max()) if rows.numel() else 0.0)
 
     def unbounded_ray(self, x_start, x_end, feas_tol: float = 1e-6) -> Optional[str]:
         """For a convex model whose run went astray: a message when the objective falls below -1e20 along the
@@ -291,6 +360,40 @@ class FlatProblem:
             vals = {v.name: a for v, a in self.values(info["x"]).items()} if "x" in info else {}
             return user_cb({**{k: v for k, v in info.items() if k != "x"}, "values": vals})
         return cb
+
+
+class ScaledRows:
+    """A `FlatProblem` whose constraint rows are multiplied by fixed factors: ``eq(x) = s_eq·c_eq(x)``,
+    ``ineq(x) = s_in·c_in(x)`` (and the sparse Jacobians likewise); everything else is the problem's own.
+    A method run on it returns multipliers λ̃ of the scaled rows; the user's are ``unscale_duals``: sᵢλ̃ᵢ (the
+    Lagrangian term λ̃ᵢ·sᵢcᵢ is λᵢ·cᵢ)."""
+
+    def __init__(self, flat: FlatProblem, s_eq: np.ndarray, s_in: np.ndarray):
+        self.flat = flat
+        self.s_eq = torch.as_tensor(s_eq, dtype=flat.dtype, device=flat.device)
+        self.s_in = torch.as_tensor(s_in, dtype=flat.dtype, device=flat.device)
+
+    def __getattr__(self, name):
+        return getattr(self.flat, name)
+
+    def eq(self, x: torch.Tensor) -> torch.Tensor:
+        return self.s_eq * self.flat.eq(x)
+
+    def ineq(self, x: torch.Tensor) -> torch.Tensor:
+        return self.s_in * self.flat.ineq(x)
+
+    def sparse_derivatives(self) -> dict:
+        d = dict(self.flat.sparse_derivatives())  # hess_lag is f's Hessian (affine rows): unchanged
+        d["jac_eq"] = sp.diags(self.s_eq.cpu().numpy()) @ d["jac_eq"]
+        d["jac_ineq"] = sp.diags(self.s_in.cpu().numpy()) @ d["jac_ineq"]
+        return d
+
+    def unscale_duals(self, duals: dict) -> dict:
+        out = dict(duals)
+        for key, s in (("eq", self.s_eq), ("ineq", self.s_in)):
+            if out.get(key) is not None and torch.as_tensor(out[key]).numel() == s.numel():
+                out[key] = torch.as_tensor(out[key], dtype=s.dtype, device=s.device).reshape(-1) * s
+        return out
 
 
 class BestPoint:

@@ -46,15 +46,18 @@ class _Smooth(Backend):
             cb = best.wrap(cb)
         convex = problem.payload.get("_convex", False)
         x_start = flat.x0()
+        rows = flat.row_scaled()  # gradient-based constraint scaling at the start (IPOPT's rule); flat if none
         try:
-            out = self.run(flat, options, cb, convex=convex, f=f, scale=scale)
+            out = self.run(rows, options, cb, convex=convex, f=f, scale=scale)
         except KeyboardInterrupt:  # Ctrl-C inside the method (not in a callback): end with the best point seen
             if best.x is None:
                 raise
             out = SolverOutput(best.x, Status.INTERRUPTED, objective=float(f(best.x).detach()), iterations=best.seen,
                                message="interrupted (Ctrl-C); the best point seen is returned")
         if not convex and not self.escapes_saddles and out.status == Status.LOCALLY_OPTIMAL and out.x is not None:
-            out = self._escape_saddle(flat, options, cb, f, scale, out)
+            out = self._escape_saddle(rows, options, cb, f, scale, out)
+        if rows is not flat:
+            out = self._on_user_rows(flat, rows, options, cb, convex, f, scale, out)
         if out.status in (Status.INTERRUPTED, Status.TIME_LIMIT) and best.better_than(out.x):
             out.x, out.objective = best.x, float(f(best.x).detach())
             out.message = f"{out.message}; the best point seen is returned"
@@ -88,6 +91,29 @@ class _Smooth(Backend):
             sol.duals = flat.duals(duals)
         return sol
 
+
+    def _on_user_rows(self, flat, rows, options, cb, convex, f, scale, out):
+        """A run on scaled rows, stated for the user's rows: multipliers sᵢλ̃ᵢ, feasibility measured on the
+        unscaled constraints, and a success whose unscaled violation exceeds the tolerance (a row scaled down by
+        sᵢ carries the solver's tolerance times 1/sᵢ) continued on the unscaled rows from where it stopped."""
+        out.duals = rows.unscale_duals(out.duals)
+        if out.x is None or not out.certificates:
+            return out
+        viol, feas_tol = flat.violation(out.x), options.get("feas_tol", 1e-6)
+        if out.status in (Status.OPTIMAL, Status.LOCALLY_OPTIMAL) and viol > feas_tol:
+            again = self.run(flat, options, cb, convex=convex, f=f, scale=scale, x0=out.x)
+            if again.status == out.status and again.x is not None and flat.violation(again.x) <= feas_tol:
+                again.iterations += out.iterations
+                again.message = f"{again.message}; continued on the unscaled constraints (violation {viol:.1e})"
+                return again
+            out.status = Status.SLOW_PROGRESS  # KKT on the scaled rows, but not feasible on the user's
+            out.message = (f"{out.message}; KKT point of the scaled constraints, but the unscaled violation "
+                           f"{viol:.1e} exceeds feas_tol {feas_tol:g} (and continuing unscaled did not meet it)")
+        out.certificates = {**out.certificates, "feasibility": viol}
+        if "kkt" in out.certificates:
+            out.certificates["kkt"] = max(out.certificates.get("stationarity", 0.0), viol,
+                                          out.certificates.get("complementarity", 0.0))
+        return out
 
     def _escape_saddle(self, flat, options, cb, f, scale, out, max_escapes: int = 3):
         """A KKT point of a nonconvex model with a direction of negative curvature of the Lagrangian along the

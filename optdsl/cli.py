@@ -180,8 +180,10 @@ def cmd_solve(args) -> int:
         res.to_json(args.json)  # atomic; an unwritable path is one line naming it (exit 2)
     if args.plot:
         res.plot(path=args.plot)  # atomic, like --json
-    for problem in res.extras.get("write_errors", []):  # files a backend could not write (--edges-csv, ...)
+    write_errors = res.extras.get("write_errors", [])  # files a backend could not write (--edges-csv, tuner, ...)
+    for problem in write_errors:
         err_console.print(f"[bold red]error:[/] {escape(problem)}")
+    if write_errors:
         return 2
     return 0 if res.status.is_success else 1
 

@@ -565,3 +565,55 @@ def test_loading_something_else_as_a_result_names_the_file(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ValueError, match="r.json is not a saved optdsl Result"):
         od.Result.load(str(path))
+
+
+# --- a tuner file that cannot be written after the solve: the result is kept, then one line, exit 2 ---------
+
+SOR_CHAIN = """
+import numpy as np, optdsl as od
+n = 16
+m = od.Model("chain")
+x = m.variable(n, name="x")
+A = 4 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1)
+m.subject_to(A @ x == np.ones(n), name="sys")
+model = m
+"""
+
+
+def _sor_chain_solution():
+    n = 16
+    return np.linalg.solve(4 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1), np.ones(n))
+
+
+def test_an_unwritable_tuner_file_keeps_the_solve(tmp_path):
+    target = tmp_path / "no" / "tuner.json"
+    res = _sor_model()[0].solve(solver="sor", tuner_file=str(target))
+    assert res.status == Status.OPTIMAL
+    np.testing.assert_allclose(res.values["x"], _sor_chain_solution(), atol=1e-6)
+    assert res.extras["write_errors"] == [f"cannot write tuner file {target}: No such file or directory"]
+    assert f"cannot write tuner file {target}" in res.message
+    assert not target.parent.exists()
+
+
+def test_cli_prints_the_sor_result_then_one_line_naming_the_unwritable_tuner_file(tmp_path, capsys):
+    script = _write(tmp_path, SOR_CHAIN)
+    target = tmp_path / "no" / "tuner.json"
+    assert main(["solve", script, "--solver", "sor", "--tuner-file", str(target), "-q"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out.startswith("OPTIMAL")                       # the result first ...
+    assert cap.err.strip() == f"error: cannot write tuner file {target}: No such file or directory"  # ... then this
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_cli_with_a_tuner_file_in_a_read_only_folder_keeps_the_result(tmp_path, capsys):
+    script = _write(tmp_path, SOR_CHAIN)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        assert main(["solve", script, "--solver", "sor", "--tuner-file", str(folder / "t.json"), "-q"]) == 2
+    finally:
+        folder.chmod(0o700)
+    cap = capsys.readouterr()
+    assert cap.out.startswith("OPTIMAL")
+    assert cap.err.strip() == f"error: cannot write tuner file {folder / 't.json'}: Permission denied"

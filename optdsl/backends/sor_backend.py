@@ -16,7 +16,8 @@ import os
 import torch
 
 from ..problem import RawSolution
-from ..solvers.linalg.bandit import SequenceSolver, read_state_file
+from ..solvers.io import FileWriteError
+from ..solvers.linalg.bandit import SequenceSolver, TunerFileError, read_state_file
 from .base import Backend, Option
 from .flatten import FlatProblem
 
@@ -91,14 +92,32 @@ class SorBackend(Backend):
         if options["tuner_file"] and str(options["omega"]).lower() == "auto":
             # locked read-merge-write: processes sharing the file keep every round. A fixed omega learns
             # nothing, so it never touches (or replaces) a learned file.
-            solver.save(options["tuner_file"])
+            write_error = _save_tuner(solver, options["tuner_file"])
+        else:
+            write_error = None
         sol = RawSolution(out.status, iterations=out.iterations, message=out.message,
                           certificates=dict(out.certificates), counts=dict(out.counts), history=out.history,
                           extras={"omega": out.extras.get("omega"), "round": len(solver.rounds)})
+        if write_error:  # the solve is not lost: the result comes back, the CLI prints it, then this (exit 2)
+            sol.extras["write_errors"] = [write_error]
+            sol.message = "; ".join(filter(None, [sol.message, write_error]))
         if out.x is not None and out.status.has_point:
             sol.values = flat.values(out.x)
             sol.objective = 0.0
         return sol
+
+
+def _save_tuner(solver, path: str):
+    """Save the learned tuner to `path`; None, or the one-line reason it could not be written (naming the
+    tuner file, not its lock): a failed save after a solve must not lose the solve's result."""
+    try:
+        solver.save(path)
+    except FileWriteError as exc:
+        reason = str(exc)[len(f"cannot write {exc.path}: "):] if str(exc).startswith("cannot write ") else str(exc)
+        return f"cannot write tuner file {path}: {reason}"
+    except TunerFileError as exc:  # another writer left a tuner of another kind there meanwhile
+        return f"tuner file not saved: {exc}"
+    return None
 
 
 def _omega(text) -> float:

@@ -131,6 +131,9 @@ def is_smooth(problem: Problem) -> bool:
     stationarity certificate); cached on the problem. Soft constraints are left out: their penalties are
     not part of the Lagrangian the certificate checks."""
     key = "_smooth_hard"
+    if key not in problem.payload and not any(c.soft for c in problem.constraints):
+        from .graph import analyze   # the problem's own tags (cached on it) say it: every constraint is hard
+        problem.payload[key] = "smooth" in analyze(problem).properties
     if key not in problem.payload:
         from .expr.node import Op
         from .expr.ops import SPECS

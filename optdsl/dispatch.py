@@ -25,13 +25,19 @@ _HINTS = {
 # structures that no backend or rewrite takes together: both named, with the nearest supported form
 _COMBINED = {
     frozenset({"bilevel", "blackbox"}): (
-        "levels (m.level) and a black-box term (od.blackbox) do not compose: the bilevel methods need gradients. "
-        "Nearest supported forms: write the term with od.fn (a differentiable torch function), or minimize the "
-        "leader's hyper-objective yourself with solver='zo' on a model without levels"),
+        "levels (m.level) and a black-box term (od.blackbox) compose only as a black-box leader objective of a "
+        "two-level model with the leader's bounds (a zeroth-order loop over f(x, y*(x)), method='zo'): the "
+        "follower is solved by gradients. Nearest supported form: write follower terms with od.fn (a "
+        "differentiable torch function), and leader constraints as bounds"),
     frozenset({"bilevel", "robust"}): (
-        "levels (m.level) and uncertain quantities (m.uncertain) do not compose yet. Nearest supported form: write "
-        "the robust counterpart of the uncertain constraint by hand (box: aᵀx + r·norm1(x) <= b; ellipsoid: "
-        "aᵀx + r·norm(x) <= b), which the KKT route and the bilevel methods take"),
+        "levels (m.level) and uncertain quantities (m.uncertain) compose for inequality constraints affine in one "
+        "uncertain quantity from a polytope (od.Box, od.Budget, od.Polyhedron, at most 64 vertices), rewritten "
+        "vertex by vertex. Nearest supported form otherwise: write the robust counterpart by hand (ellipsoid: "
+        "aᵀx + r·norm(x) <= b), or a box/polytope set"),
+    frozenset({"bilevel", "module"}): (
+        "levels (m.level) and m.module do not compose: a module's parameters cannot be a follower's variables. "
+        "Nearest supported form: declare the follower's weights as level variables (w = f.variable(n)) and write "
+        "the network and its loss with od.fn over them (the hyper-objective and penalty methods train it)"),
     frozenset({"bilevel", "minmax"}): (
         "levels (m.level) and a min-max objective do not compose. Nearest supported form: make the inner "
         "maximization a follower level (follower.maximize(...))"),
@@ -141,9 +147,13 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
     def refusal(b: Backend, prob: Problem, tags: Tags) -> Optional[str]:
         return b.available() or b.reject_reason(prob, tags) or (None if solver else _automatic_refusal(b, tags))
 
+    quiet: dict[int, Tags] = {}
+
     def refuses(b: Backend, prob: Problem, tags: Tags) -> bool:
         """The verdict alone: the reasons' wording (a DCP culprit search) is left for when it is read."""
-        return refusal(b, prob, _verdict_tags(tags)) is not None
+        if id(tags) not in quiet:
+            quiet[id(tags)] = _verdict_tags(tags)
+        return refusal(b, prob, quiet[id(tags)]) is not None
 
     for b in candidates:
         if refuses(b, problem, root_tags):

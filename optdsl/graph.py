@@ -147,10 +147,9 @@ def _dcp(problem: Problem, culprit: bool = True) -> str | None:
     non-linear atom is never affine under DCP rules either)."""
     from .lower.cvxpy import CvxpyLowering, NotRepresentable
     if not culprit:
-        from .expr.analysis import is_affine
-        bad = next((c for c in problem.constraints if c.kind == "eq" and not is_affine(c.expr)), None)
-        if bad is not None:
-            return f"equality constraint {bad.name!r} is not affine"
+        quick = _surely_not_dcp(problem)
+        if quick is not None:
+            return quick
     low = CvxpyLowering()
     try:
         obj = low.lower(problem.objective)
@@ -168,6 +167,43 @@ def _dcp(problem: Problem, culprit: bool = True) -> str | None:
                     return reason
     except NotRepresentable as e:
         return f"not representable in cvxpy: {e}"
+    return None
+
+
+def _surely_not_dcp(problem: Problem) -> str | None:
+    """A reason the problem cannot be DCP found without lowering it to cvxpy, or None (then cvxpy decides):
+    an equality that is not affine, a product of two variable-dependent factors or a division by one (cvxpy:
+    unknown curvature, or no atom), or an atom cvxpy has none of (sin, cos, ...). Every non-DCP
+    sub-expression makes the whole problem non-DCP, so finding one settles the verdict."""
+    from .expr.analysis import is_affine
+    from .lower.cvxpy import CVXPY
+    bad = next((c for c in problem.constraints if c.kind == "eq" and not is_affine(c.expr)), None)
+    if bad is not None:
+        return f"equality constraint {bad.name!r} is not affine"
+    depends: dict[int, bool] = {}
+    for e in [problem.objective] + [c.expr for c in problem.constraints]:
+        stack = [(e, False)]
+        while stack:
+            n, ready = stack.pop()
+            if id(n) in depends:
+                continue
+            if isinstance(n, Variable):
+                depends[id(n)] = True
+            elif not isinstance(n, Op):
+                depends[id(n)] = False
+            elif not ready:
+                stack.append((n, True))
+                stack.extend((a, False) for a in n.args if id(a) not in depends)
+            else:
+                dep = [depends[id(a)] for a in n.args]
+                depends[id(n)] = any(dep)
+                if n.name in ("mul", "matmul") and all(dep):
+                    return f"a product of two variable-dependent factors: {n.label(60)!r}"
+                if n.name == "div" and dep[1]:
+                    return f"a division by a variable-dependent expression: {n.label(60)!r}"
+                impl = CVXPY.get(n.name)
+                if impl is None or getattr(impl, "__qualname__", "").startswith("_missing"):
+                    return f"'{n.name}' has no cvxpy atom"
     return None
 
 

@@ -365,7 +365,7 @@ class Model:
             primal = PrimalStatus.FEASIBLE_POINT if feasible else PrimalStatus.INFEASIBLE_POINT
             if not (source.extensions.get("robust") or source.extensions.get("recourse")):
                 try:  # the user's objective at the point (without penalty terms added by passes)
-                    objective = float(source.objective.evaluate(values))
+                    objective = at_point["objective"] if at_point else float(source.objective.evaluate(values))
                 except Exception:  # a black box may fail at the end point; keep the backend's value
                     pass
         if values and raw.status == Status.NUMERICAL_ERROR:

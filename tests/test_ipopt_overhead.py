@@ -54,10 +54,30 @@ def test_certificates_are_recomputed_on_the_users_model_when_a_pass_rewrote_it()
     assert res.certificates["kkt_stationarity"] == pytest.approx(st, abs=1e-12) and st < 1e-7
 
 
-@pytest.mark.parametrize("name", sorted(HS))
-def test_equality_shortcut_gives_the_full_dcp_verdict(name):
-    problem = HS[name].build().to_problem()
+GALLERY = ["chebyshev_center", "constrained_logistic", "feasibility", "hanging_chain", "infeasible_lp", "lasso",
+           "least_squares_param", "lp_production", "markowitz_maximize", "maxcut_sdp", "maxent_entropy",
+           "poisson_control", "qp_portfolio", "rosenbrock_disk", "socp_robust_ls", "soft_constraints",
+           "sparse_inverse_covariance", "unbounded_lp"]
+
+
+@pytest.mark.parametrize("name", sorted(HS) + GALLERY)
+def test_dcp_shortcut_gives_the_full_verdict(name):
+    """The verdict found without cvxpy (non-affine equality, product of two variable-dependent factors, ...)
+    is the one the cvxpy analysis gives, on convex and nonconvex gallery models alike."""
+    mod = HS[name] if name in HS else _load(ROOT / f"{name}.py")
+    problem = mod.build().to_problem()
     assert (_dcp(problem, culprit=False) is None) == (_dcp(problem) is None)
+
+
+def test_dcp_shortcut_cases_agree_with_cvxpy():
+    m = od.Model()
+    x = m.variable(3, name="x", value=1.0)
+    cases = {"product": od.sum(x) * x[0], "quotient": 1 / (x[0] + 2), "sin": od.sin(x[1]),
+             "convex": od.sum_squares(x) + 2 * x[0], "param": m.parameter(value=2.0, name="a") * x[0]}
+    for name, e in cases.items():
+        m.minimize(e)
+        problem = m.to_problem()
+        assert (_dcp(problem, culprit=False) is None) == (_dcp(problem) is None) == (name in ("convex", "param")), name
 
 
 def test_convexity_reason_is_worded_on_request_and_names_the_term():

@@ -110,22 +110,13 @@ class IpoptForm:
             self.graphs[kind] = (low, f, ca.vertcat(*rows) if rows else low.sym(0, 1))
         return self.graphs[kind]
 
-    def point_function(self, kind: str):
-        """CasADi function (x, p, λ_g) -> (f, g, ∇ₓ(f + λ_gᵀg)) on the lowered graph, built once per kind: the
-        certificates at the returned point without a second lowering of the model."""
-        key = ("point", kind)
-        if key not in self.solvers:
-            low, f, g = self.graph(kind)
-            lam = low.sym.sym("lam_g", self.m)
-            lag = f + ca.dot(lam, g) if self.m else f
-            self.solvers[key] = ca.Function("optdsl_point", [low.x, low.p, lam], [f, g, ca.gradient(lag, low.x)])
-        return self.solvers[key]
-
-    def at_point(self, kind: str, x: np.ndarray, lam_g: np.ndarray, duals: dict) -> dict:
-        """The model-level certificates at `x` (what `optdsl.certificates` computes by a torch lowering):
-        each constraint's and bound's largest violation by name, and ‖∇f + Σ λ_c ∇c - z_lb + z_ub‖∞ with the
+    def at_point(self, solver, x: np.ndarray, lam_g: np.ndarray, duals: dict) -> dict:
+        """The model-level certificates at `x` (what `optdsl.certificates` computes by a torch lowering),
+        from the built solver's own ``nlp_grad`` function (f, g and ∇ₓ(f + λ_gᵀg) by CasADi AD): each
+        constraint's and bound's largest violation by name, and ‖∇f + Σ λ_c ∇c - z_lb + z_ub‖∞ with the
         multipliers as reported (`duals`, by name)."""
-        f, g, grad = (np.asarray(a.full()).ravel() for a in self.point_function(kind)(x, self.parameter_values(), lam_g))
+        out = solver.get_function("nlp_grad")(x, self.parameter_values(), 1.0, lam_g)
+        f, g, grad = (np.asarray(a.full()).ravel() for a in out[:3])
         viol: dict[str, float] = {}
         k = 0
         for c in self.items:
@@ -307,7 +298,7 @@ class IpoptBackend(Backend):
                                 "complementarity": _complementarity(x, g, lam_g, lam_x, lbx, ubx, form)}
             form.last = {"lam_x": lam_x, "lam_g": lam_g} if np.all(np.isfinite(x)) else None
             if np.all(np.isfinite(x)):  # read (and removed) by the model's result when no pass rewrote the problem
-                sol.extras["at_point"] = form.at_point(kind, x, lam_g, sol.duals)
+                sol.extras["at_point"] = form.at_point(solver, x, lam_g, sol.duals)
         else:
             form.last = None
         return sol

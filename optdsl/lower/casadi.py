@@ -108,7 +108,11 @@ def _matmul(node, a):
 
 
 def _index(node, a):
-    shape = node.args[0].shape
+    shape, key = node.args[0].shape, node.attrs["key"]
+    if isinstance(key, tuple) and len(key) == 1:
+        key = key[0]
+    if len(shape) == 1 and isinstance(key, (int, np.integer)) and -shape[0] <= key < shape[0]:
+        return a[0][int(key) % shape[0]]   # one entry of a vector (the common scalar-model case): no gather
     idx = np.arange(int(np.prod(shape)) if shape else 1).reshape(shape)[node.attrs["key"]]
     flat = _flat(a[0], shape)
     if np.ndim(idx) == 0:

@@ -57,10 +57,17 @@ def _vec(fn, x, what):
 
 
 class _Dense:
-    """Small/medium problems: derivatives by autograd, dense KKT on the input's device."""
+    """Small/medium problems: derivatives by autograd, dense KKT on the input's device.
+
+    One forward pass of f and c per point gives f, ∇f and the Jacobian rows (one reverse pass each, on the same
+    graph); the Lagrangian Hessian is ∇(∇ₓL) row by row (n reverse passes through the gradient's graph). The
+    last point's values and the last (x, λ) Hessian are kept, so the iteration's re-evaluation at an accepted
+    trial point, and a new barrier subproblem at the same point, cost no evaluation."""
 
     def __init__(self, f, eq, ineq, n, me, mi, counts):
         self.f, self.eq, self.ineq, self.n, self.me, self.mi, self.counts = f, eq, ineq, n, me, mi, counts
+        self._last = None    # (x, (f, ∇f, c, J)) of the last eval with the Jacobian
+        self._last_h = None  # (x, λ, H) of the last Hessian
 
     def cons(self, x):
         parts = []
@@ -68,37 +75,72 @@ class _Dense:
             parts.append(_vec(self.eq, x, "eq"))
         if self.mi:
             parts.append(_vec(self.ineq, x, "ineq"))
-        return torch.cat(parts) if parts else x.new_zeros(0)
+        if not parts:
+            return x.new_zeros(0)
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def eval(self, x, need_jac=True):
         """f, ∇f, c = (c_E, c_I), J (m, n)."""
-        xg = x.detach().requires_grad_(True)
+        x = x.detach()
+        if need_jac and self._last is not None and _same(self._last[0], x):
+            return self._last[1]
+        xg = x.clone().requires_grad_(True)
+        m = self.me + self.mi
         with torch.enable_grad():
             fx = self.f(xg)
             if not isinstance(fx, torch.Tensor) or fx.numel() != 1:
                 raise TypeError("alsketch: f(x) must return a scalar torch tensor")
-            g, = torch.autograd.grad(fx, xg, allow_unused=True)
-        g = torch.zeros_like(x) if g is None else g
+            c = self.cons(xg) if (need_jac and m) else None
+            keep = c is not None and c.requires_grad
+            g = _grad(fx, xg, retain_graph=keep)
         self.counts["f"] += 1
         self.counts["grad"] += 1
-        c = self.cons(x.detach())
         J = None
-        if need_jac and c.numel():
-            J = torch.autograd.functional.jacobian(self.cons, x.detach())
+        if c is None:
+            with torch.no_grad():
+                c = self.cons(xg.detach())
+            if need_jac:
+                J = x.new_zeros(0, self.n)
+        else:
+            rows = [_grad(c[i], xg, retain_graph=i + 1 < m) if keep else x.new_zeros(self.n) for i in range(m)]
+            J = torch.stack(rows)
             self.counts["jac"] += 1
-        elif need_jac:
-            J = x.new_zeros(0, self.n)
-        return fx.detach().reshape(()), g.detach(), c.detach(), J
+        out = (fx.detach().reshape(()), g, c.detach(), J)
+        if need_jac:
+            self._last = (x.detach().clone(), out)
+        return out
 
     def hess(self, x, lam):
-        """∇²ₓₓ(f + λᵀc) via autograd (n Hessian-vector products)."""
-        def lag(v):
-            out = self.f(v)
+        """∇²ₓₓ(f + λᵀc): the gradient's graph differentiated row by row (n Hessian-vector products)."""
+        x = x.detach()
+        if self._last_h is not None and _same(self._last_h[0], x) and _same(self._last_h[1], lam):
+            return self._last_h[2]
+        xg = x.clone().requires_grad_(True)
+        with torch.enable_grad():
+            L = self.f(xg).reshape(())
             if lam.numel():
-                out = out + (lam * self.cons(v)).sum()
-            return out
+                L = L + (lam * self.cons(xg)).sum()
+            g = _grad(L, xg, create_graph=True) if L.requires_grad else None
+            if g is None or not g.requires_grad:  # affine Lagrangian: zero Hessian
+                H = x.new_zeros(self.n, self.n)
+            else:
+                H = torch.stack([_grad(g[i], xg, retain_graph=i + 1 < self.n) for i in range(self.n)])
         self.counts["hvp"] += self.n
-        return torch.autograd.functional.hessian(lag, x.detach()).detach()
+        self._last_h = (x.clone(), lam.detach().clone(), H)
+        return H
+
+
+def _same(a, b):
+    return a.shape == b.shape and torch.equal(a, b)
+
+
+def _grad(y, x, retain_graph=False, create_graph=False):
+    """∂y/∂x (zeros where y does not depend on x)."""
+    if not y.requires_grad:
+        return torch.zeros_like(x)
+    g, = torch.autograd.grad(y, x, retain_graph=retain_graph or create_graph, create_graph=create_graph,
+                             allow_unused=True)
+    return torch.zeros_like(x) if g is None else (g if create_graph else g.detach())
 
 
 def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, ineq: Optional[Callable] = None,
@@ -225,39 +267,41 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     feas_thr = max(1e-6, 100 * tol)
     least = None  # (x, violation) of the least-violation point, once computed
 
+    il, iu = torch.nonzero(hasl).reshape(-1), torch.nonzero(hasu).reshape(-1)  # bounded coordinates
+    lbi, ubi = lbt[il], ubt[iu]
+    slack_cols = torch.cat([x.new_zeros(me, mi), torch.eye(mi, device=dev, dtype=dt)]) if mi else None
+
     def evaluate(z, lam_, need_hess=True):
         """Barrier-subproblem quantities at (z, λ): φ, ∇φ, c, J (m, N), ∇L, and the Hessian of L in z."""
         xx, ss = z[:n], z[n:]
         fx, gx, cx, Jx = model.eval(xx)
         phi = fx
-        g = torch.cat([gx, x.new_zeros(mi)])
+        g = torch.cat([gx, x.new_zeros(mi)]) if mi else gx.clone()
         hdiag = x.new_zeros(N)
         if barrier:
             if mi:
                 phi = phi - mu * torch.log(ss).sum()
                 g[n:] -= mu / ss
                 hdiag[n:] += mu / ss**2
-            dl, du = (xx - lbt)[hasl], (ubt - xx)[hasu]
-            phi = phi - mu * (torch.log(dl).sum() + torch.log(du).sum())
-            g[:n][hasl] -= mu / dl
-            g[:n][hasu] += mu / du
-            hdiag[:n][hasl] += mu / dl**2
-            hdiag[:n][hasu] += mu / du**2
-        cz = cx.clone()
-        if mi:
-            cz[me:] = cz[me:] + ss
-        J = torch.zeros(m, N, device=dev, dtype=dt)
-        if m:
-            J[:, :n] = Jx
-            if mi:
-                J[me:, n:] = torch.eye(mi, device=dev, dtype=dt)
-        gL = g + J.T @ lam_
-        H = None
-        if need_hess:
-            Hx = model.hess(xx, lam_) if hessian == "exact" else Bq
-            H = torch.diag(hdiag)
-            H[:n, :n] += Hx
-        return dict(phi=phi, f=fx, g=g, gx=gx, c=cz, cx=cx, J=J, gL=gL, H=H, hdiag=hdiag)
+            if il.numel() or iu.numel():
+                dl, du = xx[il] - lbi, ubi - xx[iu]
+                phi = phi - mu * (torch.log(dl).sum() + torch.log(du).sum())
+                g.index_add_(0, il, -(mu / dl))
+                g.index_add_(0, iu, mu / du)
+                hdiag.index_add_(0, il, mu / dl**2)
+                hdiag.index_add_(0, iu, mu / du**2)
+        cz = cx + torch.cat([x.new_zeros(me), ss]) if mi else cx
+        J = torch.cat([Jx, slack_cols], dim=1) if mi else Jx
+        gL = g + J.T @ lam_ if m else g
+        ev = dict(phi=phi, f=fx, g=g, gx=gx, c=cz, cx=cx, J=J, gL=gL, H=None, hdiag=hdiag)
+        return with_hessian(ev, xx, lam_) if need_hess else ev
+
+    def with_hessian(ev, xx, lam_):
+        """`ev` (at x = xx, multipliers λ) with the Hessian of the barrier Lagrangian in z added."""
+        Hx = model.hess(xx, lam_) if hessian == "exact" else Bq
+        H = torch.diag(ev["hdiag"])
+        H[:n, :n] += Hx
+        return {**ev, "H": H}
 
     def merit(ev, lam_, e1, e2):
         return float(ev["phi"] + lam_ @ ev["c"] + 0.5 * e1 * (ev["c"] @ ev["c"]) + 0.5 * e2 * (ev["gL"] @ ev["gL"]))
@@ -281,8 +325,9 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     z = torch.cat([x, s])
     if hessian == "bfgs":
         Bq = torch.eye(n, device=dev, dtype=dt)
-    ev = evaluate(z, lam)
-    if lam0 is None and m:  # least-squares multiplier estimate  min ‖∇φ + Jᵀλ‖
+    estimate = lam0 is None and m
+    ev = evaluate(z, lam, need_hess=not (estimate and hessian == "exact"))
+    if estimate:  # least-squares multiplier estimate  min ‖∇φ + Jᵀλ‖
         lam = _lstsq(ev["J"].T, -ev["g"])
         ev["gL"] = ev["g"] + ev["J"].T @ lam
         if hessian == "exact":
@@ -387,7 +432,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
             gl_new = evt["gx"] + evt["J"][:, :n].T @ lt if m else evt["gx"]
             Bq = _damped_bfgs(Bq, zt[:n] - z[:n], gl_new - gl_old)
         z, lam = zt, lt
-        ev = evaluate(z, lam)
+        ev = with_hessian(evt, z[:n], lam)  # the trial point's values, same μ and λ: only the Hessian is new
 
     if status is None:
         status = budget.status or Status.ITERATION_LIMIT

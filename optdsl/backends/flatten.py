@@ -16,7 +16,7 @@ from ..expr.analysis import is_affine
 from ..expr.batching import batch_constraints
 from ..lower.sparse_affine import NotAffine, SparseAffineLowering
 from ..lower.sparse_hessian import NotSeparable, SparseHessian
-from ..lower.torch import TorchLowering
+from ..lower.torch import Tape, TorchLowering
 from ..problem import Problem
 from ..solvers.autodiff import NonFinite, jacobian
 
@@ -224,8 +224,15 @@ class FlatProblem:
         return None
 
     # --- functions -------------------------------------------------------------------------------
+    def _tape(self, exprs) -> Tape:
+        """`exprs` compiled once for this problem's flat vector (lowering walk, constants, slices)."""
+        return Tape(self.low, exprs, {id(v): o for v, o in zip(self.variables, self.offsets)})
+
     def f(self, x: torch.Tensor) -> torch.Tensor:
-        val = self.low.evaluate(self.problem.objective, self.env(x)).reshape(())
+        tape = self.__dict__.get("_f_tape")
+        if tape is None:
+            tape = self._f_tape = self._tape([self.problem.objective])
+        val = tape(x)[0].reshape(())
         if not torch.isfinite(val):
             raise NonFinite("objective")
         if x.requires_grad and not val.requires_grad:
@@ -249,16 +256,19 @@ class FlatProblem:
                 inverse = np.empty_like(order)
                 inverse[order] = np.arange(order.size)
                 gather = torch.as_tensor(inverse, device=self.device)
-            plan = plans[id(items)] = (items, [b.expr for b in batches], gather)
-        return plan[1], plan[2]
+            exprs = [b.expr for b in batches]
+            plan = plans[id(items)] = (items, exprs, gather, self._tape(exprs))
+        return plan[1], plan[2], plan[3]
 
     def _rows(self, items, x):
         if not items:
             return torch.zeros(0, dtype=self.dtype, device=self.device)
-        env = self.env(x)
-        memo: dict = {}
-        exprs, gather = self._row_plan(items)
-        out = torch.cat([self.low.evaluate(e, env, memo).reshape(-1) for e in exprs])
+        _, gather, tape = self._row_plan(items)
+        parts = tape(x)
+        if len(parts) > 1:
+            out = torch.cat([p.reshape(-1) for p in parts])
+        else:  # one expression: its own tensor (a copy only where it would be a view of x or a constant)
+            out = parts[0].reshape(-1).clone() if tape.leaf_output else parts[0].reshape(-1)
         if gather is not None:
             out = out[gather]
         if x.requires_grad and not out.requires_grad:
@@ -402,12 +412,19 @@ class BestPoint:
     promise the best point seen, not the last iterate). `f` is the objective the run iterates on (a scaled
     one, say). With ``reported_before_step=x0`` the objective a method reports with iterate k is taken as the
     value at the point *before* that step (x0, then iterate k-1), as zeroth-order loops report it: no extra
-    black-box evaluation per iteration."""
+    black-box evaluation per iteration.
+
+    Offers are judged lazily: the points are kept (up to `PENDING_ENTRIES` numbers) and their objective and
+    violation evaluated, in the order offered, only when `x` or `key` is read -- which a run that ends normally
+    never does, so it pays no evaluation per iteration for a best point it does not need."""
+
+    PENDING_ENTRIES = 1_000_000
 
     def __init__(self, flat: FlatProblem, f=None, feas_tol: float = 1e-6, reported_before_step=None):
         self.flat, self.f, self.feas_tol = flat, f or flat.f, feas_tol
-        self.x: Optional[torch.Tensor] = None
-        self.key: Optional[tuple] = None
+        self._x: Optional[torch.Tensor] = None
+        self._key: Optional[tuple] = None
+        self._pending: list = []
         self.seen = 0  # iterates offered
         self.use_reported = reported_before_step is not None
         self._before = None if reported_before_step is None else self._flat_copy(reported_before_step)
@@ -428,9 +445,29 @@ class BestPoint:
             return None if cb is None else cb(info)
         return tracked
 
+    @property
+    def x(self) -> Optional[torch.Tensor]:
+        self._judge()
+        return self._x
+
+    @property
+    def key(self) -> Optional[tuple]:
+        self._judge()
+        return self._key
+
     def offer(self, x, objective=None) -> None:
         self.seen += 1
         x = self._flat_copy(x)
+        self._pending.append((x, objective))
+        if len(self._pending) * max(self.flat.n, 1) > self.PENDING_ENTRIES:
+            self._judge()
+
+    def _judge(self) -> None:
+        pending, self._pending = self._pending, []
+        for x, objective in pending:
+            self._judge_one(x, objective)
+
+    def _judge_one(self, x, objective) -> None:
         if x.numel() != self.flat.n or not torch.isfinite(x).all():
             return
         try:
@@ -442,8 +479,8 @@ class BestPoint:
         if not np.isfinite(f):
             return
         key = (0, f) if viol <= self.feas_tol * (1 + float(x.abs().max())) else (1, viol)
-        if self.key is None or key < self.key:
-            self.x, self.key = x, key
+        if self._key is None or key < self._key:
+            self._x, self._key = x, key
 
     def violation(self, x) -> float:
         lb, ub = self.flat.bounds()

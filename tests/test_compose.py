@@ -84,29 +84,33 @@ def _error(m):
     return str(e.value)
 
 
-def test_levels_with_a_blackbox_term_name_both_and_the_nearest_form():
+def test_a_blackbox_in_the_follower_names_both_and_the_nearest_form():
+    # a black-box leader objective composes (zeroth-order leader); a black box in the follower does not
     m = od.Model("bb")
     x = m.variable(lb=0, ub=1, name="x")
     f = m.level("f")
     y = f.variable(name="y")
-    f.minimize((y - x) ** 2)
+    f.minimize((y - x) ** 2 + od.blackbox(lambda v: float(np.asarray(v) ** 2))(y))
     m.minimize(od.blackbox(lambda v: float(np.asarray(v) ** 2))(x) + y)
     text = _error(m)
-    assert "levels (m.level)" in text and "od.blackbox" in text and "od.fn" in text
+    assert "level 'f' reads a black-box term" in text and "od.fn" in text
+    assert "levels (m.level) and a black-box term" in text
     assert "solver='zo') is needed" not in text      # the single-structure hint would mislead here
 
 
-def test_levels_with_uncertainty_name_both_and_the_nearest_form():
+def test_levels_with_an_ellipsoid_name_both_and_the_nearest_form():
+    # polytopes compose (vertex rows); an ellipsoid in a level does not
     m = od.Model("rb")
     x = m.variable(1, lb=0, ub=1, name="x")
     f = m.level("f")
     y = f.variable(name="y")
     f.minimize((y - x.sum()) ** 2)
-    u = m.uncertain(1, within=od.Box(np.zeros(1), radius=1.0), name="u")
+    u = m.uncertain(1, within=od.Ellipsoid(np.zeros(1), rho=1.0), name="u")
     m.minimize(y - x.sum())
     m.subject_to(x + u * x <= 1, name="rob")
     text = _error(m)
     assert "m.uncertain" in text and "levels" in text and "robust counterpart" in text
+    assert "Ellipsoid, not a polytope" in text
 
 
 def test_dag_with_integer_weights_names_both():

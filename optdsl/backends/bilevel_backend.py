@@ -10,6 +10,10 @@ exactly by replacing the bottom level with its stationarity condition; more by n
 leader or follower variables are handled by projection (the leader's box directly by L-BFGS-B); the leader
 may have no other constraints (a follower variable in a leader constraint cannot be handled by these
 methods).
+
+A leader objective with an ``od.blackbox`` term has no gradient: ``method="zo"`` (chosen by ``auto``) runs a
+zeroth-order loop over the hyper-objective F(x) = f(x, y*(x)) within the leader's bounds, the follower solved
+by its own gradient method (Newton, or SLSQP with constraints) at every evaluation (`solvers.bilevel.zo_outer`).
 """
 from __future__ import annotations
 
@@ -18,13 +22,19 @@ import math
 import numpy as np
 import torch
 
+from ..expr.node import Op
+from ..expr.ops import SPECS
 from ..lower.torch import TorchLowering
 from ..problem import RawSolution
 from ..solvers import bilevel
 from ..solvers.common import resolve_device
 from .base import Backend, Option
 
-_METHODS = ("auto", "hyper", "penalty", "borep", "lvhba", "scalebio", "implicit", "unrolled")
+_METHODS = ("auto", "hyper", "penalty", "borep", "lvhba", "scalebio", "implicit", "unrolled", "zo")
+
+
+def _has_op(exprs, name: str) -> bool:
+    return any(isinstance(n, Op) and n.name == name for e in exprs for n in e.nodes())
 
 
 def _proj(vars_):
@@ -53,14 +63,16 @@ class BilevelBackend(Backend):
     name = "bilevel"
     description = ("bilevel / multilevel models: exact hyper-objective method (default), value-function penalty, "
                    "BO-REP, LV-HBA, ScaleBiO; implicit and unrolled baselines")
-    supports = frozenset({"bilevel", "value_penalty", "bounds", "opaque"})
+    supports = frozenset({"bilevel", "value_penalty", "bounds", "opaque", "blackbox"})
     requires = frozenset({"smooth"})
     structure = frozenset({"bilevel"})
     cost = 1.0
     certificates = ("lower_level_gap", "stationarity")
     options = {
         "method": Option(str, "auto", "bilevel method (auto: by structure - hyper for a strongly convex follower, "
-                     "lvhba with follower constraints, else penalty with sigma driven to 0)", _METHODS),
+                     "lvhba with follower constraints, else penalty with sigma driven to 0; zo for a black-box "
+                     "leader objective)", _METHODS),
+        "seed": Option(int, 0, "zo: seed of the zeroth-order leader's perturbations"),
         "sigma": Option(float, None, "penalty parameter σ (multiplies f: small = strong penalty; penalty methods)"),
         "sigma_decay": Option(float, 0.0, "σ schedule σ_k = max(sigma_min, σ/(k+1)^decay); 0 keeps σ fixed"),
         "sigma_min": Option(float, 1e-3, "floor of the σ schedule"),
@@ -83,6 +95,11 @@ class BilevelBackend(Backend):
                         "handle coupled leader constraints (move it into the follower's level)")
             if levels:
                 return f"leader constraint {c.name!r}: the leader may have bounds only"
+        if "blackbox" in tags.features:   # a zeroth-order leader: the leader's objective need not be smooth
+            why = _zo_leader_reason(problem, levels)
+            if why:
+                return why
+            tags = type(tags)(tags.features - {"blackbox", "nonsmooth"}, tags.properties | {"smooth"})
         why = super().reject_reason(problem, tags)
         if why:
             return why
@@ -123,6 +140,8 @@ class BilevelBackend(Backend):
         if options["sigma_decay"] and options["method"] == "penalty":
             kw["sigma"] = bilevel.sigma_schedule(options["sigma"] or 1.0, options["sigma_min"], options["sigma_decay"])
         kw.update(callback=callback, device=device, dtype=dtype)
+        if options["method"] == "zo" or (options["method"] == "auto" and _has_op([problem.objective], "blackbox")):
+            return self._solve_zo(problem, levels[0], leader, low, device, dtype, options, callback, start, ev, sign)
         if len(levels) == 1:
             (lv,) = levels
             follower = list(lv.variables)
@@ -195,6 +214,70 @@ class BilevelBackend(Backend):
                 sol.duals[c.name] = rows[k:k + c.expr.size].reshape(c.expr.shape)
                 k += c.expr.size
         return sol
+
+    def _solve_zo(self, problem, lv, leader, low, device, dtype, options, callback, start, ev, sign):
+        """A zeroth-order leader over F(x) = f(x, y*(x)) (`solvers.bilevel.zo_outer`); follower bounds become
+        rows of its constraints (SLSQP takes them with the others)."""
+        if len(problem.extensions["bilevel"]) != 1:
+            raise ValueError("method='zo' takes two levels (one follower)")
+        follower = list(lv.variables)
+        env = lambda x, y: {**dict(zip(leader, x)), **dict(zip(follower, y))}  # noqa: E731
+        f = lambda x, y: ev(problem.objective, env(x, y), sign(problem.sense))  # noqa: E731
+        g = lambda x, y: ev(lv.objective, env(x, y), sign(lv.sense))  # noqa: E731
+        ineq = [c for c in lv.constraints if c.kind == "ineq"]
+        eq = [c for c in lv.constraints if c.kind == "eq"]
+        bounded = [(k, v) for k, v in enumerate(follower) if v.lb is not None or v.ub is not None]
+
+        def h(x, y):
+            e = env(x, y)
+            rows = [low.evaluate(c.expr, e).reshape(-1) for c in ineq]
+            for k, v in bounded:
+                if v.lb is not None:
+                    rows.append((torch.as_tensor(v.lb).to(y[k]) - y[k]).reshape(-1))
+                if v.ub is not None:
+                    rows.append((y[k] - torch.as_tensor(v.ub).to(y[k])).reshape(-1))
+            return torch.cat(rows)
+
+        def h_eq(x, y):
+            return torch.cat([low.evaluate(c.expr, env(x, y)).reshape(-1) for c in eq])
+        kw = {k: options[k] for k in ("max_iter", "tol", "time_limit") if options[k] is not None}
+        if options["lr_x"] is not None:
+            kw["lr"] = options["lr_x"]
+        out = bilevel.hyper_zo(f, g, tuple(start(v) for v in leader), tuple(start(v) for v in follower),
+                                        bounds_x=_bounds(leader), lower_constraints=h if ineq or bounded else None,
+                                        lower_equalities=h_eq if eq else None, seed=options["seed"],
+                                        callback=callback, device=device, dtype=dtype, **kw)
+        x, y = out.x
+        sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations,
+                          message=f"method zo: {out.message}",
+                          certificates={k: v for k, v in out.certificates.items()
+                                        if isinstance(v, (int, float)) and math.isfinite(v)},
+                          counts=dict(out.counts), history=out.history)
+        if out.status.has_point:
+            sol.values = {v: t.detach().cpu().double().numpy().reshape(v.shape)
+                          for v, t in list(zip(leader, x)) + list(zip(follower, y))}
+        lower = out.duals.get("lower")
+        if lower is not None:
+            rows, k = lower.detach().cpu().double().reshape(-1).numpy(), 0
+            for c in ineq:
+                sol.duals[c.name] = rows[k:k + c.expr.size].reshape(c.expr.shape)
+                k += c.expr.size
+        return sol
+
+
+def _zo_leader_reason(problem, levels):
+    """Why a model with a black-box term cannot take the zeroth-order leader (None when it can)."""
+    if len(levels) != 1:
+        return "a black-box leader objective is solved for two levels (one follower) only"
+    lv = levels[0]
+    if _has_op([lv.objective] + [c.expr for c in lv.constraints], "blackbox"):
+        return (f"level {lv.name!r} reads a black-box term: the follower is solved by gradients (write it with "
+                "od.fn, a differentiable torch function); only the leader's objective may be a black box")
+    bad = sorted({n.name for e in [lv.objective] + [c.expr for c in lv.constraints] for n in e.nodes()
+                  if isinstance(n, Op) and not SPECS[n.name].smooth})
+    if bad:
+        return f"level {lv.name!r} is not smooth ({', '.join(bad)}): the follower is solved by gradients"
+    return None
 
 
 BACKENDS = [BilevelBackend()]

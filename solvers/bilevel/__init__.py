@@ -12,6 +12,8 @@ One functional entry point, `solve(f, g, x0, y0, method=...)`, over these method
                penalty (sigma driven to 0) or lvhba (constrained), penalty for stochastic oracles (`auto` here)
 * `implicit`   implicit-differentiation baseline (CG / Neumann on Hessian-vector products); `hypergradient`
 * `unrolled`   differentiate through K inner steps (baseline; memory grows with K)
+* `zo_outer`   a black-box leader: zeroth-order steps (`optdsl.solvers.zo`) on f(x, y*(x)), the follower solved
+               by Newton or SLSQP at each evaluation (`hyper_zo`; not in `solve`'s methods: it takes no gradients)
 * `gap`        lower-level optimality gap certificate g(x, y) - min_z g(x, z)
 * `multilevel` three levels exactly (stationarity reduction + hyper), more by nesting the penalty
 * `testing`    problem generators with known solutions
@@ -30,6 +32,7 @@ from .multilevel import ValueFunction, penalize_levels, solve_multilevel, statio
 from .penalty import penalty, sigma_schedule
 from .scalebio import scalebio
 from .unrolled import unrolled
+from .zo_outer import hyper_zo
 
 METHODS = {"penalty": penalty, "borep": borep, "lvhba": lvhba, "scalebio": scalebio, "implicit": implicit,
            "unrolled": unrolled, "hyper": hyper}
@@ -111,4 +114,4 @@ def auto(f, g, x0, y0, *, lower_constraints=None, **options):
 __all__ = ["solve", "auto", "hyper", "NotStronglyConvex", "penalty", "sigma_schedule", "borep", "lvhba", "scalebio",
            "implicit", "hypergradient",
            "unrolled", "lower_level_gap", "GapResult", "SingularHessian", "ValueFunction", "penalize_levels",
-           "solve_multilevel", "stationarity_reduction", "METHODS"]
+           "solve_multilevel", "stationarity_reduction", "METHODS", "hyper_zo"]

@@ -40,26 +40,30 @@ class KKTFollower:
         o, like, m_in = self.o, self.like_y, self.m_in
         xd = tuple(p.detach() for p in x)
 
-        def split(yv):
-            return tuple(p.requires_grad_(True) for p in _unflat(yv, like))
+        cache = {}
+
+        def point(yv):
+            """g, grad_y g, c, grad_y c at yv from one forward pass (SLSQP asks for all four at each point)."""
+            key = yv.tobytes()
+            if key not in cache:
+                cache.clear()
+                yl = tuple(p.requires_grad_(True) for p in _unflat(yv, like))
+                with torch.enable_grad():
+                    val = o("g", xd, yl, _NOBATCH)
+                    c = self._c(xd, yl)
+                    D = _jacobian(torch.cat([val.reshape(1), c.reshape(-1)]), yl)
+                cache[key] = (float(val.detach()), D[0], c.detach().cpu().double().numpy(), D[1:])
+            return cache[key]
 
         def fun(yv):
-            yl = split(yv)
-            with torch.enable_grad():
-                val = o("g", xd, yl, _NOBATCH)
-                gr = torch.autograd.grad(val, yl, allow_unused=True)
-            return float(val.detach()), _flat(tuple(torch.zeros_like(p) if q is None else q for q, p in zip(gr, yl)))
+            v, g, _, _ = point(yv)
+            return v, g
 
         def cons(yv):
-            with torch.no_grad():
-                return self._c(xd, _unflat(yv, like)).detach().cpu().double().numpy()
+            return point(yv)[2]
 
         def jac(yv):
-            yl = split(yv)
-            with torch.enable_grad():
-                J = torch.autograd.functional.jacobian(lambda *ys: self._c(xd, ys), yl)
-            J = J if isinstance(J, tuple) else (J,)
-            return np.concatenate([j.reshape(j.shape[0], -1).detach().cpu().double().numpy() for j in J], axis=1)
+            return point(yv)[3]
         m = len(cons(_flat(y_prev)))
         constraints = []
         if m_in:
@@ -144,6 +148,26 @@ class KKTFollower:
             for k, i in enumerate(self.lam[0]):
                 out[i] = self.lam[1][k]
         return out
+
+
+def _jacobian(out: torch.Tensor, yl) -> np.ndarray:
+    """d out / d y as a dense (len(out), n_y) array: one batched backward pass (vmap), row by row where the
+    graph has an op vmap does not take; zeros where out does not depend on y."""
+    n = sum(p.numel() for p in yl)
+    if not out.requires_grad:
+        return np.zeros((out.numel(), n))
+
+    def dense(parts, lead):
+        return torch.cat([(torch.zeros(lead + tuple(p.shape), dtype=p.dtype, device=p.device) if q is None else q)
+                          .reshape(*lead, -1) for q, p in zip(parts, yl)], dim=-1)
+    try:
+        eye = torch.eye(out.numel(), dtype=out.dtype, device=out.device)
+        J = dense(torch.autograd.grad(out, yl, grad_outputs=eye, is_grads_batched=True, allow_unused=True,
+                                      retain_graph=True), (out.numel(),))
+    except (RuntimeError, NotImplementedError):
+        J = torch.stack([dense(torch.autograd.grad(out[i], yl, retain_graph=True, allow_unused=True), ())
+                         for i in range(out.numel())])
+    return J.detach().cpu().double().numpy()
 
 
 def _null_space(A: np.ndarray, n: int) -> np.ndarray:

@@ -1,0 +1,167 @@
+"""Robust constraints in a model with levels  ->  one deterministic row per vertex of the uncertainty set.
+
+Source: a bilevel (or multilevel) model in which constraints of the leader or of a follower read an uncertain
+quantity u ∈ U and must hold for every u ∈ U:
+
+    c(x, y, u) ≤ 0   for all u ∈ U,        c affine in u,  U a polytope with vertices v₁ … v_V.
+
+Target: the same levels with each such constraint replaced by its deterministic counterpart
+
+    c(x, y, vⱼ) ≤ 0,   j = 1 … V,
+
+in the level it belongs to (a follower's robust constraint restricts the follower, the leader's the leader).
+An affine function of u attains its maximum over a polytope at a vertex, so max_{u∈U} c = maxⱼ c(·, vⱼ) and the
+rewrite is exact. It keeps what the downstream rewrites need: rows linear in (x, y) for fixed u stay linear (an
+LP follower stays an LP, so the KKT route still applies), smooth rows stay smooth (the hyper-objective and
+first-order bilevel methods still apply), and no variable is added (a strongly convex follower stays one).
+This is the counterpart pass run inside the levels, before the bilevel rewrite; the support-function form of
+`robust_to_counterpart` (‖·‖₁ epigraphs, LP duals) would add auxiliary follower variables instead.
+
+Scope: polyhedral sets (Box, Budget, Polyhedron) with at most ``MAX_VERTICES`` vertices (a Box over k
+components has 2ᵏ); an ellipsoid, a larger set, an uncertain objective or a soft/equality robust row is
+refused with the reason (`why_not`). `invert` reports the multiplier of each user constraint as the sum of its
+vertex rows' multipliers (the multiplier of maxⱼ c(·, vⱼ) ≤ 0), and the certificate ``robust_violation``:
+the worst case over U at the solution, maxⱼ c(x, y, vⱼ)₊, per constraint.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..expr.analysis import is_affine
+from ..expr.node import Constant, Expr, Leaf, Op
+from ..problem import ConstraintItem, RawSolution
+from ..robust import uncertain_of
+from .base import Pass
+
+MAX_VERTICES = 64
+
+
+def substitute(expr: Expr, mapping: dict) -> Expr:
+    """`expr` with each leaf in `mapping` replaced (same shapes); shared sub-expressions stay shared."""
+    done: dict[int, Expr] = {}
+    stack = [(expr, False)]
+    while stack:   # iterative post-order: expressions built in loops can be deep
+        e, expanded = stack.pop()
+        if id(e) in done:
+            continue
+        if isinstance(e, Leaf):
+            done[id(e)] = mapping.get(e, e)
+        elif not expanded:
+            stack.append((e, True))
+            stack.extend((a, False) for a in e.args if id(a) not in done)
+        else:
+            args = tuple(done[id(a)] for a in e.args)
+            done[id(e)] = e if all(a is b for a, b in zip(args, e.args)) else Op(e.name, args, e.attrs, e.shape)
+    return done[id(expr)]
+
+
+def _vertices(u):
+    """The vertices of u's set as values shaped like u, or (None, why)."""
+    within = u.within
+    if not getattr(within, "is_polyhedral", False):
+        return None, (f"uncertain {u.name!r} lies in a {type(within).__name__}, not a polytope: the counterpart "
+                      "inside a level is taken by vertex enumeration (Box, Budget, Polyhedron)")
+    try:
+        V = within.vertices(max_count=MAX_VERTICES)
+    except ValueError as e:
+        return None, f"uncertain {u.name!r}: {e} (the counterpart inside a level enumerates vertices, at most {MAX_VERTICES})"
+    return [np.asarray(v, dtype=float).reshape(u.shape) for v in V], None
+
+
+def _robust_item(c, where: str):
+    """(uncertain, None) when the constraint item can be rewritten, (None, why) when not, (None, None) if not robust."""
+    us = uncertain_of(c.expr)
+    if not us:
+        return None, None
+    if len(us) > 1:
+        return None, f"{where} constraint {c.name!r} reads several uncertain quantities"
+    if c.kind == "eq":
+        return None, f"{where} equality constraint {c.name!r} depends on uncertain {us[0].name!r}"
+    if c.soft:
+        return None, f"{where} soft constraint {c.name!r} depends on uncertain {us[0].name!r}"
+    if not is_affine(c.expr, us):
+        return None, f"{where} constraint {c.name!r} is not affine in uncertain {us[0].name!r}"
+    return us[0], None
+
+
+def _plan(problem):
+    """[(owner, item, vertices)] for every robust row (owner None = leader, else the level's name), or why not."""
+    levels = problem.extensions.get("bilevel") or ()
+    if uncertain_of(problem.objective):
+        return None, "the leader's objective reads an uncertain quantity (only constraints may, in a model with levels)"
+    out = []
+    groups = [(None, "leader", problem.constraints)] + [(lv.name, f"level {lv.name!r}", lv.constraints) for lv in levels]
+    for lv in levels:
+        if uncertain_of(lv.objective):
+            return None, f"the objective of level {lv.name!r} reads an uncertain quantity (only constraints may)"
+    for owner, where, items in groups:
+        for c in items:
+            u, why = _robust_item(c, where)
+            if why:
+                return None, why
+            if u is None:
+                continue
+            V, why = _vertices(u)
+            if why:
+                return None, why
+            out.append((owner, c, u, V))
+    return out, None
+
+
+class RobustLevelsToVertices(Pass):
+    name = "robust_levels_to_vertices"
+    cost = 0.3
+
+    def accepts(self, problem, tags):
+        if not {"bilevel", "robust"} <= tags.features or "recourse" in tags.features:
+            return False
+        rows, _ = _plan(problem)
+        return rows is not None
+
+    def why_not(self, problem, tags):
+        if not {"bilevel", "robust"} <= tags.features:
+            return None
+        if "recourse" in tags.features:
+            return "two-stage (recourse) models with levels are not supported"
+        return _plan(problem)[1]
+
+    def apply(self, problem):
+        rows, _ = _plan(problem)
+        by_owner: dict = {}
+        for owner, c, u, V in rows:
+            by_owner.setdefault(owner, {})[c.name] = [
+                ConstraintItem(f"{c.name}@vertex{j}", "ineq", substitute(c.expr, {u: Constant(v)}))
+                for j, v in enumerate(V)]
+
+        def rewrite(items, owner):
+            table = by_owner.get(owner, {})
+            out = []
+            for c in items:
+                out += table.get(c.name, [c])
+            return tuple(out)
+        levels = tuple(replace(lv, constraints=rewrite(lv.constraints, lv.name)) for lv in problem.extensions["bilevel"])
+        ext = {k: v for k, v in problem.extensions.items() if k != "robust"}
+        ext["bilevel"] = levels
+        new = problem.with_(constraints=rewrite(problem.constraints, None), extensions=ext, payload={},
+                            applied=problem.applied + (self.name,))
+        return new, [(c, [r for r in by_owner[owner][c.name]]) for owner, c, _, _ in rows]
+
+    def invert(self, solution: RawSolution, inverse):
+        from ..lower.torch import evaluate_numpy
+        worst = {}
+        for c, vrows in inverse:
+            duals = [solution.duals.pop(r.name) for r in vrows if r.name in solution.duals]
+            if duals:
+                solution.duals[c.name] = np.sum([np.asarray(d, dtype=float) for d in duals], axis=0)
+            if solution.values and all(v in solution.values for r in vrows for v in r.expr.variables()):
+                vals = [np.asarray(evaluate_numpy(r.expr, solution.values), dtype=float) for r in vrows]
+                worst[c.name] = float(np.max(np.maximum(np.max(vals, axis=0), 0.0), initial=0.0))
+        if worst:
+            solution.certificates["robust_violation"] = max(worst.values())
+            solution.extras["robust_violation"] = worst
+        return solution
+
+
+PASS = RobustLevelsToVertices()

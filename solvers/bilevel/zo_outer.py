@@ -1,0 +1,133 @@
+"""Zeroth-order outer loop on the hyper-objective: a leader objective without gradients (a black box).
+
+    F(x) = f(x, y*(x)),      y*(x) = argmin_y { g(x, y) : h(x, y) <= 0, e(x, y) = 0 },      x in [lo, hi]
+
+f is only evaluated (it may be a simulator, a table look-up, anything returning a number); g and h must be
+smooth in y, and the follower's answer unique (strongly convex in y, or strictly so on its active constraints).
+Each evaluation of F solves the follower by its own gradient method, warm-started at the previous y*:
+
+* no follower constraints: Newton-PCG (`newton_follower`, the follower of the ``hyper`` method);
+* with constraints: SLSQP on the follower with autograd Jacobians (`kkt_follower.KKTFollower.solve_follower`).
+
+The leader is `optdsl.solvers.zo.minimize` on F over the box (projection), with its defaults: two-point
+Gaussian estimates, ``lr="auto"`` (steps divided by the running RMS of the estimate and probed from x0, so
+F and c·F give the same run), a linear decay, a fixed ``seed``. The status is zo's: ITERATION_LIMIT unless its
+stationarity test passes (the estimated projected gradient fell by 1/``gtol`` against x0: LOCALLY_OPTIMAL);
+the follower is checked at the end (``residual_y``, the KKT residual or Newton step; ``lower_level_gap``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..common import Status
+from ._core import _NOBATCH, NonFinite, Setup, finish
+from .hyper import KKT_MAX_FOLLOWER, _box
+from .newton_follower import LinearSolver, NotStronglyConvex, _flat, _unflat, newton_follower
+
+DEFAULT_MAX_ITER = 100
+
+
+def hyper_zo(f, g, x0, y0, *, bounds_x=None, lower_constraints=None, lower_equalities=None,
+             max_iter: int = DEFAULT_MAX_ITER, tol=None, gtol=None, lr="auto", q: int = 1, eps=None, seed: int = 0,
+             time_limit=None, callback=None, device=None, dtype=None, certify_gap: bool = True, ytol: float = 1e-11):
+    """min over the leader's box of F(x) = f(x, y*(x)) by zeroth-order steps (module docstring).
+
+    ``bounds_x = (lo, hi)`` per leader part (None = unbounded); ``lower_constraints(x, y) <= 0`` and
+    ``lower_equalities(x, y) == 0`` the follower's constraints (its bounds included). ``lr``, ``q``, ``eps``,
+    ``seed``, ``gtol``, ``tol``: `optdsl.solvers.zo.minimize`'s. Returns ``x = (x, y)``; certificates
+    ``grad_estimate_norm`` (an estimate, not a proof), ``residual_y``, ``lower_level_gap``; ``counts["follower"]``
+    the follower solves (2q per step plus the probes).
+    """
+    from .. import zo
+    from ..zo.auto import GTOL
+    h_all, h_in, m_in = None, lower_constraints, 0
+    if lower_constraints is not None or lower_equalities is not None:
+        def h_all(x, y, *b):
+            return torch.cat(([h_in(x, y, *b).reshape(-1)] if h_in is not None else []) +
+                             ([lower_equalities(x, y, *b).reshape(-1)] if lower_equalities is not None else []))
+    S = Setup(f, g, x0, y0, max_iter=max_iter, tol=0.0, device=device, dtype=dtype, lower_constraints=h_all)
+    o = S.orc
+    if h_all is not None:
+        from .kkt_follower import KKTFollower
+        if S.ys.numel > KKT_MAX_FOLLOWER:
+            raise ValueError(f"a zeroth-order leader with follower constraints takes followers of up to "
+                             f"{KKT_MAX_FOLLOWER} variables (SLSQP), this one has {S.ys.numel}")
+        with torch.no_grad():
+            m_in = 0 if h_in is None else h_in(S.xs.pack(S.x0), S.ys.pack(S.y0)).reshape(-1).numel()
+        kkt = KKTFollower(o, S.y0, m_in)
+    else:
+        lin = LinearSolver(sum(p.numel() for p in S.y0), eps=torch.finfo(S.dtype).eps)
+    state = {"y": S.y0, "info": {}}
+
+    def follower(x):
+        if h_all is not None:
+            y, active, lam, info = kkt.solve_follower(x, state["y"])
+            kkt.lam = (active, lam)
+            info = {**info, "residual": info["kkt_residual"],
+                    "converged": info["kkt_residual"] <= 1e-7 and info["lower_infeasibility"] <= 1e-8}
+        else:
+            y, info = newton_follower(o, x, state["y"], lin, ytol=ytol)
+        S.counts["follower"] = S.counts.get("follower", 0) + 1
+        state["y"], state["info"] = y, info
+        return y
+
+    like = S.x0
+    lo, hi = _box(bounds_x, like)
+    x_start = np.clip(_flat(S.x0), lo, hi)
+
+    solved: dict = {}   # y*(x) at points met again (the lr probes all start with the same perturbations of x0)
+
+    def F(xv: torch.Tensor) -> float:
+        xn = xv.detach().cpu().double().numpy()
+        x, key = _unflat(xn, like), xn.tobytes()
+        if key not in solved:
+            solved[key] = follower(x)
+            if len(solved) > 64:
+                solved.pop(next(iter(solved)))
+        with torch.no_grad():   # f itself is evaluated every time: a noisy black box must show its noise
+            return float(o("f", x, solved[key], _NOBATCH))
+
+    lb = None if not np.isfinite(lo).any() else torch.as_tensor(lo)
+    ub = None if not np.isfinite(hi).any() else torch.as_tensor(hi)
+    try:
+        out = zo.minimize(F, torch.as_tensor(x_start, dtype=torch.float64), lb=lb, ub=ub, lr=lr, q=q, eps=eps,
+                          seed=seed, max_iter=max_iter, tol=tol, gtol=GTOL if gtol is None else gtol,
+                          time_limit=time_limit, callback=callback, dtype=torch.float64)
+    except NotStronglyConvex as e:
+        raise ValueError(f"a zeroth-order leader needs a unique follower answer: {e}") from None
+    status, message = out.status, f"zeroth-order leader: {out.message}"
+    xf = out.x.detach().cpu().double().numpy().reshape(-1)
+    x = _unflat(xf, like)
+    certs = {k: v for k, v in out.certificates.items()}
+    obj = None
+    try:
+        y = follower(x)
+        with torch.no_grad():
+            obj = float(o("f", x, y, _NOBATCH))
+        certs["residual_y"] = state["info"].get("residual", math.nan)
+        if not state["info"].get("converged", True) and status == Status.LOCALLY_OPTIMAL:
+            status, message = Status.ITERATION_LIMIT, f"{message}; the follower's last solve did not converge"
+    except NonFinite as e:
+        status, message, y = Status.NUMERICAL_ERROR, f"{message}; {e} at the final point", state["y"]
+    if certify_gap and status != Status.NUMERICAL_ERROR:
+        from .gap import certify
+        hg = None
+        if h_all is not None:
+            def hg(xx, yy, *bt):   # equalities as two-sided inequalities for the gap's inner solve
+                v = h_all(xx, yy, *bt)
+                return torch.cat([v[:m_in], v[m_in:], -v[m_in:]])
+        c = certify(S.f, S.g, S.xs, S.ys, x, y, lower_constraints=hg)
+        c.pop("lower_infeasibility", None)
+        certs.update(c)
+    S.counts["f_leader"] = out.counts.get("f", 0)
+    res = finish(S.budget, (S.xs.pack(x), S.ys.pack(y)), status, message, obj, out.iterations, S.counts, certs,
+                 {"method": "zo", "lr": out.extras.get("lr"), "seed": seed, "eps": out.extras.get("eps")})
+    res.history = out.history
+    if h_all is not None and m_in:
+        with torch.no_grad():
+            m_all = int(h_all(S.xs.pack(x), S.ys.pack(y)).numel())
+        res.duals["lower"] = torch.as_tensor(kkt.multipliers(m_all)[:m_in], dtype=S.dtype)
+    return res

@@ -88,7 +88,10 @@ def test_probe_leaves_the_module_where_it_was():
         assert torch.allclose(p, q, rtol=0, atol=1e-6)
 
 
-def test_auto_resume_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("every,stop_at", [(30, 35), (15, 50)])   # 45: inside the final stationarity window
+def test_auto_resume_equals_an_uninterrupted_run(tmp_path, every, stop_at):
+    """The probed step is stored in the checkpoint and reused on resume (no second probe, which would start
+    from the step-K parameters and pick another lr), as are the final window's gradient estimates."""
     Xtr, ytr, _, _ = load_digits_split(0)
     batches = [(Xtr[i:i + 64], ytr[i:i + 64]) for i in range(0, 640, 64)]
     loss = lambda m, b: F.cross_entropy(m(b[0]), b[1])  # noqa: E731
@@ -98,13 +101,21 @@ def test_auto_resume_equals_an_uninterrupted_run(tmp_path):
         torch.manual_seed(3)
         return torch.nn.Linear(64, 10)
     first = net()
-    zo.fine_tune(first, loss, batches, steps=60, checkpoint_every=30, checkpoint_path=ck,
-                 callback=lambda info: info["iteration"] < 35)
+    r1 = zo.fine_tune(first, loss, batches, steps=60, checkpoint_every=every, checkpoint_path=ck,
+                      callback=lambda info: info["iteration"] < stop_at)
+    assert r1.extras["lr_probe"] is not None and r1.iterations == stop_at + 1
+    stored = torch.load(ck, weights_only=True)
+    assert stored["step"] == (stop_at + 1) // every * every
+    assert stored["stepper"]["lr0"] == r1.extras["lr"]          # the probed lr travels with the checkpoint
     resumed, straight = net(), net()
     r2 = zo.fine_tune(resumed, loss, batches, steps=60, resume_from=ck)
     r3 = zo.fine_tune(straight, loss, batches, steps=60)
-    assert r2.extras["lr"] == r3.extras["lr"] and r2.extras["lr_probe"] is None   # lr0 came from the checkpoint
-    assert torch.allclose(resumed.weight, straight.weight, rtol=0, atol=1e-6)
+    assert r2.extras["lr_probe"] is None and r3.extras["lr_probe"] is not None    # no second probe ...
+    assert r2.extras["lr"] == r3.extras["lr"] == r1.extras["lr"]                  # ... the stored lr instead
+    assert r2.counts == r3.counts                                # the same evaluations, probe included once
+    assert torch.equal(resumed.weight, straight.weight) and torch.equal(resumed.bias, straight.bias)
+    assert r2.status == r3.status and r2.objective == r3.objective
+    assert r2.certificates == r3.certificates and "grad_estimate_upper" in r3.certificates
 
 
 def test_unconverged_run_says_iteration_limit():

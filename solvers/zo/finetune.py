@@ -149,6 +149,8 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
     elif stepper.auto and stepper.lr0 is None:  # forward gradients are exact directional derivatives
         stepper.lr0 = 1e-2 * lengths(stepper.params)
     tracker = ModuleStationarity(stepper, steps, gtol)
+    if resume_from is not None:  # the estimates of the final window taken before the checkpoint
+        tracker.last = [(list(sd), list(cf)) for sd, cf in ck["stepper"].get("stationarity_window", [])]
     if stepper.auto and estimator != "forward" and start == 0:
         counts["f"] += tracker.measure_start(_closures(module, loss_fn, get_batch))
     budget = Budget(steps - start, time_limit, callback)
@@ -160,7 +162,10 @@ def fine_tune(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any],
 
     def save(path, k_next):  # atomic (unique temporary, fsync, rename): a crash never tears a checkpoint
         checkpoint.save(path, step=k_next, seed=seed, settings=settings, named=named,
-                        stepper_state=stepper.state_dict(), history=budget.history, counts=dict(counts),
+                        stepper_state={**stepper.state_dict(),  # lr0 (lr="auto": the probed step) is in it
+                                       "stationarity_window": [(list(sd), [float(c) for c in cf])
+                                                               for sd, cf in tracker.last]},
+                        history=budget.history, counts=dict(counts),
                         seeds=list(seeds), projs=list(projs))
     try:
         for j in budget:

@@ -1,0 +1,223 @@
+"""Levels compose with robust constraints (a vertex counterpart inside each level), with a black-box leader
+objective (a zeroth-order loop over f(x, y*(x))), and say what to write instead of an m.module follower.
+Each answer below is derived by hand in the comment above it."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import optdsl as od
+
+
+def _robust_follower():
+    # follower y = argmin (y − x)² s.t. a·y <= 1 for all a ∈ [0.5, 1.5]: the worst case a = 1.5 gives
+    # y*(x) = min(x, 2/3). Leader min (x − 2)² + (y − 2)² on [0, 3]: for x >= 2/3, (x − 2)² + (4/3)² → x = 2,
+    # F = 16/9; for x < 2/3, 2(x − 2)² > 2(4/3)². The follower's multiplier: 2(y − x) + 1.5λ = 0 → λ = 16/9.
+    m = od.Model("robust_follower")
+    x = m.variable(lb=0, ub=3, name="x")
+    f = m.level("f")
+    y = f.variable(name="y")
+    a = m.uncertain(within=od.Box(lo=0.5, hi=1.5), name="a")
+    f.minimize((y - x) ** 2)
+    f.subject_to(a * y <= 1, name="cap")
+    m.minimize((x - 2) ** 2 + (y - 2) ** 2)
+    return m, x, y
+
+
+def test_robust_constraint_in_a_follower_hand_derived():
+    m, x, y = _robust_follower()
+    res = m.solve()
+    assert res.chain == ["robust_levels_to_vertices", "bilevel"]
+    assert res.status.name == "LOCALLY_OPTIMAL"
+    assert res.objective == pytest.approx(16 / 9, abs=1e-5)
+    assert x.value == pytest.approx(2.0, abs=1e-5) and y.value == pytest.approx(2 / 3, abs=1e-5)
+    assert res.duals["cap"] == pytest.approx(16 / 9, abs=1e-5)   # the vertex rows' multipliers, summed
+    assert res.certificates["robust_violation"] <= 1e-9
+    assert not any("@vertex" in k for k in res.duals)
+
+
+def test_the_nominal_follower_would_answer_differently():
+    # a = 1 (the centre): y*(x) = min(x, 1), F = (x − 2)² + 1 at x = 2: the robust answer is not the nominal one
+    m = od.Model("nominal")
+    x = m.variable(lb=0, ub=3, name="x")
+    f = m.level("f")
+    y = f.variable(name="y")
+    f.minimize((y - x) ** 2)
+    f.subject_to(y <= 1, name="cap")
+    m.minimize((x - 2) ** 2 + (y - 2) ** 2)
+    assert m.solve().objective == pytest.approx(1.0, abs=1e-5)
+
+
+def test_robust_lp_follower_keeps_the_kkt_route():
+    # follower max y s.t. a·y <= x for all a ∈ [1, 2], 0 <= y <= 3: y*(x) = min(x/2, 3). Leader min x − 3y on
+    # [0, 10]: −x/2 on [0, 6], x − 9 beyond → x = 6, y = 3, F = −3. Multiplier of the binding vertex a = 2:
+    # −1 + 2λ = 0 → 1/2 (the bound y <= 3 is active with multiplier 0: degenerate, the MILP picks one)
+    m = od.Model("robust_lp_follower")
+    x = m.variable(lb=0, ub=10, name="x")
+    f = m.level("f")
+    y = f.variable(lb=0, ub=3, name="y")
+    a = m.uncertain(within=od.Box(lo=1.0, hi=2.0), name="a")
+    f.maximize(y)
+    f.subject_to(a * y <= x, name="cap")
+    m.minimize(x - 3 * y)
+    res = m.solve()
+    assert res.chain == ["robust_levels_to_vertices", "bilevel_to_kkt", "mip"]
+    assert res.status.name == "OPTIMAL" and res.objective == pytest.approx(-3.0, abs=1e-7)
+    assert x.value == pytest.approx(6.0, abs=1e-7) and y.value == pytest.approx(3.0, abs=1e-7)
+
+
+def test_robust_coupled_leader_constraint():
+    # follower max y s.t. y <= x; leader min −x − y s.t. x + b·y <= 9 for all b ∈ [1, 2]: with y = x the worst
+    # case is 3x <= 9 → x = y = 3, F = −6 (the nominal b = 1.5 would allow x = 3.6)
+    m = od.Model("robust_leader")
+    x = m.variable(lb=0, ub=10, name="x")
+    f = m.level("f")
+    y = f.variable(lb=0, ub=10, name="y")
+    f.maximize(y)
+    f.subject_to(y <= x, name="cap")
+    b = m.uncertain(within=od.Box(lo=1.0, hi=2.0), name="b")
+    m.subject_to(x + b * y <= 9, name="budget")
+    m.minimize(-x - y)
+    res = m.solve()
+    assert res.status.name == "OPTIMAL" and res.objective == pytest.approx(-6.0, abs=1e-7)
+    assert res.certificates["robust_violation"] <= 1e-9
+
+
+def test_robust_budget_set_in_a_follower():
+    # follower max y1 + y2 s.t. (1 + u1)·y1 + (1 + u2)·y2 <= x for all u with |u_i| <= 1/2, |u1| + |u2| <= 1/2
+    # (Budget, Γ = 1 on z = 2u), 0 <= y <= 3. Its vertices are (±1/2, 0), (0, ±1/2): the worst cases
+    # 1.5·y1 + y2 <= x and y1 + 1.5·y2 <= x, so y1 = y2 = min(x/2.5, 3). Leader min x − 1.5(y1 + y2) on [0, 10]:
+    # −0.2x up to x = 7.5, then x − 9 → x = 7.5, y = (3, 3), F = −1.5 (a linear leader: the KKT route, certified)
+    m = od.Model("budget_follower")
+    x = m.variable(lb=0, ub=10, name="x")
+    f = m.level("f")
+    y = f.variable(2, lb=0, ub=3, name="y")
+    u = m.uncertain(2, within=od.Budget(np.zeros(2), radius=0.5, gamma=1.0), name="u")
+    f.maximize(od.sum(y))
+    f.subject_to((1 + u) @ y <= x, name="cap")
+    m.minimize(x - 1.5 * od.sum(y))
+    res = m.solve()
+    assert res.status.name == "OPTIMAL" and res.objective == pytest.approx(-1.5, abs=1e-7)
+    assert x.value == pytest.approx(7.5, abs=1e-7)
+    np.testing.assert_allclose(y.value, [3.0, 3.0], atol=1e-7)
+
+
+def _blackbox_leader():
+    # follower y = argmin (y − x)² s.t. y <= 1: y*(x) = min(x, 1). Leader (a black box) C(x, y) = (x − 2)² +
+    # 3(y − 0.5)² on [0, 3]: for x >= 1, (x − 2)² + 0.75 → x = 2, F = 0.75; for x < 1 the minimum of
+    # (x − 2)² + 3(x − 0.5)² is at x = 7/8 with F = 1.6875. Answer x = 2, y = 1, F = 3/4; multiplier 2(1 − 2)+λ=0 → 2
+    m = od.Model("blackbox_leader")
+    x = m.variable(lb=0, ub=3, name="x")
+    f = m.level("f")
+    y = f.variable(name="y")
+    f.minimize((y - x) ** 2)
+    f.subject_to(y <= 1, name="cap")
+    m.minimize(od.blackbox(lambda a, b: float((a - 2) ** 2 + 3 * (b - 0.5) ** 2))(x, y))
+    return m, x, y
+
+
+def test_blackbox_leader_by_a_zeroth_order_loop_hand_derived():
+    m, x, y = _blackbox_leader()
+    res = m.solve()
+    assert res.chain == ["bilevel"] and "method zo" in res.message
+    assert res.status.name == "LOCALLY_OPTIMAL", res.message   # zo's stationarity test passed
+    assert res.objective == pytest.approx(0.75, abs=1e-8)
+    assert x.value == pytest.approx(2.0, abs=1e-5) and y.value == pytest.approx(1.0, abs=1e-7)
+    assert res.duals["cap"] == pytest.approx(2.0, abs=1e-5)
+    assert res.certificates["lower_level_gap"] <= 1e-7
+
+
+def test_blackbox_leader_is_reproducible_and_honest_on_a_short_budget():
+    runs = [_blackbox_leader() for _ in range(2)]
+    a, b = (m.solve(max_iter=30) for m, _, _ in runs)
+    assert a.values["x"] == b.values["x"]                 # a fixed seed: the same run twice
+    m, _, _ = _blackbox_leader()
+    res = m.solve(max_iter=5)
+    assert res.status.name == "ITERATION_LIMIT"           # 5 steps pass no stationarity test
+
+
+def test_blackbox_leader_respects_its_bounds():
+    # follower y = x/2 (unconstrained, strongly convex: Newton). Leader −x + (y − 1)² = −x + (x/2 − 1)²,
+    # decreasing on [0, 3] (derivative x/2 − 2 < 0): the optimum is the bound x = 3, F = −2.75
+    m = od.Model("blackbox_at_bound")
+    x = m.variable(lb=0, ub=3, name="x")
+    f = m.level("f")
+    y = f.variable(name="y")
+    f.minimize((y - x / 2) ** 2)
+    m.minimize(od.blackbox(lambda a, b: float(-a + (b - 1) ** 2))(x, y))
+    res = m.solve()
+    assert 0 <= x.value <= 3 and x.value == pytest.approx(3.0, abs=1e-9)
+    assert res.objective == pytest.approx(-2.75, abs=1e-8)
+    assert res.status.name == "LOCALLY_OPTIMAL", res.message
+
+
+def test_zo_method_by_name_on_a_differentiable_leader_agrees_with_hyper():
+    m, x, y = _blackbox_leader()
+    m2 = od.Model("fn_leader")
+    x2 = m2.variable(lb=0, ub=3, name="x")
+    f = m2.level("f")
+    y2 = f.variable(name="y")
+    f.minimize((y2 - x2) ** 2)
+    f.subject_to(y2 <= 1, name="cap")
+    m2.minimize(od.fn(lambda a, b: (a - 2) ** 2 + 3 * (b - 0.5) ** 2)(x2, y2))
+    exact = m2.solve()
+    assert "method hyper" in exact.message and exact.objective == pytest.approx(0.75, abs=1e-9)
+    x2.value, y2.value = 0.0, 0.0
+    zo = m2.solve(method="zo")
+    assert "method zo" in zo.message and zo.objective == pytest.approx(0.75, abs=1e-6)
+
+
+def test_gallery_robust_bilevel_blackbox_against_enumeration():
+    path = Path(__file__).resolve().parent.parent / "problems" / "robust_bilevel_blackbox.py"
+    spec = importlib.util.spec_from_file_location("robust_bilevel_blackbox", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    grid = np.linspace(0.0, 4.0, 400_001)
+    q = mod.firm_output(grid)
+    cost = np.array([mod.simulate(s, v) for s, v in zip(grid[::100], q[::100])])   # the simulator itself
+    k = int(np.argmin(cost))
+    res = mod.build().solve()
+    assert res.objective <= cost[k] + 1e-9                          # no grid point of s does better
+    assert res.values["s"] == pytest.approx(grid[::100][k], abs=1e-3)
+    assert res.values["q"] == pytest.approx(mod.firm_output(res.values["s"]), abs=1e-7)
+
+
+def test_module_follower_is_refused_with_the_nearest_form():
+    net = torch.nn.Linear(2, 1)
+    X, Y = torch.randn(20, 2), torch.randn(20, 1)
+    m = od.Model("module_follower")
+    lam = m.variable(lb=0, ub=1, name="lam")
+    f = m.level("f")
+    w = f.variable(2, name="w")
+    m.module(net)
+    f.minimize(od.sum_squares(w) + lam * od.sum(w))
+    m.minimize(od.mean(lambda b: ((net(b[0]) - b[1]) ** 2).mean(), over=(X, Y), batch=5) + lam)
+    with pytest.raises(od.NotSolvableError, match=r"levels \(m\.level\) and m\.module do not compose") as e:
+        m.solve()
+    assert "f.variable" in str(e.value) and "od.fn" in str(e.value)
+
+
+def test_the_nearest_form_of_a_module_follower_trains_it():
+    # the follower's weights as level variables, its loss through od.fn (a torch function): ridge regression
+    # w*(λ) = (XᵀX/n + λI)⁻¹ Xᵀt/n; the leader's validation loss is checked against a grid of λ
+    rng = np.random.default_rng(0)
+    X, Xv = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
+    w_true = np.array([1.0, -2.0, 0.5])
+    t, tv = X @ w_true + rng.normal(size=30), Xv @ w_true + 0.1 * rng.normal(size=30)
+    Xt, tt = torch.as_tensor(X), torch.as_tensor(t)
+    m = od.Model("nearest_module_form")
+    lam = m.variable(lb=1e-3, ub=10, name="lam")
+    f = m.level("fit")
+    w = f.variable(3, name="w")
+    f.minimize(od.fn(lambda w_, l_: ((Xt @ w_ - tt) ** 2).mean() + l_ * (w_ ** 2).sum())(w, lam))
+    m.minimize(od.sum_squares(Xv @ w - tv) / 30)
+    res = m.solve()
+    grid = np.linspace(1e-3, 10, 20001)
+
+    def val(lv):
+        wl = np.linalg.solve(X.T @ X / 30 + lv * np.eye(3), X.T @ t / 30)
+        return float(np.sum((Xv @ wl - tv) ** 2) / 30)
+    best = min(val(lv) for lv in grid)
+    assert res.status.name == "LOCALLY_OPTIMAL" and res.objective <= best + 1e-8

@@ -16,6 +16,7 @@ import numpy as np
 from ..expr.batching import batch_constraints
 from ..lower.cvxpy import CvxpyLowering
 from ..problem import RawSolution
+from ..solvers.common import Status
 from .base import Pass
 from .bounds_to_constraints import bound_constraints
 
@@ -63,7 +64,8 @@ class ConvexToCvxpy(Pass):
         return problem.with_(payload=payload, applied=problem.applied + (self.name,)), form
 
     def invert(self, solution: RawSolution, form: CvxpyForm):
-        if solution.status.has_point and not solution.values:
+        # Ctrl-C inside cvxpy leaves no point: its variables still hold the previous solve's values
+        if solution.status.has_point and solution.status != Status.INTERRUPTED and not solution.values:
             for v, cv in form.lowering.variables.items():
                 if cv.value is not None:
                     solution.values[v] = np.asarray(cv.value, dtype=float).reshape(v.shape)

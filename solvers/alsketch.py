@@ -41,6 +41,7 @@ from typing import Callable, Optional
 
 import torch
 
+from optdsl.solvers.autodiff import rows_of
 from optdsl.solvers.common import Budget, SolverOutput, Status, resolve_device
 from optdsl.solvers.linalg import sketch as sk
 
@@ -59,8 +60,8 @@ def _vec(fn, x, what):
 class _Dense:
     """Small/medium problems: derivatives by autograd, dense KKT on the input's device.
 
-    One forward pass of f and c per point gives f, ∇f and the Jacobian rows (one reverse pass each, on the same
-    graph); the Lagrangian Hessian is ∇(∇ₓL) row by row (n reverse passes through the gradient's graph). The
+    One forward pass of f and c per point gives f, ∇f and the Jacobian rows (one reverse pass batched over the
+    rows, `autodiff.rows_of`); the Lagrangian Hessian is the Jacobian of ∇ₓL the same way (n HVPs in one pass). The
     last point's values and the last (x, λ) Hessian are kept, so the iteration's re-evaluation at an accepted
     trial point, and a new barrier subproblem at the same point, cost no evaluation."""
 
@@ -68,6 +69,7 @@ class _Dense:
         self.f, self.eq, self.ineq, self.n, self.me, self.mi, self.counts = f, eq, ineq, n, me, mi, counts
         self._last = None    # (x, (f, ∇f, c, J)) of the last eval with the Jacobian
         self._last_h = None  # (x, λ, H) of the last Hessian
+        self._batched = True  # reverse passes batched over rows (vmap); alsketch.minimize(batched=False) loops
 
     def cons(self, x):
         parts = []
@@ -90,28 +92,27 @@ class _Dense:
             fx = self.f(xg)
             if not isinstance(fx, torch.Tensor) or fx.numel() != 1:
                 raise TypeError("alsketch: f(x) must return a scalar torch tensor")
-            c = self.cons(xg) if (need_jac and m) else None
-            keep = c is not None and c.requires_grad
-            g = _grad(fx, xg, retain_graph=keep)
+            if need_jac and m:  # (f, c) stacked: ∇f and the Jacobian rows in one batched reverse pass
+                c = self.cons(xg)
+                GJ = rows_of(torch.cat([fx.reshape(1), c]), xg, self._batched)
+                if not bool(torch.isfinite(GJ).all()):  # kept apart: a NaN in ∇f must not reach J through the stack
+                    GJ = torch.cat([rows_of(fx.reshape(1), xg), rows_of(c, xg, self._batched)])
+                g, J = GJ[0], GJ[1:]
+                self.counts["jac"] += 1
+            else:
+                g = rows_of(fx.reshape(1), xg)[0]
+                with torch.no_grad():
+                    c = self.cons(x)
+                J = x.new_zeros(0, self.n) if need_jac else None
         self.counts["f"] += 1
         self.counts["grad"] += 1
-        J = None
-        if c is None:
-            with torch.no_grad():
-                c = self.cons(xg.detach())
-            if need_jac:
-                J = x.new_zeros(0, self.n)
-        else:
-            rows = [_grad(c[i], xg, retain_graph=i + 1 < m) if keep else x.new_zeros(self.n) for i in range(m)]
-            J = torch.stack(rows)
-            self.counts["jac"] += 1
         out = (fx.detach().reshape(()), g, c.detach(), J)
         if need_jac:
-            self._last = (x.detach().clone(), out)
+            self._last = (x.clone(), out)
         return out
 
     def hess(self, x, lam):
-        """∇²ₓₓ(f + λᵀc): the gradient's graph differentiated row by row (n Hessian-vector products)."""
+        """∇²ₓₓ(f + λᵀc): the rows of the Jacobian of ∇ₓL (its graph kept), one batched reverse pass (n HVPs)."""
         x = x.detach()
         if self._last_h is not None and _same(self._last_h[0], x) and _same(self._last_h[1], lam):
             return self._last_h[2]
@@ -120,11 +121,13 @@ class _Dense:
             L = self.f(xg).reshape(())
             if lam.numel():
                 L = L + (lam * self.cons(xg)).sum()
-            g = _grad(L, xg, create_graph=True) if L.requires_grad else None
+            g = None
+            if L.requires_grad:
+                (g,) = torch.autograd.grad(L, xg, create_graph=True, allow_unused=True)
             if g is None or not g.requires_grad:  # affine Lagrangian: zero Hessian
                 H = x.new_zeros(self.n, self.n)
             else:
-                H = torch.stack([_grad(g[i], xg, retain_graph=i + 1 < self.n) for i in range(self.n)])
+                H = rows_of(g, xg, self._batched).detach()
         self.counts["hvp"] += self.n
         self._last_h = (x.clone(), lam.detach().clone(), H)
         return H
@@ -132,15 +135,6 @@ class _Dense:
 
 def _same(a, b):
     return a.shape == b.shape and torch.equal(a, b)
-
-
-def _grad(y, x, retain_graph=False, create_graph=False):
-    """∂y/∂x (zeros where y does not depend on x)."""
-    if not y.requires_grad:
-        return torch.zeros_like(x)
-    g, = torch.autograd.grad(y, x, retain_graph=retain_graph or create_graph, create_graph=create_graph,
-                             allow_unused=True)
-    return torch.zeros_like(x) if g is None else (g if create_graph else g.detach())
 
 
 def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, ineq: Optional[Callable] = None,

@@ -104,6 +104,29 @@ def test_robust_budget_set_in_a_follower():
     np.testing.assert_allclose(y.value, [3.0, 3.0], atol=1e-7)
 
 
+def test_rows_with_their_own_uncertain_coefficients_need_only_their_own_corners():
+    # (A + U) y <= x + 1 for every U with |U_ij| <= 0.1 A_ij: U has 9 components (512 vertices), but row i reads
+    # only U[i, :], so 2³ = 8 patterns put every row at each of its corners. With y >= 0 the worst case is
+    # 1.1 A y <= x + 1. Leader min x − 2 Σy on [0, 5]: checked against a grid of x, the follower by linprog
+    from scipy.optimize import linprog
+    A = np.array([[1.0, 0.5, 0.2], [0.3, 1.0, 0.4], [0.2, 0.6, 1.0]])
+    m = od.Model("separable_box")
+    x = m.variable(lb=0, ub=5, name="x")
+    f = m.level("f")
+    y = f.variable(3, lb=0, ub=10, name="y")
+    U = m.uncertain((3, 3), within=od.Box(np.zeros((3, 3)), radius=0.1 * A), name="U")
+    f.maximize(od.sum(y))
+    f.subject_to((A + U) @ y <= x + 1, name="rows")
+    m.minimize(x - 2 * od.sum(y))
+    rewritten = m.plan().steps[0].problem.extensions["bilevel"][0].constraints
+    assert sum(c.name.startswith("rows@vertex") for c in rewritten) == 8
+    res = m.solve()
+    grid = np.linspace(0, 5, 51)
+    best = min(t - 2 * -linprog(-np.ones(3), A_ub=1.1 * A, b_ub=np.full(3, t + 1), bounds=[(0, 10)] * 3).fun
+               for t in grid)
+    assert res.status.name == "OPTIMAL" and res.objective == pytest.approx(best, abs=1e-7)
+
+
 def _blackbox_leader():
     # follower y = argmin (y − x)² s.t. y <= 1: y*(x) = min(x, 1). Leader (a black box) C(x, y) = (x − 2)² +
     # 3(y − 0.5)² on [0, 3]: for x >= 1, (x − 2)² + 0.75 → x = 2, F = 0.75; for x < 1 the minimum of

@@ -17,8 +17,12 @@ first-order bilevel methods still apply), and no variable is added (a strongly c
 This is the counterpart pass run inside the levels, before the bilevel rewrite; the support-function form of
 `robust_to_counterpart` (‖·‖₁ epigraphs, LP duals) would add auxiliary follower variables instead.
 
+Rows that read disjoint components of a box (``a ∘ y <= b``; ``(A + U) y <= b`` with its own uncertain
+coefficients per row) need only the corners of the components each row reads: 2^s copies for rows reading s
+components each, whatever the size of u (`_separable_vertices`).
+
 Scope: polyhedral sets (Box, Budget, Polyhedron) with at most ``MAX_VERTICES`` vertices (a Box over k
-components has 2ᵏ); an ellipsoid, a larger set, an uncertain objective or a soft/equality robust row is
+components has 2ᵏ) or a separable box as above; an ellipsoid, a larger set, an uncertain objective or a soft/equality robust row is
 refused with the reason (`why_not`). `invert` reports the multiplier of each user constraint as the sum of its
 vertex rows' multipliers (the multiplier of maxⱼ c(·, vⱼ) ≤ 0), and the certificate ``robust_violation``:
 the worst case over U at the solution, maxⱼ c(x, y, vⱼ)₊, per constraint.
@@ -57,8 +61,68 @@ def substitute(expr: Expr, mapping: dict) -> Expr:
     return done[id(expr)]
 
 
-def _vertices(u):
-    """The vertices of u's set as values shaped like u, or (None, why)."""
+def _box_intervals(within):
+    """(lo, hi) per component when the set is a box with a diagonal P (a product of intervals), else None."""
+    P = getattr(within, "P", None)
+    if type(within).__name__ != "Box" or P is None or P.shape[0] != P.shape[1]:
+        return None
+    if np.count_nonzero(P - np.diag(np.diag(P))):
+        return None
+    r = np.abs(np.diag(P))
+    return within.center - r, within.center + r
+
+
+def _row_dependence(expr: Expr, u) -> list[set]:
+    """For each row of `expr`, the components of u it reads (its Jacobian in u at a random point: exact for the
+    pattern of an expression affine in u, up to coefficients that vanish at that point by accident)."""
+    import torch
+
+    from ..lower.torch import TorchLowering
+    rng = np.random.default_rng(0)
+    env = {v: torch.as_tensor(rng.uniform(0.5, 1.5, v.shape) * rng.choice([-1, 1], v.shape), dtype=torch.float64)
+           for v in expr.variables()}
+    ut = torch.as_tensor(rng.normal(size=u.shape), dtype=torch.float64).requires_grad_(True)
+    env[u] = ut
+    rows = TorchLowering().evaluate(expr, env).reshape(-1)
+    out = []
+    for i in range(rows.numel()):
+        g = torch.autograd.grad(rows[i], ut, retain_graph=True, allow_unused=True)[0] if rows.requires_grad else None
+        out.append(set() if g is None else set(np.flatnonzero(g.detach().reshape(-1).numpy()).tolist()))
+    return out
+
+
+def _separable_vertices(expr: Expr, u):
+    """Values of u that put every row at every corner of the components it reads, when u lies in a box and no
+    two rows read the same component: the 2^s patterns over a row's s components serve all rows at once (the
+    common case a ∘ y <= b, or (A + U) y <= b with its own uncertain coefficients per row). None otherwise."""
+    box = _box_intervals(u.within)
+    if box is None or expr.size <= 1:
+        return None
+    deps = _row_dependence(expr, u)
+    used = [j for d in deps for j in d]
+    if len(used) != len(set(used)):
+        return None   # a component read by two rows: the patterns would tie them together
+    width = max((len(d) for d in deps), default=0)
+    if 2 ** width > MAX_VERTICES:
+        return None
+    lo, hi = box
+    out = []
+    for pattern in range(2 ** width):
+        v = np.array(u.within.center, dtype=float)
+        for d in deps:
+            for pos, j in enumerate(sorted(d)):
+                v[j] = hi[j] if (pattern >> pos) & 1 else lo[j]
+        out.append(v.reshape(u.shape))
+    return out
+
+
+def _vertices(u, expr=None):
+    """The vertices of u's set as values shaped like u (for the rows of `expr`: `_separable_vertices` when it
+    applies), or (None, why)."""
+    if expr is not None:
+        sep = _separable_vertices(expr, u)
+        if sep is not None:
+            return sep, None
     within = u.within
     if not getattr(within, "is_polyhedral", False):
         return None, (f"uncertain {u.name!r} lies in a {type(within).__name__}, not a polytope: the counterpart "
@@ -103,7 +167,7 @@ def _plan(problem):
                 return None, why
             if u is None:
                 continue
-            V, why = _vertices(u)
+            V, why = _vertices(u, c.expr)
             if why:
                 return None, why
             out.append((owner, c, u, V))

@@ -127,6 +127,25 @@ def test_rows_with_their_own_uncertain_coefficients_need_only_their_own_corners(
     assert res.status.name == "OPTIMAL" and res.objective == pytest.approx(best, abs=1e-7)
 
 
+def test_a_soft_robust_constraint_in_a_follower_pays_for_its_worst_case():
+    # follower max y − 0.4·max_a (a·y − x)₊ over a ∈ [1, 2], y <= 5: the worst case a = 2 costs 0.8 per unit of
+    # y, less than its gain 1, so y = 5 whatever x; the leader's x − 2y is then smallest at x = 0: F = −10, and
+    # the reported violation is the worst case 2·5 − 0 = 10 (not the nominal 1.5·5)
+    m = od.Model("soft_robust_follower")
+    x = m.variable(lb=0, ub=4, name="x")
+    f = m.level("f")
+    y = f.variable(lb=-10, ub=10, name="y")
+    a = m.uncertain(within=od.Box(lo=1.0, hi=2.0), name="a")
+    f.maximize(y)
+    f.subject_to(a * y <= x, name="soft_cap", penalty=0.4)
+    f.subject_to(y <= 5, name="hard_cap")
+    m.minimize(x - 2 * y)
+    res = m.solve()
+    assert res.chain == ["soft_to_penalty", "robust_levels_to_vertices", "bilevel_to_kkt", "mip"]
+    assert res.status.name in ("OPTIMAL", "LOCALLY_OPTIMAL") and res.objective == pytest.approx(-10.0, abs=1e-7)
+    assert res.certificates["soft_violation"]["soft_cap"] == pytest.approx(10.0, abs=1e-7)
+
+
 def _blackbox_leader():
     # follower y = argmin (y − x)² s.t. y <= 1: y*(x) = min(x, 1). Leader (a black box) C(x, y) = (x − 2)² +
     # 3(y − 0.5)² on [0, 3]: for x >= 1, (x − 2)² + 0.75 → x = 2, F = 0.75; for x < 1 the minimum of

@@ -57,6 +57,7 @@ class SoftToPenalty(Pass):
 
     def invert(self, solution: RawSolution, inverse):
         soft, original, elastic, level_soft = inverse
+        elastic_at = {v.name: solution.values.get(v) for v in elastic}
         for v in elastic:
             solution.values.pop(v, None)
             solution.duals.pop(f"{v.name}.lb", None)
@@ -66,7 +67,12 @@ class SoftToPenalty(Pass):
         if level_soft:
             from ..lower.torch import evaluate_numpy
             viol = dict(solution.extras.get("soft_violation", {}))
+            from ..robust import uncertain_of
             for item in level_soft:
+                t = elastic_at.get(f"{item.name}.elastic")
+                if t is not None and uncertain_of(item.expr):   # robust: the elastic variable holds the worst case
+                    viol[item.name] = np.maximum(np.asarray(t, dtype=float), 0.0)
+                    continue
                 e = np.asarray(evaluate_numpy(item.expr, solution.values), dtype=float)
                 viol[item.name] = np.maximum(e, 0.0) if item.kind == "ineq" else np.abs(e)
             solution.extras["soft_violation"] = viol
@@ -114,7 +120,7 @@ def _levels_elastic(problem):
             parts = ("",) if item.kind == "ineq" else (".plus", ".minus")
             lo, hi = _range(item.expr, problem.variables)
             ts = []
-            for suffix, top in zip(parts, (hi, -lo)):
+            for suffix, top in zip(parts, (hi, None if lo is None else -lo)):
                 # at the follower's optimum t = max(±e, 0): the range of e bounds it (kept finite for big-M bounds)
                 ub = None if top is None or not np.all(np.isfinite(top)) else np.maximum(top, 0.0)
                 t = Variable(item.expr.shape, lb=0, ub=ub, name=f"{item.name}.elastic{suffix}")

@@ -52,12 +52,25 @@ def _int_key(key: Any):
     return None
 
 
+def _hashable(v):
+    """Index keys may hold slices and arrays (W[:, j], W[rows, cols]): a hashable token for each part."""
+    if isinstance(v, slice):
+        return ("slice", v.start, v.stop, v.step)
+    if isinstance(v, np.ndarray):
+        return ("array", v.shape, v.tobytes())
+    if isinstance(v, (tuple, list)):
+        return tuple(_hashable(e) for e in v)
+    return v
+
+
 def _attrs_token(attrs: dict) -> tuple:
     out = []
     for k in sorted(attrs):
         v = attrs[k]
         if isinstance(v, np.ndarray):
             v = ("array", v.shape, v.tobytes())
+        elif isinstance(v, tuple):
+            v = _hashable(v)
         elif not isinstance(v, (numbers.Number, str, tuple, type(None), bool)):
             v = ("object", id(v))
         out.append((k, v))

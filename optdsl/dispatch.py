@@ -118,6 +118,7 @@ class Plan:
     cost: float
     rejections: dict[str, str] = field(default_factory=dict)
     alternatives: dict[str, tuple[float, list[str]]] = field(default_factory=dict)  # backend -> (cost, chain)
+    surcharges: dict[str, tuple[float, str]] = field(default_factory=dict)  # backend -> (size cost, why)
 
     @property
     def problem(self) -> Problem:
@@ -161,6 +162,7 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
     best: list[Optional[tuple[float, list[Step], Backend]]] = [None]
     alternatives: dict[str, tuple[float, list[str]]] = {}
 
+    surcharges: dict[str, tuple[float, str]] = {}   # backend -> (extra cost, why): size-aware costs
     deepest: dict[str, tuple[int, Any]] = {}   # backend -> (passes applied, its reason there, unworded)
     pass_reasons: dict[str, str] = {}
 
@@ -178,9 +180,13 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
                 if all(s.pass_.normalizing for s in steps) and len(steps) >= deepest.get(b.name, (-1, ""))[0]:
                     deepest[b.name] = (len(steps), functools.partial(refusal, b, prob, tags))
                 continue
-            total = cost + b.cost
+            extra = b.size_cost(prob, tags)
+            total = cost + b.cost + (extra[0] if extra else 0.0)
             if b.name not in alternatives or total < alternatives[b.name][0]:
                 alternatives[b.name] = (total, [s.pass_.name for s in steps] + [b.name])
+                surcharges.pop(b.name, None)
+                if extra:
+                    surcharges[b.name] = extra
             if best[0] is None or total < best[0][0]:
                 best[0] = (total, list(steps), b)
         for p in PASSES:
@@ -202,20 +208,24 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
         raise NotSolvableError(head + ":\n" + "\n".join(lines) + ("\n" + "\n".join(hints) if hints else ""))
     cost, steps, backend = best[0]
     rejections = _Reasons({k: v for k, v in dict.items(rejections) if k not in alternatives})
-    return Plan(problem, steps, backend, cost, rejections, alternatives)
+    return Plan(problem, steps, backend, cost, rejections, alternatives, surcharges)
 
 
 def explain_plan(plan: Plan) -> str:
     tags = analyze(plan.source)
+    def surcharge(name: str) -> str:
+        extra = plan.surcharges.get(name)
+        return f" (+{extra[0]:.2f}: {extra[1]})" if extra else ""
+
     lines = [f"tags: {', '.join(tags.all())}",
-             f"chosen: {' -> '.join(plan.chain)} (cost {plan.cost:.2f})"]
+             f"chosen: {' -> '.join(plan.chain)} (cost {plan.cost:.2f}{surcharge(plan.backend.name)})"]
     chosen = plan.backend.name
     for name, b in sorted(BACKENDS.items()):
         if name == chosen:
             continue
         if name in plan.alternatives:
             cost, chain = plan.alternatives[name]
-            why = f"accepts via {' -> '.join(chain)} but costs {cost:.2f}"
+            why = f"accepts via {' -> '.join(chain)} but costs {cost:.2f}" + surcharge(name)
         else:
             why = (plan.rejections.get(name) or b.available() or b.reject_reason(plan.source, tags)
                    or _automatic_refusal(b, tags) or "not considered")

@@ -53,6 +53,11 @@ class Backend:
             return f"needs {', '.join(lacking)}" + (f" ({why})" if why else "")
         return None
 
+    def size_cost(self, problem: Problem, tags: Tags) -> Optional[tuple[float, str]]:
+        """Extra dispatch cost on this problem (a measured size effect) and the reason explain() prints;
+        None when the fixed `cost` holds."""
+        return None
+
     def compile(self, problem: Problem, *, device: str = "cpu", dtype: Any = None) -> Any:
         """Work done once per model structure (re-solves reuse it)."""
         return problem

@@ -50,6 +50,21 @@ class CvxpyBackend(Backend):
             return f"needs a convex (DCP) model: {tags.notes.get('convex', 'not convex')}"
         return super().reject_reason(problem, tags)
 
+    # Large smooth equality-constrained QPs/NLPs: canonicalizing the matrix products and OSQP's first-order
+    # iterations grow faster than IPOPT's sparse Newton steps. Poisson control (problems/poisson_control.py),
+    # one run, total seconds cvxpy / ipopt: n = 2048: 0.12 / 0.14; n = 8192: 0.94 / 0.67; n = 18432: 3.2 / 0.84;
+    # n = 32768: 11.5 / 1.0 (and cvxpy's point violates the constraint by 3.5e-6).
+    LARGE_SMOOTH = 5000
+
+    def size_cost(self, problem, tags):
+        from ..expr.analysis import is_affine
+        n = tags.sizes.get("variables", 0)
+        if (n >= self.LARGE_SMOOTH and "smooth" in tags.properties and "equality" in tags.features
+                and "inequality" not in tags.features and not is_affine(problem.objective)):
+            return 1.0, (f"a smooth equality-constrained model with {n} variables (>= {self.LARGE_SMOOTH}): "
+                         "IPOPT's sparse Newton steps are faster there than canonicalization + OSQP")
+        return None
+
     def available(self):
         return None if _installed_solvers() else "no cvxpy solver is installed"
 

@@ -57,13 +57,18 @@ _MESSAGES = {
 class IpoptForm:
     """The lowered problem (CasADi symbols, constraint bounds, the flat layout) and its built solvers.
 
-    Lowered to scalar SX graphs (cheapest to build and evaluate) unless the model multiplies by large dense
-    matrices, where matrix-valued MX nodes keep the graph small; either is built on request."""
+    Lowered to scalar SX graphs (cheapest to build and evaluate for scalar-written models) unless the model is
+    written with vectors (ops of many entries each: MX keeps one node per op, and CasADi builds IPOPT's
+    derivative functions from it several times faster — Poisson control N = 128: 0.26 s instead of 2.9 s;
+    hanging chain N = 2000: 0.07 s instead of 0.28 s, the same iterations) or multiplies by large dense
+    matrices; either is built on request."""
 
     DENSE_SX_LIMIT = 200_000   # dense constant entries in products above which SX graphs get large
+    VECTOR_ENTRIES = 500       # MX when the ops hold at least this many entries in all ...
+    VECTOR_WIDTH = 16          # ... and this many per op on average (scalar-written models stay SX)
 
     def __init__(self, problem):
-        from ..lower.casadi import dense_work
+        from ..lower.casadi import dense_work, entries_per_op
         self.problem = problem
         self.flat = flat = FlatProblem(problem)
         self.items = flat.eq_items + flat.in_items
@@ -79,6 +84,7 @@ class IpoptForm:
         self.lbg = np.concatenate([np.zeros(self.m_eq), np.full(self.m - self.m_eq, -np.inf)])
         self.ubg = np.zeros(self.m)
         self.dense_work = dense_work([problem.objective] + [c.expr for c in self.items])
+        self.entries, self.ops = entries_per_op([problem.objective] + [c.expr for c in self.items])
         self.graphs: dict = {}
         self.solvers: dict = {}
         self.builds = 0          # how many CasADi solvers were built (re-solves must not add to it)
@@ -87,7 +93,8 @@ class IpoptForm:
         self.graph(self.auto_kind())      # lower now: compile-time work, and errors surface here
 
     def auto_kind(self) -> str:
-        return "SX" if self.dense_work <= self.DENSE_SX_LIMIT else "MX"
+        vectorized = self.entries >= self.VECTOR_ENTRIES and self.entries >= self.VECTOR_WIDTH * max(self.ops, 1)
+        return "MX" if vectorized or self.dense_work > self.DENSE_SX_LIMIT else "SX"
 
     def graph(self, kind: str):
         """(lowering, f, g) with CasADi `kind` ("SX" or "MX") symbols."""

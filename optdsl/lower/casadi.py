@@ -99,7 +99,18 @@ def _logsumexp(v):
 
 # --- ops ------------------------------------------------------------------------------------------------
 
+def _sparse_constant(arg, value):
+    """A dense constant matrix factor as a sparse DM when at most half its entries are nonzero: a product
+    with a variable then has one graph node per nonzero (a tridiagonal N×N factor: 3N, not N²), and exact zeros
+    add nothing to a matrix product."""
+    if isinstance(arg, Constant) and not arg.sparse and isinstance(value, ca.DM) and value.numel() > 16 \
+            and np.count_nonzero(np.asarray(arg.data)) <= value.numel() // 2:
+        return ca.sparsify(value)
+    return value
+
+
 def _matmul(node, a):
+    a = [_sparse_constant(arg, v) for arg, v in zip(node.args, a)]
     (x, y), (sa, sb) = a, (node.args[0].shape, node.args[1].shape)
     if len(sa) == 1:                      # (k,) @ (k,) or (k,) @ (k, n): a row times
         out = ca.mtimes(x.T, y)
@@ -216,14 +227,28 @@ _OPAQUE = {"fn", "blackbox", "finite_sum", "max_over", "trace_expm"}
 
 
 def dense_work(exprs) -> int:
-    """Entries of dense constant matrices multiplied into the expressions (scalar SX graphs grow with it)."""
+    """Nonzero entries of dense constant matrices multiplied into the expressions (scalar SX graphs grow with
+    them)."""
     seen, total = set(), 0
     for e in exprs:
         for node in e.nodes():
             if isinstance(node, Op) and node.name in ("matmul", "quad_form") and id(node) not in seen:
                 seen.add(id(node))
-                total += sum(a.size for a in node.args if isinstance(a, Constant) and not a.sparse)
+                total += sum(int(np.count_nonzero(np.asarray(a.data))) for a in node.args
+                             if isinstance(a, Constant) and not a.sparse)   # zeros are dropped (`_sparse_constant`)
     return total
+
+
+def entries_per_op(exprs) -> tuple[int, int]:
+    """(Σ entries over the distinct op nodes, number of op nodes): a scalar SX graph has about the first many
+    nodes, a matrix MX graph about the second many."""
+    seen, entries = set(), 0
+    for e in exprs:
+        for node in e.nodes():
+            if isinstance(node, Op) and id(node) not in seen:
+                seen.add(id(node))
+                entries += node.size
+    return entries, len(seen)
 
 
 def unlowerable(expr: Expr) -> str | None:

@@ -1,0 +1,57 @@
+"""Size-aware dispatch: a large smooth equality-constrained QP goes to ipopt instead of the DCP route (measured
+faster and more accurate there, see CvxpyBackend.size_cost), explain() says why; a small one stays with cvxpy.
+And the ipopt graph kind follows how the model is written (vector ops: MX; scalar ops: SX), same answers."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "problems"
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"size_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+PC = _load(ROOT / "poisson_control.py")
+CHAIN = _load(ROOT / "hanging_chain.py")
+HS071 = _load(ROOT / "hs" / "hs071.py")
+
+
+def test_small_poisson_control_stays_on_the_dcp_route():
+    m = PC.build(12)
+    assert m.plan().chain == ["convex_to_cvxpy", "cvxpy"]
+    assert "+1.00" not in m.explain()
+
+
+def test_large_poisson_control_goes_to_ipopt_and_matches_the_kkt_solve():
+    N = 64                                    # n = 2 N^2 = 8192 variables
+    m = PC.build(N)
+    assert m.plan().chain == ["ipopt"]
+    text = m.explain()
+    assert "not cvxpy: accepts via convex_to_cvxpy -> cvxpy but costs 2.50 (+1.00: a smooth equality-constrained " \
+           "model with 8192 variables" in text
+    res = m.solve()
+    assert res.status.name == "OPTIMAL" and res.primal_status.name == "FEASIBLE_POINT"   # convex: a global optimum
+    f, Y, U, lam = PC.reference(N)
+    assert res.objective == pytest.approx(f, rel=1e-9)
+    np.testing.assert_allclose(res.values["y"], Y, atol=1e-8)
+    np.testing.assert_allclose(res.values["u"], U, atol=1e-6)
+    np.testing.assert_allclose(res.duals["state"], lam, atol=1e-8 * (1 + np.abs(lam).max()))   # by name, same sign
+    assert res.certificates["max_violation"] < 1e-9 and res.certificates["kkt_stationarity"] < 1e-9
+
+
+def test_graph_kind_follows_how_the_model_is_written_with_the_same_answer():
+    from optdsl.backends.ipopt_backend import IpoptForm
+    chain = CHAIN.build(50)
+    assert IpoptForm(chain.to_problem()).auto_kind() == "MX"         # a few vector ops of 50 entries
+    assert IpoptForm(HS071.build().to_problem()).auto_kind() == "SX"  # scalar ops
+    auto = chain.solve()
+    sx = CHAIN.build(50).solve(solver="ipopt", graph="SX")
+    assert auto.status.is_success and sx.status.is_success
+    assert auto.objective == pytest.approx(CHAIN.EXPECTED["objective"], rel=1e-8)
+    assert auto.objective == pytest.approx(sx.objective, rel=1e-10) and auto.iterations == sx.iterations

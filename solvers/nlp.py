@@ -19,7 +19,7 @@ import scipy.linalg
 import scipy.optimize as so
 import torch
 
-from .autodiff import Constraints, NonFinite, Objective, jacobian
+from .autodiff import Constraints, NonFinite, Objective, jacobian, rows_of
 from .common import Budget, SolverOutput, Status, resolve_device
 from .kkt import estimate_multipliers
 
@@ -231,8 +231,12 @@ def _negative_curvature(f, eq, ineq, x, kkt, lb, ub, device, dtype, max_n: int =
             val = val + (mu * ineq(z).reshape(-1)).sum()
         return val
     xt = torch.as_tensor(x, dtype=dtype, device=device)
-    try:
-        H = torch.autograd.functional.hessian(lagrangian, xt).detach().cpu().double().numpy().reshape(n, n)
+    try:  # the rows of the Jacobian of ∇L, in one batched reverse pass
+        xg = xt.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(lagrangian(xg), xg, create_graph=True, allow_unused=True)
+        H = (np.zeros((n, n)) if g is None else
+             rows_of(g.reshape(-1), xg).detach().cpu().double().numpy().reshape(n, n))
     except Exception:  # noqa: BLE001 - functions autograd cannot differentiate twice: no verdict
         return None
     if not np.isfinite(H).all():

@@ -6,6 +6,7 @@ come back under the user's names.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -28,7 +29,6 @@ GRADIENT_BAND = (1e-2, 1e3)
 ROW_GRADIENT_BAND = (1e-2, 1e2)
 # largest m·n for which the row scales come from a dense Jacobian (beyond it: affine rows only, read sparsely)
 DENSE_JACOBIAN_LIMIT = 4_000_000
-
 
 
 class NotStructured(Exception):
@@ -233,7 +233,7 @@ class FlatProblem:
         if tape is None:
             tape = self._f_tape = self._tape([self.problem.objective])
         val = tape(x)[0].reshape(())
-        if not torch.isfinite(val):
+        if not math.isfinite(val.item()):
             raise NonFinite("objective")
         if x.requires_grad and not val.requires_grad:
             val = val + 0.0 * x.sum()  # a constant objective (feasibility model): a zero gradient, not an error
@@ -273,7 +273,8 @@ class FlatProblem:
             out = out[gather]
         if x.requires_grad and not out.requires_grad:
             out = out + 0.0 * x.sum()  # rows that do not depend on x: zero Jacobian rows, not an autograd error
-        if not torch.isfinite(out).all():
+        # one reduction and one read (a sum that overflows is checked entry by entry)
+        if not math.isfinite(out.detach().sum().item()) and not bool(torch.isfinite(out).all()):
             k = 0
             for c in items:
                 if not torch.isfinite(out[k:k + c.expr.size]).all():

@@ -195,6 +195,18 @@ def test_blackbox_leader_respects_its_bounds():
     assert res.status.name == "LOCALLY_OPTIMAL", res.message
 
 
+def test_blackbox_leader_needs_a_unique_follower_answer():
+    # y1 + y2 = x leaves a line of follower optima, and the black box reads y1: F is not a function of x
+    m = od.Model("not_unique")
+    x = m.variable(lb=0, ub=3, name="x")
+    f = m.level("f")
+    y = f.variable(2, name="y")
+    f.minimize((y[0] + y[1] - x) ** 2)
+    m.minimize(od.blackbox(lambda a, b: float((a - 2) ** 2 + b[0] ** 2))(x, y))
+    with pytest.raises(ValueError, match=r"unique follower answer.*not strongly convex in y.*Hessian eigenvalue"):
+        m.solve()
+
+
 def test_zo_method_by_name_on_a_differentiable_leader_agrees_with_hyper():
     m, x, y = _blackbox_leader()
     m2 = od.Model("fn_leader")

@@ -28,6 +28,28 @@ from .hyper import KKT_MAX_FOLLOWER, _box
 from .newton_follower import LinearSolver, NotStronglyConvex, _flat, _unflat, newton_follower
 
 DEFAULT_MAX_ITER = 100
+DENSE_CHECK_MAX = 500   # followers up to this size get the dense Hessian check at the start
+
+
+def _check_strongly_convex(o, x, y) -> None:
+    """NotStronglyConvex when grad2_yy g(x, y) has an eigenvalue <= 1e-10 of its largest (dense; small y)."""
+    yl = tuple(p.detach().requires_grad_(True) for p in y)
+    n = sum(p.numel() for p in yl)
+    if n > DENSE_CHECK_MAX:
+        return
+    with torch.enable_grad():
+        gv = o("g", tuple(p.detach() for p in x), yl, _NOBATCH)
+        gy = torch.autograd.grad(gv, yl, create_graph=True, allow_unused=True)
+        flat = torch.cat([(torch.zeros_like(p) if q is None else q).reshape(-1) for q, p in zip(gy, yl)])
+        rows = []
+        for i in range(n):
+            r = (torch.autograd.grad(flat[i], yl, retain_graph=True, allow_unused=True) if flat.requires_grad
+                 else (None,) * len(yl))
+            rows.append(torch.cat([(torch.zeros_like(p) if q is None else q).reshape(-1) for q, p in zip(r, yl)]))
+    H = torch.stack(rows).detach().cpu().double().numpy()
+    ev = np.linalg.eigvalsh(0.5 * (H + H.T))
+    if ev.min() <= 1e-10 * max(1.0, float(np.abs(ev).max())):
+        raise NotStronglyConvex(f"Hessian eigenvalue {ev.min():.3g}")
 
 
 def hyper_zo(f, g, x0, y0, *, bounds_x=None, lower_constraints=None, lower_equalities=None,
@@ -92,12 +114,22 @@ def hyper_zo(f, g, x0, y0, *, bounds_x=None, lower_constraints=None, lower_equal
 
     lb = None if not np.isfinite(lo).any() else torch.as_tensor(lo)
     ub = None if not np.isfinite(hi).any() else torch.as_tensor(hi)
-    try:
-        out = zo.minimize(F, torch.as_tensor(x_start, dtype=torch.float64), lb=lb, ub=ub, lr=lr, q=q, eps=eps,
-                          seed=seed, max_iter=max_iter, tol=tol, gtol=GTOL if gtol is None else gtol,
-                          time_limit=time_limit, callback=callback, dtype=torch.float64)
+    try:   # a unique follower answer at the start, or F is not a function of x (f has no gradient to check)
+        x_first = _unflat(x_start, like)
+        y_first = follower(x_first)
+        if h_all is not None:
+            kkt.evaluate(x_first, y_first)    # raises NotStronglyConvex on a flat reduced Hessian
+        else:
+            _check_strongly_convex(o, x_first, y_first)
     except NotStronglyConvex as e:
-        raise ValueError(f"a zeroth-order leader needs a unique follower answer: {e}") from None
+        text = str(e.args[0]) if e.args else ""
+        where = text.split("in y (", 1)[1].split(")", 1)[0] if "in y (" in text else "a flat Hessian direction"
+        raise ValueError("a zeroth-order leader needs a unique follower answer y*(x), and the follower is not "
+                         f"strongly convex in y at the start ({where}): add a strongly convex term (a small "
+                         "ridge ε‖y‖²) or constraints that pin y") from None
+    out = zo.minimize(F, torch.as_tensor(x_start, dtype=torch.float64), lb=lb, ub=ub, lr=lr, q=q, eps=eps,
+                      seed=seed, max_iter=max_iter, tol=tol, gtol=GTOL if gtol is None else gtol,
+                      time_limit=time_limit, callback=callback, dtype=torch.float64)
     status, message = out.status, f"zeroth-order leader: {out.message}"
     xf = out.x.detach().cpu().double().numpy().reshape(-1)
     x = _unflat(xf, like)

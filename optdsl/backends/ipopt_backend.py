@@ -289,7 +289,8 @@ class IpoptBackend(Backend):
         counts = {k: int(stats.get(f"n_call_nlp_{s}", 0)) for k, s in
                   (("f", "f"), ("grad", "grad_f"), ("jac", "jac_g"), ("hess", "hess_l"))}
         sol = RawSolution(status, objective=float(out["f"]), iterations=int(stats.get("iter_count", 0)),
-                          message=msg, counts=counts, extras={"ipopt_status": ret, "builds": form.builds})
+                          message=msg, counts=counts, extras={"ipopt_status": ret, "builds": form.builds},
+                          history=_history(stats))
         if viol.size and status in (Status.INFEASIBLE, Status.NUMERICAL_ERROR):
             worst = int(np.argmax(viol))
             if viol[worst] > 0:
@@ -326,6 +327,22 @@ def _status(ret: str, problem, viol: np.ndarray, x: np.ndarray) -> Status:
         # (infeasible, it is only divergence)
         return Status.UNBOUNDED if viol.max(initial=0.0) <= 1e-6 else Status.NUMERICAL_ERROR
     return _STATUS.get(ret, Status.OTHER_ERROR)
+
+
+# IPOPT's per-iteration log (CasADi's stats()["iterations"]) -> history keys; objective, inf_pr (the
+# unscaled constraint violation) and inf_du (the scaled dual infeasibility) are the names the plot reads
+_HISTORY_KEYS = (("obj", "objective"), ("inf_pr", "inf_pr"), ("inf_du", "inf_du"), ("mu", "mu"),
+                 ("alpha_pr", "alpha_pr"), ("alpha_du", "alpha_du"))
+
+
+def _history(stats: dict) -> list[dict]:
+    """One record per IPOPT iteration (iteration 0 is the start point) from the solver's statistics."""
+    its = stats.get("iterations") or {}
+    series = [(name, its[key]) for key, name in _HISTORY_KEYS if its.get(key) is not None]
+    if not series:
+        return []
+    count = min(len(values) for _, values in series)
+    return [{"iteration": k, **{name: float(values[k]) for name, values in series}} for k in range(count)]
 
 
 def _violation(x, g, lbx, ubx, form) -> np.ndarray:

@@ -26,6 +26,9 @@ class MaximizeToMinimize(Pass):
     def invert(self, solution, inverse_data):
         if solution.objective is not None:
             solution = replace(solution, objective=-solution.objective)
+        if any("objective" in h for h in solution.history):  # per-iteration objectives: the user's sign too
+            solution = replace(solution, history=[{**h, "objective": -h["objective"]} if "objective" in h else h
+                                                  for h in solution.history])
         if "mip_bound" in solution.certificates:  # a mixed-integer solver's bound, on the user's objective
             solution.certificates["mip_bound"] = -solution.certificates["mip_bound"]
         return solution

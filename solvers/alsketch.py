@@ -65,8 +65,9 @@ class _Dense:
     last point's values and the last (x, λ) Hessian are kept, so the iteration's re-evaluation at an accepted
     trial point, and a new barrier subproblem at the same point, cost no evaluation."""
 
-    def __init__(self, f, eq, ineq, n, me, mi, counts):
+    def __init__(self, f, eq, ineq, n, me, mi, counts, derivatives=None):
         self.f, self.eq, self.ineq, self.n, self.me, self.mi, self.counts = f, eq, ineq, n, me, mi, counts
+        self.derivatives = derivatives  # compiled f, ∇f, c, J and Hessian in place of autograd (see minimize)
         self._last = None    # (x, (f, ∇f, c, J)) of the last eval with the Jacobian
         self._last_h = None  # (x, λ, H) of the last Hessian
         self._batched = True  # reverse passes batched over rows (vmap); alsketch.minimize(batched=False) loops
@@ -86,6 +87,13 @@ class _Dense:
         x = x.detach()
         if need_jac and self._last is not None and _same(self._last[0], x):
             return self._last[1]
+        if self.derivatives is not None:
+            out = self.derivatives.eval(x)
+            self.counts["f"] += 1
+            self.counts["grad"] += 1
+            self.counts["jac"] += 1
+            self._last = (x.clone(), out)
+            return out
         xg = x.clone().requires_grad_(True)
         m = self.me + self.mi
         with torch.enable_grad():
@@ -116,6 +124,11 @@ class _Dense:
         x = x.detach()
         if self._last_h is not None and _same(self._last_h[0], x) and _same(self._last_h[1], lam):
             return self._last_h[2]
+        if self.derivatives is not None:
+            H = self.derivatives.hess(x, lam.detach())
+            self.counts["hvp"] += self.n
+            self._last_h = (x.clone(), lam.detach().clone(), H)
+            return H
         xg = x.clone().requires_grad_(True)
         with torch.enable_grad():
             L = self.f(xg).reshape(())
@@ -146,7 +159,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
              mu0: float = 0.1, seed: int = 0, jac_eq: Optional[Callable] = None,
              hess_lag: Optional[Callable] = None, lam0: Optional[torch.Tensor] = None,
              jac_ineq: Optional[Callable] = None, accuracy: str = "adaptive", sketch_grow: bool = True,
-             max_sketch_size: Optional[int] = None) -> SolverOutput:
+             max_sketch_size: Optional[int] = None, derivatives=None) -> SolverOutput:
     """Minimize ``f(x)`` subject to ``eq(x) = 0``, ``ineq(x) <= 0``, ``lb <= x <= ub``.
 
     Parameters
@@ -180,6 +193,10 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         ``hess_lag(x, λ)`` the sparse (n, n) Hessian of f + λ_Eᵀc_E + λ_Iᵀc_I with λ = (λ_E, λ_I) of length
         m_E + m_I (just λ_E when there are no inequalities). Bounds are handled by the log-barrier.
     lam0 : initial equality multipliers (default: least-squares estimate).
+    derivatives : compiled derivatives of the same f and rows (dense mode, CPU float64): an object with
+        ``eval(x) -> (f, ∇f, c, J)`` (c = (c_E, c_I), J of shape (m_E + m_I, n)) and ``hess(x, λ) ->
+        ∇²ₓₓ(f + λᵀc)``, used instead of autograd passes (``f``, ``eq``, ``ineq`` still serve the checks);
+        the modeling layer passes CasADi functions for small models (``optdsl.backends.casadi_derivatives``).
 
     Returns a :class:`SolverOutput`: ``x``; ``duals = {"eq": λ, "ineq": μ ≥ 0, "lb": z_l, "ub": z_u}`` with
     L = f + λᵀc_eq + μᵀc_ineq − z_lᵀ(x − l) + z_uᵀ(x − u); certificates ``stationarity``, ``feasibility``,
@@ -237,7 +254,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
 
     hasl, hasu = torch.isfinite(lbt), torch.isfinite(ubt)
     x = _interior_start(x, lbt, ubt)
-    model = _Dense(f, eq, ineq, n, me, mi, counts)
+    model = _Dense(f, eq, ineq, n, me, mi, counts, derivatives)
     barrier = bool(mi or hasl.any() or hasu.any())
     mu = mu0 if barrier else 0.0
 

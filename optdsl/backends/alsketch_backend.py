@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..errors import ModelError
 from ..solvers import alsketch
+from .casadi_derivatives import LIMIT, CasadiDerivatives
 from .flatten import NotStructured
 from .base import Option
 from .nlp_backend import _COMMON, _Smooth
@@ -36,6 +37,9 @@ class AlsketchBackend(_Smooth):
         "sketch_grow": Option(bool, True, "double the sketch block size when the sketch iteration stalls"),
         "max_sketch_size": Option(int, None, "largest sketch block when growing (default: system size - 1 in "
                                   "dense mode, 2048 rows in sparse mode)"),
+        "derivatives": Option(str, "auto", "dense derivatives: torch autograd, or CasADi functions compiled once "
+                              "per model (auto: CasADi for small CPU float64 models whose terms all have a "
+                              "CasADi form, autograd otherwise)", ("auto", "autograd", "casadi")),
     }
 
     def run(self, flat, options, callback, convex, f, scale, x0=None):
@@ -64,7 +68,25 @@ class AlsketchBackend(_Smooth):
             # below a few thousand unknowns a dense factorization costs less than sketching (the sketch path
             # also solves all 24 HS problems, at about twice the time); large ones are what sketching is for
             solver = "direct" if flat.n + m <= options["sketch_threshold"] else "sketch"
-        return alsketch.minimize(f, start, hessian=options["hessian"], linear_solver=solver, **common)
+        return alsketch.minimize(f, start, hessian=options["hessian"], linear_solver=solver,
+                                 derivatives=self._compiled_derivatives(flat, options, scale), **common)
+
+    @staticmethod
+    def _compiled_derivatives(flat, options, scale):
+        """CasADi derivatives of the objective (times `scale`) and of the rows `flat` presents (scaled rows
+        included) for small CPU float64 models, or None (autograd): each autograd pass costs ~0.5 ms of
+        overhead on a 3-variable model, the compiled functions microseconds."""
+        if options["derivatives"] == "autograd" or options["hessian"] != "exact":
+            return None
+        base = getattr(flat, "flat", flat)  # `ScaledRows` wraps the compiled FlatProblem
+        d = CasadiDerivatives.of(base)
+        if d is None:
+            if options["derivatives"] == "casadi":
+                raise ModelError("alsketch derivatives='casadi': the model has a term without a CasADi form, "
+                                 f"runs on {base.device}/{base.dtype} (CPU float64 needed) or has more than "
+                                 f"{LIMIT} variables and rows; use derivatives='autograd'")
+            return None
+        return d.oracle(scale, getattr(flat, "s_eq", None), getattr(flat, "s_in", None))
 
     @staticmethod
     def _sparse_derivatives(flat, options, size):

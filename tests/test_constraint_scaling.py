@@ -59,3 +59,27 @@ def test_a_row_too_large_for_double_precision_is_not_called_optimal():
         assert res.status == Status.SLOW_PROGRESS and "unscaled violation" in res.message
     else:
         assert res.status == Status.LOCALLY_OPTIMAL
+
+
+def test_alsketch_sparse_mode_scales_the_constant_jacobians_too():
+    """structured='on': the rows' sparse Jacobians are scaled with the rows; against cvxpy on the unscaled QP."""
+    import cvxpy as cp
+    rng = np.random.default_rng(1)
+    n, me, mi = 30, 5, 8
+    A, b = rng.standard_normal((me, n)), rng.standard_normal(me)
+    G, h = rng.standard_normal((mi, n)), rng.uniform(0.5, 1.0, mi)
+    c = rng.standard_normal(n)
+    xc = cp.Variable(n)
+    eq, ineq = A @ xc == b, G @ xc <= h
+    cp.Problem(cp.Minimize(0.5 * cp.sum_squares(xc) + c @ xc), [eq, ineq]).solve()
+    for fe, fi in ((1.0, 1.0), (1e4, 1e-4)):
+        m = od.Model("qp")
+        x = m.variable(n, name="x")
+        m.minimize(0.5 * od.sum_squares(x) + c @ x)
+        m.subject_to(fe * (A @ x) == fe * b, name="eq")
+        m.subject_to(fi * (G @ x) <= fi * h, name="in")
+        res = m.solve(solver="alsketch", structured="on")
+        assert res.status.is_success, (fe, res.message)
+        np.testing.assert_allclose(res.values["x"], xc.value, atol=1e-6)
+        np.testing.assert_allclose(res.duals["eq"] * fe, eq.dual_value, atol=1e-6)
+        np.testing.assert_allclose(res.duals["in"] * fi, ineq.dual_value, atol=1e-6)

@@ -26,9 +26,8 @@ _HINTS = {
 _COMBINED = {
     frozenset({"bilevel", "blackbox"}): (
         "levels (m.level) and a black-box term (od.blackbox) compose only as a black-box leader objective of a "
-        "two-level model with the leader's bounds (a zeroth-order loop over f(x, y*(x)), method='zo'): the "
-        "follower is solved by gradients. Nearest supported form: write follower terms with od.fn (a "
-        "differentiable torch function), and leader constraints as bounds"),
+        "two-level model (a zeroth-order loop over f(x, y*(x)), method='zo'): the follower is solved by "
+        "gradients. Nearest supported form: write follower terms with od.fn (a differentiable torch function)"),
     frozenset({"bilevel", "robust"}): (
         "levels (m.level) and uncertain quantities (m.uncertain) compose for inequality constraints affine in one "
         "uncertain quantity from a polytope (od.Box, od.Budget, od.Polyhedron, at most 64 vertices), rewritten "
@@ -149,12 +148,17 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
         return b.available() or b.reject_reason(prob, tags) or (None if solver else _automatic_refusal(b, tags))
 
     quiet: dict[int, Tags] = {}
+    verdicts: dict[tuple[str, int], tuple[Problem, bool]] = {}   # (the problem kept alive: its id stays unique)
 
     def refuses(b: Backend, prob: Problem, tags: Tags) -> bool:
-        """The verdict alone: the reasons' wording (a DCP culprit search) is left for when it is read."""
-        if id(tags) not in quiet:
-            quiet[id(tags)] = _verdict_tags(tags)
-        return refusal(b, prob, quiet[id(tags)]) is not None
+        """The verdict alone (once per backend and problem): the reasons' wording (a DCP culprit search) is
+        left for when it is read."""
+        key = (b.name, id(prob))
+        if key not in verdicts:
+            if id(tags) not in quiet:
+                quiet[id(tags)] = _verdict_tags(tags)
+            verdicts[key] = (prob, refusal(b, prob, quiet[id(tags)]) is not None)
+        return verdicts[key][1]
 
     for b in candidates:
         if refuses(b, problem, root_tags):

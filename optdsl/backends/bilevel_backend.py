@@ -13,7 +13,9 @@ methods).
 
 A leader objective with an ``od.blackbox`` term has no gradient: ``method="zo"`` (chosen by ``auto``) runs a
 zeroth-order loop over the hyper-objective F(x) = f(x, y*(x)) within the leader's bounds, the follower solved
-by its own gradient method (Newton, or SLSQP with constraints) at every evaluation (`solvers.bilevel.zo_outer`).
+by its own gradient method (Newton, or SLSQP with constraints) at every evaluation (`solvers.bilevel.zo_outer`);
+leader constraints, which may read the follower's variables, are evaluated at (x, y*(x)) by zo's augmented
+Lagrangian.
 """
 from __future__ import annotations
 
@@ -89,17 +91,19 @@ class BilevelBackend(Backend):
     def reject_reason(self, problem, tags):
         levels = problem.extensions.get("bilevel") or ()
         follower_vars = {v for lv in levels for v in lv.variables}
-        for c in problem.constraints:  # before the generic check, so the message names the constraint
+        zo_leader = "blackbox" in tags.features   # the zeroth-order leader takes leader constraints (at y*(x))
+        for c in () if zo_leader else problem.constraints:  # before the generic check: the message names it
             if set(c.expr.variables()) & follower_vars:
                 return (f"leader constraint {c.name!r} reads follower variables; the bilevel methods cannot "
                         "handle coupled leader constraints (move it into the follower's level)")
             if levels:
                 return f"leader constraint {c.name!r}: the leader may have bounds only"
-        if "blackbox" in tags.features:   # a zeroth-order leader: the leader's objective need not be smooth
+        if zo_leader:   # a zeroth-order leader: the leader's objective need not be smooth
             why = _zo_leader_reason(problem, levels)
             if why:
                 return why
-            tags = type(tags)(tags.features - {"blackbox", "nonsmooth"}, tags.properties | {"smooth"})
+            tags = type(tags)(tags.features - {"blackbox", "nonsmooth", "inequality", "equality"},
+                              tags.properties | {"smooth"})
         why = super().reject_reason(problem, tags)
         if why:
             return why
@@ -240,13 +244,21 @@ class BilevelBackend(Backend):
 
         def h_eq(x, y):
             return torch.cat([low.evaluate(c.expr, env(x, y)).reshape(-1) for c in eq])
+        lead_in = [c for c in problem.constraints if c.kind == "ineq"]
+        lead_eq = [c for c in problem.constraints if c.kind == "eq"]
+
+        def leader_rows(items):
+            if not items:
+                return None
+            return lambda x, y: torch.cat([low.evaluate(c.expr, env(x, y)).reshape(-1) for c in items])
         kw = {k: options[k] for k in ("max_iter", "tol", "time_limit") if options[k] is not None}
         if options["lr_x"] is not None:
             kw["lr"] = options["lr_x"]
         out = bilevel.hyper_zo(f, g, tuple(start(v) for v in leader), tuple(start(v) for v in follower),
-                                        bounds_x=_bounds(leader), lower_constraints=h if ineq or bounded else None,
-                                        lower_equalities=h_eq if eq else None, seed=options["seed"],
-                                        callback=callback, device=device, dtype=dtype, **kw)
+                               bounds_x=_bounds(leader), lower_constraints=h if ineq or bounded else None,
+                               lower_equalities=h_eq if eq else None, leader_constraints=leader_rows(lead_in),
+                               leader_equalities=leader_rows(lead_eq), seed=options["seed"],
+                               callback=callback, device=device, dtype=dtype, **kw)
         x, y = out.x
         sol = RawSolution(out.status, objective=out.objective, iterations=out.iterations,
                           message=f"method zo: {out.message}",
@@ -256,10 +268,11 @@ class BilevelBackend(Backend):
         if out.status.has_point:
             sol.values = {v: t.detach().cpu().double().numpy().reshape(v.shape)
                           for v, t in list(zip(leader, x)) + list(zip(follower, y))}
-        lower = out.duals.get("lower")
-        if lower is not None:
-            rows, k = lower.detach().cpu().double().reshape(-1).numpy(), 0
-            for c in ineq:
+        for key, items in (("lower", ineq), ("leader_ineq", lead_in), ("leader_eq", lead_eq)):
+            if out.duals.get(key) is None:
+                continue
+            rows, k = torch.as_tensor(out.duals[key]).detach().cpu().double().reshape(-1).numpy(), 0
+            for c in items:   # back onto the user's constraint names, row by row
                 sol.duals[c.name] = rows[k:k + c.expr.size].reshape(c.expr.shape)
                 k += c.expr.size
         return sol

@@ -9,6 +9,8 @@ Each evaluation of F solves the follower by its own gradient method, warm-starte
 * no follower constraints: Newton-PCG (`newton_follower`, the follower of the ``hyper`` method);
 * with constraints: SLSQP on the follower with autograd Jacobians (`kkt_follower.KKTFollower.solve_follower`).
 
+Leader constraints G(x, y) <= 0 (they may read the follower's y) become black-box constraints G(x, y*(x)) <= 0
+of zo's augmented Lagrangian (`zo.minimize_constrained`: ITERATION_LIMIT while the violation exceeds its ctol).
 The leader is `optdsl.solvers.zo.minimize` on F over the box (projection), with its defaults: two-point
 Gaussian estimates, ``lr="auto"`` (steps divided by the running RMS of the estimate and probed from x0, so
 F and c·F give the same run), a linear decay, a fixed ``seed``. The status is zo's: ITERATION_LIMIT unless its
@@ -53,12 +55,15 @@ def _check_strongly_convex(o, x, y) -> None:
 
 
 def hyper_zo(f, g, x0, y0, *, bounds_x=None, lower_constraints=None, lower_equalities=None,
+             leader_constraints=None, leader_equalities=None, ctol: float = 1e-6,
              max_iter: int = DEFAULT_MAX_ITER, tol=None, gtol=None, lr="auto", q: int = 1, eps=None, seed: int = 0,
              time_limit=None, callback=None, device=None, dtype=None, certify_gap: bool = True, ytol: float = 1e-11):
     """min over the leader's box of F(x) = f(x, y*(x)) by zeroth-order steps (module docstring).
 
     ``bounds_x = (lo, hi)`` per leader part (None = unbounded); ``lower_constraints(x, y) <= 0`` and
-    ``lower_equalities(x, y) == 0`` the follower's constraints (its bounds included). ``lr``, ``q``, ``eps``,
+    ``lower_equalities(x, y) == 0`` the follower's constraints (its bounds included); ``leader_constraints(x, y)
+    <= 0`` and ``leader_equalities(x, y) == 0`` the leader's (they may read y: evaluated at (x, y*(x)), by zo's
+    augmented Lagrangian, ``max_iter`` steps per round; ``duals["leader_ineq"/"leader_eq"]``). ``lr``, ``q``, ``eps``,
     ``seed``, ``gtol``, ``tol``: `optdsl.solvers.zo.minimize`'s. Returns ``x = (x, y)``; certificates
     ``grad_estimate_norm`` (an estimate, not a proof), ``residual_y``, ``lower_level_gap``; ``counts["follower"]``
     the follower solves (2q per step plus the probes).
@@ -102,15 +107,31 @@ def hyper_zo(f, g, x0, y0, *, bounds_x=None, lower_constraints=None, lower_equal
 
     solved: dict = {}   # y*(x) at points met again (the lr probes all start with the same perturbations of x0)
 
-    def F(xv: torch.Tensor) -> float:
+    def at(xv: torch.Tensor):
+        """(x, y*(x)) for the flat leader point xv."""
         xn = xv.detach().cpu().double().numpy()
         x, key = _unflat(xn, like), xn.tobytes()
         if key not in solved:
             solved[key] = follower(x)
             if len(solved) > 64:
                 solved.pop(next(iter(solved)))
+        return x, solved[key]
+
+    def F(xv: torch.Tensor) -> float:
+        x, y = at(xv)
         with torch.no_grad():   # f itself is evaluated every time: a noisy black box must show its noise
-            return float(o("f", x, solved[key], _NOBATCH))
+            return float(o("f", x, y, _NOBATCH))
+
+    def leader_rows(fn):
+        """A leader constraint as a function of x alone: fn(x, y*(x))."""
+        if fn is None:
+            return None
+
+        def rows(xv):
+            x, y = at(xv)
+            with torch.no_grad():
+                return fn(S.xs.pack(x), S.ys.pack(y)).detach().reshape(-1).double()
+        return rows
 
     lb = None if not np.isfinite(lo).any() else torch.as_tensor(lo)
     ub = None if not np.isfinite(hi).any() else torch.as_tensor(hi)
@@ -127,9 +148,14 @@ def hyper_zo(f, g, x0, y0, *, bounds_x=None, lower_constraints=None, lower_equal
         raise ValueError("a zeroth-order leader needs a unique follower answer y*(x), and the follower is not "
                          f"strongly convex in y at the start ({where}): add a strongly convex term (a small "
                          "ridge ε‖y‖²) or constraints that pin y") from None
-    out = zo.minimize(F, torch.as_tensor(x_start, dtype=torch.float64), lb=lb, ub=ub, lr=lr, q=q, eps=eps,
-                      seed=seed, max_iter=max_iter, tol=tol, gtol=GTOL if gtol is None else gtol,
-                      time_limit=time_limit, callback=callback, dtype=torch.float64)
+    zkw = dict(lb=lb, ub=ub, lr=lr, q=q, eps=eps, seed=seed, tol=tol, gtol=GTOL if gtol is None else gtol,
+               time_limit=time_limit, callback=callback, dtype=torch.float64)
+    x_init = torch.as_tensor(x_start, dtype=torch.float64)
+    if leader_constraints is None and leader_equalities is None:
+        out = zo.minimize(F, x_init, max_iter=max_iter, **zkw)
+    else:   # G(x, y*(x)) <= 0, H(x, y*(x)) = 0: black-box constraints in x, by zo's augmented Lagrangian
+        out = zo.minimize_constrained(F, x_init, ineq=leader_rows(leader_constraints),
+                                      eq=leader_rows(leader_equalities), inner_iter=max_iter, ctol=ctol, **zkw)
     status, message = out.status, f"zeroth-order leader: {out.message}"
     xf = out.x.detach().cpu().double().numpy().reshape(-1)
     x = _unflat(xf, like)
@@ -158,6 +184,11 @@ def hyper_zo(f, g, x0, y0, *, bounds_x=None, lower_constraints=None, lower_equal
     res = finish(S.budget, (S.xs.pack(x), S.ys.pack(y)), status, message, obj, out.iterations, S.counts, certs,
                  {"method": "zo", "lr": out.extras.get("lr"), "seed": seed, "eps": out.extras.get("eps")})
     res.history = out.history
+    for key in ("ineq", "eq"):   # the leader's multipliers (augmented Lagrangian), in F's space
+        if out.duals.get(key) is not None and out.duals[key].numel():
+            res.duals["leader_" + key] = out.duals[key]
+    if "feasibility" in out.certificates:
+        res.certificates["leader_feasibility"] = float(out.certificates["feasibility"])
     if h_all is not None and m_in:
         with torch.no_grad():
             m_all = int(h_all(S.xs.pack(x), S.ys.pack(y)).numel())

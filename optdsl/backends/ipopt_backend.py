@@ -15,6 +15,7 @@ re-solve starts from the last primal and dual point.
 from __future__ import annotations
 
 import ast
+import functools
 from typing import Any, Optional
 
 import numpy as np
@@ -219,9 +220,7 @@ class IpoptBackend(Backend):
     }
 
     def available(self):
-        if ca is None:
-            return "casadi is not installed"
-        return None if ca.has_nlpsol("ipopt") else "this casadi build has no IPOPT plugin"
+        return _availability()
 
     def reject_reason(self, problem, tags):
         lowerable = tags.features - {"opaque", "blackbox"}
@@ -310,6 +309,14 @@ class IpoptBackend(Backend):
         else:
             form.last = None
         return sol
+
+
+@functools.lru_cache(maxsize=None)
+def _availability() -> Optional[str]:
+    """Whether IPOPT can be loaded (probing the plugin loads a shared library: once per process, not per plan)."""
+    if ca is None:
+        return "casadi is not installed"
+    return None if ca.has_nlpsol("ipopt") else "this casadi build has no IPOPT plugin"
 
 
 class _Tags:

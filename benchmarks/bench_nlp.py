@@ -14,7 +14,13 @@ Measured side by side in one run:
 Columns: build time, solve time, total, iterations, objective agreement |f - f_direct| / (1 + |f_direct|).
 Ratios are ours / CasADi-direct (total time), medians over the set.
 
-Usage:  OMP_NUM_THREADS=1 python benchmarks/bench_nlp.py [--quick] [--alsketch]
+  4. Poisson control at N = 64, 128, 224 (`--poisson`): the default dispatch vs cvxpy, ipopt and alsketch by
+     name (one run each; cvxpy only up to N = 128), the objective against the module's closed-form KKT solve.
+Timings: each HS problem and chain size runs `--repeat` times interleaved with its CasADi-direct peer (a load
+spike on the shared machine hits both); the median run of each is reported, after one untimed warm-up.
+
+Usage:  OMP_NUM_THREADS=1 python benchmarks/bench_nlp.py [--quick] [--alsketch] [--repeat R] [--sizes N ...]
+        [--poisson N ...] [--skip-hs]
 """
 from __future__ import annotations
 
@@ -55,10 +61,18 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
-def best_of(k, fn):
-    """The run with the smallest total time out of k (timings on a shared machine are noisy upwards)."""
-    runs = [fn() for _ in range(k)]
-    return min(runs, key=lambda r: r["build"] + r["solve"])
+def median_of(runs):
+    """The run with the median total time (runs of one method, interleaved with its peers' on a shared machine)."""
+    return sorted(runs, key=lambda r: r["build"] + r["solve"])[len(runs) // 2]
+
+
+def interleaved(k, *fns):
+    """k rounds, each running every fn once (so a load spike hits all of them alike); the median run of each."""
+    runs = [[] for _ in fns]
+    for _ in range(k):
+        for out, fn in zip(runs, fns):
+            out.append(fn())
+    return [median_of(r) for r in runs]
 
 
 # --- the three ways to solve ------------------------------------------------------------------------------
@@ -160,13 +174,13 @@ HEADER = f"{'':>22s} {'build ms':>9s} {'solve ms':>9s} {'total ms':>9s} {'iter':
 
 def bench_hs(names, repeat, with_alsketch):
     gallery = {p.stem: _load(p) for p in sorted((ROOT / "problems" / "hs").glob("hs*.py"))}
-    ratios, ratios_ipopt, ratios_al = [], [], []
+    ratios, ratios_ipopt, ratios_other, ratios_al = [], [], [], []
     print("\n== Hock–Schittkowski: m.solve() (defaults) vs CasADi+IPOPT direct vs trust-constr ==")
     for name in names:
         p = hs.get(int(name[2:]))
         mod = gallery[name]
-        ours = best_of(repeat, lambda: optdsl_solve(mod.build))
-        direct = best_of(repeat, lambda: casadi_hs(p))
+        optdsl_solve(mod.build), casadi_hs(p)          # first-call costs (imports, plugin loading) left out
+        ours, direct = interleaved(repeat, lambda: optdsl_solve(mod.build), lambda: casadi_hs(p))
         tc = trust_constr_hs(p)
         print(f"{name} (n={p.n}; m.solve() chose {ours['solver']})\n{HEADER}")
         print(_row("m.solve()", ours, direct))
@@ -174,25 +188,28 @@ def bench_hs(names, repeat, with_alsketch):
         print(_row("trust-constr", tc, direct))
         ratio = (ours["build"] + ours["solve"]) / (direct["build"] + direct["solve"])
         ratios.append(ratio)
-        if ours["solver"] == "ipopt":
-            ratios_ipopt.append(ratio)
+        (ratios_ipopt if ours["solver"] == "ipopt" else ratios_other).append(ratio)
         if with_alsketch:
-            al = best_of(repeat, lambda: optdsl_solve(mod.build, solver="alsketch"))
+            (al,) = interleaved(repeat, lambda: optdsl_solve(mod.build, solver="alsketch"))
             print(_row("m.solve(alsketch)", al, direct))
             ratios_al.append((al["build"] + al["solve"]) / (direct["build"] + direct["solve"]))
-    print(f"\nHS median total-time ratio m.solve() / CasADi-direct: {statistics.median(ratios):.2f} over "
-          f"{len(ratios)} problems (target <= 1.5); over the {len(ratios_ipopt)} dispatched to ipopt: "
-          f"{statistics.median(ratios_ipopt):.2f}" if ratios_ipopt else "")
+    print(f"\nHS median total-time ratio m.solve() / CasADi-direct (median of {repeat} interleaved runs each): "
+          f"{statistics.median(ratios):.2f} over {len(ratios)} problems (target <= 1.5)"
+          + (f"; over the {len(ratios_ipopt)} dispatched to ipopt: {statistics.median(ratios_ipopt):.2f}"
+             if ratios_ipopt else "")
+          + (f"; over the {len(ratios_other)} others (DCP: cvxpy): {statistics.median(ratios_other):.2f}"
+             if ratios_other else ""))
     if ratios_al:
         print(f"HS median total-time ratio m.solve(solver='alsketch') / CasADi-direct: {statistics.median(ratios_al):.2f}")
 
 
-def bench_chain(sizes, with_alsketch):
+def bench_chain(sizes, with_alsketch, repeat=3):
     chain = _load(ROOT / "problems" / "hanging_chain.py")
-    print("\n== Hanging chain: m.solve() vs CasADi+IPOPT direct (vectorized SX) vs trust-constr ==")
+    print(f"\n== Hanging chain: m.solve() vs CasADi+IPOPT direct (vectorized SX) vs trust-constr "
+          f"(median of {repeat} interleaved runs) ==")
     for N in sizes:
-        ours = optdsl_solve(lambda: chain.build(N))
-        direct = casadi_chain(N)
+        k = repeat if N <= 2000 else 1
+        ours, direct = interleaved(k, lambda: optdsl_solve(lambda: chain.build(N)), lambda: casadi_chain(N))
         tc = trust_constr_chain(N) if N <= 500 else None
         print(f"N = {N} ({2 * N + 2} variables, {N + 4} equalities; m.solve() chose {ours['solver']})\n{HEADER}")
         print(_row("m.solve()", ours, direct))
@@ -232,20 +249,48 @@ def bench_resolve(sizes, resolves=5):
               f"{1e3 * times[0]:.1f} ms)")
 
 
+def bench_poisson(sizes, cvxpy_max=128):
+    """Poisson control (problems/poisson_control.py; n = 2N^2, N^2 affine equalities, a strongly convex QP):
+    m.solve() (dispatch) vs solver='cvxpy' / 'ipopt' / 'alsketch', one run each, objective error against the
+    closed-form KKT solve of the module (`reference`)."""
+    pc = _load(ROOT / "problems" / "poisson_control.py")
+    print("\n== Poisson control: dispatch vs cvxpy / ipopt / alsketch (one run each; |df| against the KKT solve) ==")
+    print(f"{'N':>5s} {'n':>7s} {'solver':>10s} {'total s':>8s} {'|df|':>9s} {'max viol':>9s}  status")
+    for N in sizes:
+        f_ref = pc.reference(N)[0]
+        for solver in (None, "cvxpy", "ipopt", "alsketch"):
+            if solver == "cvxpy" and N > cvxpy_max:
+                print(f"{N:5d} {2 * N * N:7d} {'cvxpy':>10s} {'-':>8s}  (not run above N = {cvxpy_max}: "
+                      f"11.5 s at N = 128, growing with N^3)")
+                continue
+            r, dt = timed(lambda: pc.build(N).solve(solver=solver))
+            label = f"auto:{r.solver}" if solver is None else solver
+            print(f"{N:5d} {2 * N * N:7d} {label:>10s} {dt:8.2f} {abs(r.objective - f_ref) / abs(f_ref):9.1e} "
+                  f"{r.certificates.get('max_violation', float('nan')):9.1e}  {r.status.name}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="6 HS problems, chain N = 50 and 500, one repeat")
     ap.add_argument("--alsketch", action="store_true", help="add m.solve(solver='alsketch') rows")
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="hanging-chain sizes (default 50 500 2000)")
     ap.add_argument("--skip-hs", action="store_true", help="skip the Hock-Schittkowski part")
+    ap.add_argument("--repeat", type=int, default=None, help="interleaved runs per HS problem / chain size "
+                    "(median reported; default 5, --quick 3)")
+    ap.add_argument("--poisson", type=int, nargs="*", default=None,
+                    help="Poisson control grid sizes N (default 64 128 224; --quick 64; none: skip)")
     args = ap.parse_args(argv)
+    repeat = args.repeat or (3 if args.quick else 5)
     names = sorted(p.stem for p in (ROOT / "problems" / "hs").glob("hs*.py"))
     if args.quick:
         names = ["hs006", "hs035", "hs040", "hs071", "hs077", "hs078"]
     if not args.skip_hs:
-        bench_hs(names, 1 if args.quick else 3, args.alsketch)
-    bench_chain(args.sizes or ([50, 500] if args.quick else [50, 500, 2000]), args.alsketch)
+        bench_hs(names, repeat, args.alsketch)
+    bench_chain(args.sizes or ([50, 500] if args.quick else [50, 500, 2000]), args.alsketch, repeat)
     bench_resolve([500] if args.quick else [500, 2000])
+    poisson = args.poisson if args.poisson is not None else ([64] if args.quick else [64, 128, 224])
+    if poisson:
+        bench_poisson(poisson)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,40 @@ def test_a_soft_robust_constraint_in_a_follower_pays_for_its_worst_case():
     assert res.certificates["soft_violation"]["soft_cap"] == pytest.approx(10.0, abs=1e-7)
 
 
+def test_a_follower_minimizes_its_worst_case_cost():
+    # follower min_y max_{c ∈ [0, 2]} (c − 1)·y + (y − x)² = |y| + (y − x)²: y*(x) = x − 1/2 for x > 1/2 (a soft
+    # threshold). Leader min (x − 2)² + (y − 2)² on [0, 4]: (x − 2)² + (x − 2.5)² → x = 2.25, y = 1.75, F = 1/8
+    # (the nominal follower c = 1 would give y = x and F = 0 at x = 2)
+    m = od.Model("worst_case_follower")
+    x = m.variable(lb=0, ub=4, name="x")
+    f = m.level("f")
+    y = f.variable(name="y")
+    c = m.uncertain(within=od.Box(lo=0.0, hi=2.0), name="c")
+    f.minimize((c - 1) * y + (y - x) ** 2)
+    m.minimize((x - 2) ** 2 + (y - 2) ** 2)
+    res = m.solve()
+    assert res.chain == ["robust_levels_to_vertices", "bilevel"] and res.status.name == "LOCALLY_OPTIMAL"
+    assert x.value == pytest.approx(2.25, abs=1e-6) and y.value == pytest.approx(1.75, abs=1e-6)
+    assert res.objective == pytest.approx(0.125, abs=1e-8)
+    assert sorted(res.values) == ["x", "y"]        # the epigraph variable is not reported
+
+
+def test_a_leader_minimizes_its_worst_case_cost():
+    # leader min_x max_{d ∈ [0.5, 2]} d·x − 1.5y with y*(x) = x (follower max y s.t. y <= x), x ∈ [1, 4]:
+    # the worst case d = 2 gives 0.5x → x = 1, F = 0.5 (the nominal d = 1.25 would give −0.25x → x = 4)
+    m = od.Model("worst_case_leader")
+    x = m.variable(lb=1, ub=4, name="x")
+    f = m.level("f")
+    y = f.variable(lb=0, ub=10, name="y")
+    f.maximize(y)
+    f.subject_to(y <= x, name="cap")
+    d = m.uncertain(within=od.Box(lo=0.5, hi=2.0), name="d")
+    m.minimize(d * x - 1.5 * y)
+    res = m.solve()
+    assert res.chain == ["robust_levels_to_vertices", "bilevel_to_kkt", "mip"] and res.status.name == "OPTIMAL"
+    assert res.objective == pytest.approx(0.5, abs=1e-9) and x.value == pytest.approx(1.0, abs=1e-9)
+
+
 def _blackbox_leader():
     # follower y = argmin (y − x)² s.t. y <= 1: y*(x) = min(x, 1). Leader (a black box) C(x, y) = (x − 2)² +
     # 3(y − 0.5)² on [0, 3]: for x >= 1, (x − 2)² + 0.75 → x = 2, F = 0.75; for x < 1 the minimum of

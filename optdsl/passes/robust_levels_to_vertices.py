@@ -13,16 +13,21 @@ in the level it belongs to (a follower's robust constraint restricts the followe
 An affine function of u attains its maximum over a polytope at a vertex, so max_{u∈U} c = maxⱼ c(·, vⱼ) and the
 rewrite is exact. It keeps what the downstream rewrites need: rows linear in (x, y) for fixed u stay linear (an
 LP follower stays an LP, so the KKT route still applies), smooth rows stay smooth (the hyper-objective and
-first-order bilevel methods still apply), and no variable is added (a strongly convex follower stays one).
+first-order bilevel methods still apply), and a constraint adds no variable (a strongly convex follower stays
+one).
 This is the counterpart pass run inside the levels, before the bilevel rewrite; the support-function form of
 `robust_to_counterpart` (‖·‖₁ epigraphs, LP duals) would add auxiliary follower variables instead.
+
+An objective that reads u (affine in it) is replaced by its worst case over U in epigraph form: a new variable t
+of the same level, minimized, with the rows φ(·, vⱼ) <= t (maximized, with t <= φ(·, vⱼ)); the follower then
+minimizes its worst-case cost, the leader its own.
 
 Rows that read disjoint components of a box (``a ∘ y <= b``; ``(A + U) y <= b`` with its own uncertain
 coefficients per row) need only the corners of the components each row reads: 2^s copies for rows reading s
 components each, whatever the size of u (`_separable_vertices`).
 
 Scope: polyhedral sets (Box, Budget, Polyhedron) with at most ``MAX_VERTICES`` vertices (a Box over k
-components has 2ᵏ) or a separable box as above; an ellipsoid, a larger set, an uncertain objective or a soft/equality robust row is
+components has 2ᵏ) or a separable box as above; an ellipsoid, a larger set or a soft/equality robust row is
 refused with the reason (`why_not`). `invert` reports the multiplier of each user constraint as the sum of its
 vertex rows' multipliers (the multiplier of maxⱼ c(·, vⱼ) ≤ 0), and the certificate ``robust_violation``:
 the worst case over U at the solution, maxⱼ c(x, y, vⱼ)₊, per constraint.
@@ -150,16 +155,35 @@ def _robust_item(c, where: str):
     return us[0], None
 
 
+def _objective_plan(problem):
+    """[(owner, objective, sense, uncertain, vertices)] for the objectives that read an uncertain quantity."""
+    levels = problem.extensions.get("bilevel") or ()
+    out = []
+    for owner, where, obj, sense in ([(None, "the leader's objective", problem.objective, problem.sense)] +
+                                     [(lv.name, f"the objective of level {lv.name!r}", lv.objective, lv.sense)
+                                      for lv in levels]):
+        us = uncertain_of(obj)
+        if not us:
+            continue
+        if len(us) > 1:
+            return None, f"{where} reads several uncertain quantities"
+        if not is_affine(obj, us):
+            return None, f"{where} is not affine in uncertain {us[0].name!r}"
+        V, why = _vertices(us[0])
+        if why:
+            return None, why
+        out.append((owner, obj, sense, us[0], V))
+    return out, None
+
+
 def _plan(problem):
     """[(owner, item, vertices)] for every robust row (owner None = leader, else the level's name), or why not."""
     levels = problem.extensions.get("bilevel") or ()
-    if uncertain_of(problem.objective):
-        return None, "the leader's objective reads an uncertain quantity (only constraints may, in a model with levels)"
+    objectives, why = _objective_plan(problem)
+    if why:
+        return None, why
     out = []
     groups = [(None, "leader", problem.constraints)] + [(lv.name, f"level {lv.name!r}", lv.constraints) for lv in levels]
-    for lv in levels:
-        if uncertain_of(lv.objective):
-            return None, f"the objective of level {lv.name!r} reads an uncertain quantity (only constraints may)"
     for owner, where, items in groups:
         for c in items:
             u, why = _robust_item(c, where)
@@ -193,6 +217,7 @@ class RobustLevelsToVertices(Pass):
 
     def apply(self, problem):
         rows, _ = _plan(problem)
+        problem, epigraphs = _epigraphs(problem)
         by_owner: dict = {}
         for owner, c, u, V in rows:
             by_owner.setdefault(owner, {})[c.name] = [
@@ -210,10 +235,15 @@ class RobustLevelsToVertices(Pass):
         ext["bilevel"] = levels
         new = problem.with_(constraints=rewrite(problem.constraints, None), extensions=ext, payload={},
                             applied=problem.applied + (self.name,))
-        return new, [(c, [r for r in by_owner[owner][c.name]]) for owner, c, _, _ in rows]
+        return new, ([(c, [r for r in by_owner[owner][c.name]]) for owner, c, _, _ in rows], epigraphs)
 
     def invert(self, solution: RawSolution, inverse):
         from ..lower.torch import evaluate_numpy
+        inverse, epigraphs = inverse
+        for t, names in epigraphs:   # the worst-case level t is the objective's value, not a user variable
+            solution.values.pop(t, None)
+            for name in names:
+                solution.duals.pop(name, None)
         worst = {}
         for c, vrows in inverse:
             duals = [solution.duals.pop(r.name) for r in vrows if r.name in solution.duals]
@@ -226,6 +256,38 @@ class RobustLevelsToVertices(Pass):
             solution.certificates["robust_violation"] = max(worst.values())
             solution.extras["robust_violation"] = worst
         return solution
+
+
+def _epigraphs(problem):
+    """Objectives that read u, in epigraph form: min_z max_j φ(z, v_j) is min t s.t. φ(z, v_j) <= t for each
+    vertex v_j (max: max t s.t. t <= φ(z, v_j)), t a new variable of the same level (the leader's for the leader's
+    objective). The rows then go through the constraint rewrite like any other. Returns (problem, [(t, names)])."""
+    from ..expr.node import Variable
+    objectives, _ = _objective_plan(problem)
+    if not objectives:
+        return problem, []
+    levels = list(problem.extensions["bilevel"])
+    new_vars, out = [], []
+    objective = problem.objective
+    constraints = list(problem.constraints)
+    for owner, obj, sense, u, V in objectives:
+        tag = "leader" if owner is None else owner
+        t = Variable((), name=f"{tag}.worst_case")
+        sign = 1.0 if sense == "min" else -1.0
+        rows = [ConstraintItem(f"{tag}.worst_case@vertex{j}", "ineq",
+                               sign * (substitute(obj, {u: Constant(v)}) - t)) for j, v in enumerate(V)]
+        out.append((t, [r.name for r in rows]))
+        new_vars.append(t)
+        if owner is None:
+            objective, constraints = t, constraints + rows
+            continue
+        t.level = owner
+        k = next(i for i, lv in enumerate(levels) if lv.name == owner)
+        lv = levels[k]
+        levels[k] = replace(lv, objective=t, variables=lv.variables + (t,), constraints=lv.constraints + tuple(rows))
+    ext = {**problem.extensions, "bilevel": tuple(levels)}
+    return problem.with_(objective=objective, constraints=tuple(constraints), extensions=ext,
+                         variables=problem.variables + tuple(new_vars), payload={}), out
 
 
 PASS = RobustLevelsToVertices()

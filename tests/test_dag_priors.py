@@ -105,15 +105,18 @@ def test_required_edges_conflicting_with_forbidden_or_cyclic_are_errors():
         topo_prior(torch.as_tensor(X), required=[(0, 1), (1, 0)])
 
 
-def test_other_constraints_on_w_are_refused_by_name():
+def test_constraints_the_dag_backend_cannot_read_are_refused_by_name():
+    # signs and smooth rows on W are side constraints now (tests/test_dag_side.py); what is left is refused
     X, _, _ = _instance(seed=4)
     m, W = _model(X)
-    m.subject_to(W[0, 1] >= 0.1, name="sign")
-    assert "'sign'" in _dag_line(m.explain()) and "W[i, j] == 0" in _dag_line(m.explain())
+    m.subject_to(od.norm1(W[0]) <= 1, name="row_budget")
+    line = _dag_line(m.explain())
+    assert "'row_budget'" in line and "not smooth" in line and "W[i, j] == 0" in line
     m2, W2 = _model(X)
-    m2.subject_to(W2[0, 1] + W2[1, 2] == 0, name="sum_rule")
+    z = m2.variable(name="z")
+    m2.subject_to(W2[0, 1] + z == 0, name="tied")
     line = _dag_line(m2.explain())
-    assert "'sum_rule'" in line and "W[i, j] == 0" in line
+    assert "'tied'" in line and "other than 'W'" in line
 
 
 def _dag_line(text):

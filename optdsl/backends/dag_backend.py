@@ -1,12 +1,20 @@
 """``dag``: models with ``od.acyclic(W)``: NOTEARS (trace-exponential augmented Lagrangian), the log-det
 central path (DAGMA-type), topological swaps (TOPO) and concomitant noise estimation (CoLiDE).
 
+Constraints on W (`prior_knowledge`): forbidden entries and required edges (all methods; TOPO's masked swap
+search), signs W_ij >= 0 / <= 0 (exact bounds on the split W = W⁺ − W⁻: NOTEARS, log-det), and other smooth
+rows on W alone (NOTEARS' augmented Lagrangian, refit on the thresholded support when thresholding broke them;
+``side_violation`` certifies them). ``method="auto"``: TOPO without signs or general rows, else log-det (signs)
+or NOTEARS (general rows).
+
 The objective is split into a smooth loss plus an optional ``λ·norm1(W)`` term (handled by the method's
 own ℓ1 machinery). A loss written with ``od.sem_loss(W, X)`` exposes the data, so TOPO and CoLiDE apply
 (``method="auto"`` picks TOPO there, log-det otherwise). Other variables in a smooth loss (e.g. MLP
 weights in an ``od.fn``) are fitted jointly. The returned W is thresholded and always a DAG.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -62,38 +70,98 @@ def _sem(smooth):
     return None
 
 
-def prior_knowledge(problem, W):
-    """Constraints on W read as prior knowledge: ((allowed, required), None), or (None, why not).
+@dataclass
+class Prior:
+    """What the constraints on W say: forbidden entries (``allowed`` False), required edges, signs
+    (+1: W_ij ≥ 0, −1: W_ij ≤ 0) and the remaining smooth rows (``general``: (constraint, row indices or None),
+    for the augmented Lagrangian)."""
+    allowed: np.ndarray
+    required: list
+    sign: np.ndarray
+    general: list = field(default_factory=list)
 
-    Each constraint must be affine in W alone with one entry per row: ``W[i, j] == 0`` forbids i → j
-    (od.forbid, od.tiers), rows marked by od.require add required edges. Anything else is refused by name."""
+    @property
+    def has_sign(self) -> bool:
+        return bool(np.any(self.sign))
+
+
+def prior_knowledge(problem, W):
+    """Constraints on W read as prior knowledge and side constraints: (Prior, None), or (None, why not).
+
+    Per row: ``W[i, j] == 0`` forbids i → j (od.forbid, od.tiers; rows marked by od.require add required edges),
+    ``W[i, j] >= 0`` / ``<= 0`` is a sign (also from bounds lb = 0 / ub = 0 on W); any other row that reads
+    W alone and is smooth (``W[0, 1] + W[2, 1] <= 1``, ``sum_squares(W) <= 4``, a bound W <= 2) goes to
+    NOTEARS' augmented Lagrangian. Constraints reading other variables, or non-smooth ones, are refused by name."""
+    from ..expr.ops import SPECS
     from ..lower.sparse_affine import NotAffine, SparseAffineLowering
     d = W.shape[0]
-    allowed, required = np.ones((d, d), bool), []
+    prior = Prior(np.ones((d, d), bool), [], np.zeros((d, d), int))
+    pos, neg = np.zeros(d * d, bool), np.zeros(d * d, bool)
     low = SparseAffineLowering([W], [0], W.size)
-    nearest = ("the DAG backend takes prior knowledge as W[i, j] == 0 rows (od.forbid, od.tiers, od.require)")
+    nearest = ("the DAG backend takes constraints on W alone: W[i, j] == 0 rows (od.forbid, od.tiers, od.require), "
+               "signs (W >= 0) and smooth equality/inequality rows")
     for c in problem.constraints:
         if set(c.expr.variables()) - {W}:
             return None, f"constraint {c.name!r} reads variables other than {W.name!r}; {nearest}"
+        rough = sorted({o.name for o in c.expr.nodes() if isinstance(o, Op) and not SPECS[o.name].smooth})
+        if rough:
+            return None, (f"constraint {c.name!r} is not smooth ({', '.join(rough)}): the augmented Lagrangian on W "
+                          f"needs smooth rows; {nearest}")
         try:
             aff = low.lower(c.expr)
         except NotAffine:
-            return None, f"constraint {c.name!r} is not affine in {W.name!r}; {nearest}"
-        A = aff.A.tocsr()
-        if c.kind != "eq" or np.any(np.diff(A.indptr) != 1) or np.any(aff.b.reshape(-1) != 0):
-            return None, (f"constraint {c.name!r} is not of the form W[i, j] == 0 (sign bounds and general "
-                          f"constraints on W are not supported); {nearest}")
-        for k in A.indices:
-            allowed[k // d, k % d] = False
+            prior.general.append((c, None))
+            continue
+        A, b = aff.A.tocsr(), aff.b.reshape(-1)
+        single = np.diff(A.indptr) == 1
+        rest = []
+        for r in range(A.shape[0]):
+            if not single[r] or b[r] != 0:
+                rest.append(r)
+                continue
+            k, a = A.indices[A.indptr[r]], A.data[A.indptr[r]]
+            if c.kind == "eq" or a == 0:
+                prior.allowed[k // d, k % d] = a == 0 and prior.allowed[k // d, k % d]
+            elif a > 0:
+                neg[k] = True       # a·W_k <= 0 with a > 0: W_k <= 0
+            else:
+                pos[k] = True
+        if rest:
+            prior.general.append((c, None if len(rest) == A.shape[0] else np.array(rest)))
         req = c.expr.attrs.get("required_edges") if hasattr(c.expr, "attrs") else None
-        required += list(req or ())
-    return (allowed, required), None
+        prior.required += list(req or ())
+    both = (pos & neg).reshape(d, d)
+    prior.allowed &= ~both                   # W_ij >= 0 and <= 0: a forbidden edge
+    prior.sign = np.where(both, 0, pos.reshape(d, d).astype(int) - neg.reshape(d, d).astype(int))
+    prior.sign[np.eye(d, dtype=bool) | ~prior.allowed] = 0
+    return prior, None
+
+
+def _side_rows(prior: Prior, W):
+    """Torch callables (eq(W), ineq(W)) for the general rows, or (None, None)."""
+    if not prior.general:
+        return None, None
+    low = TorchLowering()
+
+    def rows(kind):
+        picked = [(c, r) for c, r in prior.general if c.kind == kind]
+        if not picked:
+            return None
+
+        def f(Wt):
+            out = []
+            for c, r in picked:
+                v = low.evaluate(c.expr, {W: Wt}).reshape(-1)
+                out.append(v if r is None else v[torch.as_tensor(r)])
+            return torch.cat(out)
+        return f
+    return rows("eq"), rows("ineq")
 
 
 class DagBackend(Backend):
     name = "dag"
     description = "acyclic weighted adjacency matrices: NOTEARS, log-det, TOPO swaps, CoLiDE"
-    supports = frozenset({"acyclic", "nonsmooth", "opaque", "equality"})
+    supports = frozenset({"acyclic", "nonsmooth", "opaque", "equality", "inequality"})
     structure = frozenset({"acyclic"})
     cost = 1.0
     certificates = ("h(W)", "is_dag")
@@ -104,6 +172,7 @@ class DagBackend(Backend):
         "max_iter": Option(int, None, "outer iterations"),
         "tol": Option(float, None, "tolerance"),
         "time_limit": Option(float, None, "wall-clock limit in seconds"),
+        "ctol": Option(float, None, "violation tolerance of general constraints on W (default 1e-8)"),
         "truth": Option(str, None, "true adjacency (.npy or .csv) to report SHD/TPR/FDR"),
         "edges_csv": Option(str, None, "write the learned edge list to this CSV"),
         "graph_png": Option(str, None, "draw the learned graph into this PNG"),
@@ -139,7 +208,13 @@ class DagBackend(Backend):
         sem = _sem(smooth) if not others else None
         method = options["method"]
         truth = _load_truth(options["truth"], d)
-        (allowed, required), _ = prior_knowledge(problem, W)
+        pk, _ = prior_knowledge(problem, W)
+        allowed, required = pk.allowed, pk.required
+        eq, ineq = _side_rows(pk, W)
+        general = eq is not None or ineq is not None
+        side = {"sign": pk.sign if pk.has_sign else None, "eq": eq, "ineq": ineq}
+        if options["ctol"] is not None:
+            side["ctol"] = options["ctol"]
         prior = {}
         if (not allowed.all() or required) and sem is not None:  # prior knowledge (od.forbid / require / tiers)
             prior = {"allowed": allowed, "required": tuple(required)}
@@ -147,11 +222,13 @@ class DagBackend(Backend):
             prior = {"mask": allowed}
         if sem is not None and method in ("auto", "topo", "colide", "notears", "logdet"):
             n_samples, d_vars = sem["X"].shape
-            # TOPO needs a positive-definite sample covariance, which n < d cannot give
-            auto = "topo" if sem["kind"] == "l2" and n_samples > d_vars else "logdet"
+            # TOPO needs a positive-definite sample covariance, which n < d cannot give; TOPO's per-order least
+            # squares take no signs or general rows: those go to log-det (signs) or NOTEARS (general rows)
+            auto = ("notears" if general else "logdet" if pk.has_sign
+                    else "topo" if sem["kind"] == "l2" and n_samples > d_vars else "logdet")
             m = auto if method == "auto" else method
             out = dagsolvers.learn(sem["X"], method=m, loss=sem["kind"], lambda1=lam if m != "topo" else None,
-                                   B_true=truth, dtype=torch.float64, **prior, **common)
+                                   B_true=truth, dtype=torch.float64, **prior, **side, **common)
             params = []
         else:
             if method in ("topo", "colide"):
@@ -165,8 +242,9 @@ class DagBackend(Backend):
 
             p0 = [torch.as_tensor(v.value if v.value is not None else 0.01 * np.random.default_rng(0).standard_normal(v.shape),
                                   dtype=torch.float64) for v in others]
-            out = dagsolvers.fit(loss_fn, d, acyclicity="expm" if method == "notears" else "logdet", lambda1=lam,
-                                 params=p0 or None, dtype=torch.float64, mask=prior.get("mask"), **common)
+            expm = method == "notears" or (method == "auto" and general)
+            out = dagsolvers.fit(loss_fn, d, acyclicity="expm" if expm else "logdet", lambda1=lam,
+                                 params=p0 or None, dtype=torch.float64, mask=prior.get("mask"), **side, **common)
             params = out.extras.get("params", [])
             if truth is not None:
                 out.extras["metrics"] = dagsolvers.count_accuracy(truth, out.x)

@@ -51,7 +51,7 @@ def minimize_split(smooth: Callable, w0: np.ndarray, d: int, lambda1: float, bou
 
     def fun(w):
         counter["f"] += 1
-        wt = torch.as_tensor(w, device=device).to(dtype)
+        wt = torch.as_tensor(np.array(w, dtype=np.float64), device=device).to(dtype)  # scipy may pass a read-only view
         W = (wt[:dd] - wt[dd:2 * dd]).reshape(d, d)
         p = wt[2 * dd:] if n_extra else None
         f, gW, gp = smooth(W, p)
@@ -74,4 +74,5 @@ def minimize_split(smooth: Callable, w0: np.ndarray, d: int, lambda1: float, bou
     res = sopt.minimize(fun, w0, method="L-BFGS-B", jac=True, bounds=bounds, callback=cb,
                         options={"maxiter": maxiter, "gtol": gtol, "ftol": ftol})
     ok = bool(np.isfinite(res.fun)) and res.fun < 1e99
-    return InnerResult(res.x, float(res.fun), counter["f"], int(res.nit), ok, str(res.message))
+    # (scipy leaves out nit when every variable is fixed by its bounds)
+    return InnerResult(res.x, float(res.fun), counter["f"], int(getattr(res, "nit", 0)), ok, str(res.message))

@@ -14,13 +14,14 @@ import networkx as nx
 import numpy as np
 import torch
 
-from optdsl.solvers.common import SolverOutput, resolve_device
+from optdsl.solvers.common import SolverOutput, Status, resolve_device
 from optdsl.solvers.dag.acyclicity import h_expm
 from optdsl.solvers.dag.colide import colide
 from optdsl.solvers.dag.logdet import logdet
 from optdsl.solvers.dag.losses import ParamLoss, make_loss
 from optdsl.solvers.dag.metrics import count_accuracy, edge_list
 from optdsl.solvers.dag.notears import notears
+from optdsl.solvers.dag.side import SideConstraints
 from optdsl.solvers.dag.threshold import threshold_dag
 from optdsl.solvers.dag.topo import topo
 
@@ -74,11 +75,58 @@ def _finish(out: SolverOutput, w_threshold: Optional[float], names, B_true, extr
     return out
 
 
+def _check_side(method: str, sign, eq, ineq, d: int) -> None:
+    if sign is not None and tuple(np.shape(sign)) != (d, d):
+        raise ValueError(f"sign must have shape ({d}, {d}), got {tuple(np.shape(sign))}")
+    general = eq is not None or ineq is not None
+    if (sign is not None or general) and method in ("topo", "colide"):
+        raise ValueError(f"method={method!r} takes forbidden/required edges and tiers only; sign constraints need "
+                         "method='notears' or 'logdet', general constraints on W method='notears'")
+    if general and method == "logdet":
+        raise ValueError("method='logdet' takes forbidden edges and sign constraints only; general constraints on W "
+                         "need method='notears' (its augmented Lagrangian carries them)")
+
+
+def _enforce_side(out: SolverOutput, loss, d: int, lam: float, sign, eq, ineq, ctol: float, mask, common: dict,
+                  n_extra: int = 0, names=None) -> SolverOutput:
+    """After thresholding (which moves the constraint values: zeroed entries), refit W on the kept (acyclic)
+    support under the constraints by the same augmented Lagrangian (h ≡ 0 there), warm-started at the
+    thresholded W: the answer is a KKT point of the constrained score on the learned DAG. The final violation
+    is certified; above ctol the status says the run did not meet the constraints."""
+    side = SideConstraints(sign, eq, ineq, ctol=ctol)
+    if not side.smooth or not out.status.has_point:
+        return out
+    support = (out.x != 0).cpu().numpy()
+    if mask is not None:
+        support &= np.asarray(mask, bool)
+    p = out.extras.get("p")
+    kw = {k: v for k, v in common.items() if k not in ("callback",)}
+    # (a convex problem for the l2 score: solved tightly, so the multipliers and the fit are those of the KKT point)
+    ref = notears(loss, d, lambda1=lam, mask=support, W0=out.x, side=side, n_extra=n_extra,
+                  p0=None if p is None else p.detach().cpu().numpy(), inner_tol=(1e-10, 1e-15), **kw)
+    out.x = torch.where(torch.as_tensor(support, device=ref.x.device), ref.x, torch.zeros_like(ref.x))
+    if n_extra:
+        out.extras["p"] = ref.extras["p"]
+    out.objective, out.counts["refit_f"] = ref.objective, ref.counts["f"]
+    out.extras["edges"] = edge_list(out.x, names)
+    out.certificates["h(W)"] = float(h_expm(out.x)[0])
+    out.message += f"; refit on the thresholded support under the side constraints ({ref.message})"
+    viol = side.violation(out.x)
+    if not ref.status.is_success and out.status.is_success:
+        out.status = ref.status
+    out.certificates["side_violation"] = viol
+    if viol > ctol and out.status.is_success:
+        out.status = Status.ITERATION_LIMIT
+        out.message += f"; side constraints violated by {viol:.3g} > ctol = {ctol:g}"
+    return out
+
+
 def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float] = None,
           w_threshold: Optional[float] = 0.3, refine: bool = False, B_true=None,
           names: Optional[Sequence[str]] = None, max_iter: Optional[int] = None, tol: Optional[float] = None,
           time_limit: Optional[float] = None, callback: Optional[Callable] = None, device=None, dtype=None,
-          allowed=None, required=(), **options) -> SolverOutput:
+          allowed=None, required=(), sign=None, eq=None, ineq=None,
+          ctol: float = 1e-8, **options) -> SolverOutput:
     """Learn a DAG W (W_ij ≠ 0 ⇔ edge i → j) from data X (n, d).
 
     method: 'topo' (default for loss='l2'), 'logdet' (default otherwise), 'notears', 'colide'.
@@ -91,6 +139,10 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
     Options are passed to the method (e.g. T, mu_factor, s for logdet; variance for colide; init for topo).
     Prior knowledge: ``allowed`` (d, d) boolean, False = forbidden edge; ``required`` edges (i, j) (TOPO keeps
     them; notears/logdet forbid the reverse edge only); TOPO then runs its masked swap search (`topo_prior`).
+    Side constraints: ``sign`` (d, d) in {−1, 0, +1} (W_ij ≤ 0 / free / ≥ 0; notears, logdet), smooth rows
+    ``eq(W) = 0`` and ``ineq(W) <= 0`` (torch callables, or affine rows (A, b) on vec(W); NOTEARS' augmented
+    Lagrangian), met within ``ctol`` at the returned W (thresholded, then refit on its support under the rows):
+    certificates["side_violation"].
     Returns SolverOutput: x = thresholded W (always a DAG), extras W_raw / edges / order / metrics,
     certificates h(W) (of x, 0 for a DAG) and h(W_raw).
     """
@@ -116,6 +168,7 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
         common["max_iter"] = max_iter
     if tol is not None:
         common["tol"] = tol
+    _check_side(method, sign, eq, ineq, d)
     prior = allowed is not None or bool(required)
     if prior and method == "colide":
         raise ValueError("method='colide' does not take prior knowledge (forbidden/required edges); use topo, "
@@ -132,9 +185,11 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
         out = topo(X, lambda1=lam, w_threshold=w_threshold, **common, **options)
     elif method == "colide":
         out = colide(X, lambda1=lam, **common, **options)
+    elif method == "notears":
+        out = notears(make_loss(loss, X), d, lambda1=lam, side=SideConstraints(sign, eq, ineq, ctol=ctol),
+                      **common, **options)
     else:
-        solver = notears if method == "notears" else logdet
-        out = solver(make_loss(loss, X), d, lambda1=lam, **common, **options)
+        out = logdet(make_loss(loss, X), d, lambda1=lam, sign=sign, **common, **options)
     out.extras["method"] = method
     if refine and method != "topo" and is_l2 and out.status.has_point:
         W0, _ = threshold_dag(out.x, w_threshold or 0.0)
@@ -156,19 +211,27 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
         out.solve_time += topo_time
         out.message += f"; refined by TOPO swaps from the {start} order (score {ref.objective:.6g})"
     # topo_prior thresholds itself, keeping required edges whatever their weight
-    return _finish(out, None if prior and method == "topo" else w_threshold, names, B_true)
+    out = _finish(out, None if prior and method == "topo" else w_threshold, names, B_true)
+    if eq is not None or ineq is not None:
+        out = _enforce_side(out, make_loss(loss, X), d, lam, sign, eq, ineq, ctol, options.get("mask"), common,
+                            names=names)
+        if B_true is not None:
+            out.extras["metrics"] = count_accuracy(B_true, out.x)
+    return out
 
 
 def fit(loss_fn: Callable, d: int, *, acyclicity: str = "logdet", lambda1: float = 0.0, params=None,
         W0: Optional[torch.Tensor] = None, mask=None, w_threshold: Optional[float] = 0.3,
         max_iter: Optional[int] = None, tol: Optional[float] = None, time_limit: Optional[float] = None,
-        callback: Optional[Callable] = None, device=None, dtype=None, **options) -> SolverOutput:
+        callback: Optional[Callable] = None, device=None, dtype=None, sign=None, eq=None, ineq=None,
+        ctol: float = 1e-8, **options) -> SolverOutput:
     """Minimise loss_fn(W[, *params]) + λ‖W‖₁ s.t. the graph of W is acyclic, for any smooth torch loss.
 
     acyclicity: 'expm' (NOTEARS augmented Lagrangian on tr(exp(W∘W)) − d = 0) or 'logdet' (central path).
     params: optional list of extra tensors (e.g. MLP weights) optimised jointly; loss_fn is then called as
     loss_fn(W, *params); the inputs are copied, never mutated; fitted values come back in extras["params"].
     mask: optional (d, d) boolean, False entries are forbidden edges. Returns the thresholded DAG as x.
+    sign / eq / ineq / ctol: side constraints on W as in `learn` (general rows need acyclicity='expm').
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable W -> scalar tensor, got {type(loss_fn).__name__}")
@@ -191,8 +254,17 @@ def fit(loss_fn: Callable, d: int, *, acyclicity: str = "logdet", lambda1: float
         common["max_iter"] = max_iter
     if tol is not None:
         common["tol"] = tol
-    out = (notears if acyclicity == "expm" else logdet)(loss, d, **common, **options)
+    method = "notears" if acyclicity == "expm" else "logdet"
+    _check_side(method, sign, eq, ineq, d)
+    if method == "notears":
+        out = notears(loss, d, side=SideConstraints(sign, eq, ineq, ctol=ctol), **common, **options)
+    else:
+        out = logdet(loss, d, sign=sign, **common, **options)
+    out.extras["method"] = method
+    out = _finish(out, w_threshold, None, None)
+    out = _enforce_side(out, loss, d, lambda1, sign, eq, ineq, ctol, mask,
+                        {k: v for k, v in common.items() if k not in ("lambda1", "W0", "n_extra", "p0", "mask")},
+                        n_extra=n_extra)
     if params:
         out.extras["params"] = [q.to(device) for q in loss.unflatten(out.extras["p"])]
-    out.extras["method"] = "notears" if acyclicity == "expm" else "logdet"
-    return _finish(out, w_threshold, None, None)
+    return out

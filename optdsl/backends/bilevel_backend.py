@@ -144,8 +144,12 @@ class BilevelBackend(Backend):
         if options["sigma_decay"] and options["method"] == "penalty":
             kw["sigma"] = bilevel.sigma_schedule(options["sigma"] or 1.0, options["sigma_min"], options["sigma_decay"])
         kw.update(callback=callback, device=device, dtype=dtype)
-        if options["method"] == "zo" or (options["method"] == "auto" and _has_op([problem.objective], "blackbox")):
+        leader_exprs = [problem.objective] + [c.expr for c in problem.constraints]
+        if options["method"] == "zo" or (options["method"] == "auto" and _has_op(leader_exprs, "blackbox")):
             return self._solve_zo(problem, levels[0], leader, low, device, dtype, options, callback, start, ev, sign)
+        if problem.constraints or _has_op(leader_exprs, "blackbox"):
+            raise ValueError(f"method={options['method']!r} needs the leader's gradient and takes its bounds only; a "
+                             "leader with a black-box term or constraints is solved by method='zo' (the default)")
         if len(levels) == 1:
             (lv,) = levels
             follower = list(lv.variables)

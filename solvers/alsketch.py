@@ -342,7 +342,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     bn_prev = None  # ‖∇L‖ at the previous Newton step (forcing term)
 
     for it in budget:
-        cert = _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu)
+        cert = _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu, il, iu)
         # the iteration's scalars in one read: subproblem KKT residual, φ, f, ‖c‖, ‖Jᵀc‖, ‖J‖
         kkt_sub, phi_k, f_k, cn, jtc, jn = torch.stack([
             torch.cat([ev["gL"], ev["c"]]).abs().max() if N + m else ev["f"].new_zeros(()),
@@ -397,12 +397,12 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         rankdef = bool(m) and _rank_deficient(J, svd_J[1])
         rhs = -torch.cat([ev["gL"], ev["c"]])
         bn = float(rhs.norm())
-        # merit gradient: uses the true Hessian H (paper), one HVP-equivalent product
-        gmx = ev["gL"] + e2 * (H @ ev["gL"]) + e1 * (J.T @ ev["c"])
-        gml = ev["c"] + e2 * (J @ ev["gL"])
-        gm = torch.cat([gmx, gml])
+        # merit gradient ∇L_η = (∇L + η₂H∇L + η₁Jᵀc, c + η₂J∇L): the true Hessian H (paper), one HVP-equivalent
+        # product; the products do not depend on η, so the adaptation loop below only recombines them
+        HgL, JTc, JgL = H @ ev["gL"], J.T @ ev["c"], J @ ev["gL"]
 
         dz = None
+        slope = math.nan
         paper = _paper_constants(B, H, J, K, xi_B) if accuracy == "paper" and linear_solver == "sketch" else None
         for _ in range(60):  # penalty / accuracy adaptation loop (finite: η₁ ≤ 1e8, η₂ ≥ 1e-8)
             if paper is not None:
@@ -413,15 +413,15 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
                                counts, t_left, sketch_grow, max_sketch_size)
             if dz is None:
                 break
-            gm = torch.cat([ev["gL"] + e2 * (H @ ev["gL"]) + e1 * (J.T @ ev["c"]), ev["c"] + e2 * (J @ ev["gL"])])
-            if float(gm @ dz) <= -0.5 * e2 * bn**2 or e1 > 1e8 or e2 < 1e-8:
+            gm = torch.cat([ev["gL"] + e2 * HgL + e1 * JTc, ev["c"] + e2 * JgL])
+            slope = float(gm @ dz)
+            if slope <= -0.5 * e2 * bn**2 or e1 > 1e8 or e2 < 1e-8:
                 break
             e1, e2, dlt = e1 * nu**2, e2 / nu, dlt / nu**4
         bn_prev = bn
         if dz is None or not bool(torch.isfinite(dz).all()):
             status, message = Status.NUMERICAL_ERROR, f"KKT solve failed at iteration {it}"
             break
-        slope = float(gm @ dz)
         if slope >= 0:  # not a descent direction even after adaptation: steepest descent on the merit
             dz = -gm
             slope = -float(gm @ gm)
@@ -447,7 +447,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     if status is None:
         status = budget.status or Status.ITERATION_LIMIT
     x = z[:n]
-    cert = _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu)
+    cert = _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu, il, iu)
     worst = _worst(ev["cx"], me, mi, x, lbt, ubt)
     note = ""
     if status in (Status.ITERATION_LIMIT, Status.SLOW_PROGRESS) and cert["feasibility"] > feas_thr:
@@ -641,13 +641,14 @@ def _damped_bfgs(B, s, y):
     return B - torch.outer(Bs, Bs) / sBs + torch.outer(r, r) / float(s @ r)
 
 
-def _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu):
+def _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu, il=None, iu=None):
     """KKT residuals of the *original* problem (∞-norms): stationarity, feasibility, complementarity.
 
     Bound duals z_l = μ/(x − l), z_u = μ/(u − x) on the bounded coordinates. Each group's maxima are read
     in one transfer (one sync per iteration on a GPU, not one per group)."""
     x = z[:n]
-    il, iu = torch.nonzero(hasl).reshape(-1), torch.nonzero(hasu).reshape(-1)
+    if il is None:
+        il, iu = torch.nonzero(hasl).reshape(-1), torch.nonzero(hasu).reshape(-1)
     dl, du = x[il] - lbt[il], ubt[iu] - x[iu]
     zl, zu = mu / dl.clamp_min(1e-300), mu / du.clamp_min(1e-300)
     gx = ev["gx"] + (ev["J"][:, :n].T @ lam if lam.numel() else 0)

@@ -214,9 +214,10 @@ def _kkt_ok(kkt, g, tol, feas_tol) -> bool:
     return kkt.stationarity <= max(1e3 * tol, 1e-6) * gscale and kkt.feasibility <= feas_tol
 
 
-def _negative_curvature(f, eq, ineq, x, kkt, lb, ub, device, dtype, max_n: int = 200):
+def _negative_curvature(f, eq, ineq, x, kkt, lb, ub, device, dtype, max_n: int = 200, derivatives=None):
     """A unit direction d with dᵀ∇²L d < 0 in the null space of the active constraints' gradients (fixed
-    active bounds, equalities, active inequalities), or None. Dense Hessian by autograd: small models only."""
+    active bounds, equalities, active inequalities), or None. Dense Hessian by autograd (or by `derivatives`,
+    compiled ``eval``/``hess`` of the same functions, as `alsketch.minimize` takes them): small models only."""
     n = x.size
     if n == 0 or n > max_n:
         return None
@@ -231,6 +232,8 @@ def _negative_curvature(f, eq, ineq, x, kkt, lb, ub, device, dtype, max_n: int =
             val = val + (mu * ineq(z).reshape(-1)).sum()
         return val
     xt = torch.as_tensor(x, dtype=dtype, device=device)
+    if derivatives is not None and lam.numel() + mu.numel() == derivatives.m:
+        return _negative_curvature_of(derivatives, xt, x, lam, mu, lb, ub)
     try:  # the rows of the Jacobian of ∇L, in one batched reverse pass
         xg = xt.detach().clone().requires_grad_(True)
         with torch.enable_grad():
@@ -251,6 +254,33 @@ def _negative_curvature(f, eq, ineq, x, kkt, lb, ub, device, dtype, max_n: int =
         active = c >= -1e-6 * (1 + np.abs(c))
         if active.any():
             rows.append(jacobian(ineq, xt).detach().cpu().double().numpy().reshape(-1, n)[active])
+    return _curvature_direction(H, rows, x, free)
+
+
+def _negative_curvature_of(derivatives, xt, x, lam, mu, lb, ub):
+    """`_negative_curvature` with the Hessian, Jacobian and rows from compiled derivatives."""
+    try:
+        H = derivatives.hess(xt, torch.cat([lam.reshape(-1), mu.reshape(-1)]).to(xt)).cpu().double().numpy()
+        _, _, c, J = derivatives.eval(xt)
+    except NonFinite:
+        return None
+    if not np.isfinite(H).all():
+        return None
+    me = lam.numel()
+    c, J = c.cpu().double().numpy(), J.cpu().double().numpy()
+    scale = 1.0 + np.abs(x)
+    free = ~((np.isfinite(lb) & (x - lb <= 1e-6 * scale)) | (np.isfinite(ub) & (ub - x <= 1e-6 * scale)))
+    rows = [J[:me]] if me else []
+    active = c[me:] >= -1e-6 * (1 + np.abs(c[me:]))
+    if active.any():
+        rows.append(J[me:][active])
+    return _curvature_direction(H, rows, x, free)
+
+
+def _curvature_direction(H, rows, x, free):
+    """The unit eigenvector of the reduced Hessian ZᵀHZ (Z: null space of the active rows over the free
+    coordinates) with the most negative eigenvalue, mapped back; None when ZᵀHZ ⪰ -1e-6·max|λ|."""
+    n = x.size
     E = np.eye(n)[:, free]
     A = np.vstack(rows)[:, free] if rows else np.zeros((0, int(free.sum())))
     Z = E @ (scipy.linalg.null_space(A) if A.shape[0] else np.eye(int(free.sum())))

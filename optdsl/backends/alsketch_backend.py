@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import ModelError
 from ..solvers import alsketch
-from .casadi_derivatives import LIMIT, CasadiDerivatives
+from .casadi_derivatives import CasadiDerivatives
 from .flatten import NotStructured
 from .base import Option
 from .nlp_backend import _COMMON, _Smooth
@@ -79,12 +79,10 @@ class AlsketchBackend(_Smooth):
         if options["derivatives"] == "autograd" or options["hessian"] != "exact":
             return None
         base = getattr(flat, "flat", flat)  # `ScaledRows` wraps the compiled FlatProblem
-        d = CasadiDerivatives.of(base)
+        d, why = CasadiDerivatives.why_not(base)
         if d is None:
             if options["derivatives"] == "casadi":
-                raise ModelError("alsketch derivatives='casadi': the model has a term without a CasADi form, "
-                                 f"runs on {base.device}/{base.dtype} (CPU float64 needed) or has more than "
-                                 f"{LIMIT} variables and rows; use derivatives='autograd'")
+                raise ModelError(f"alsketch derivatives='casadi' does not apply: {why}; use derivatives='autograd'")
             return None
         return d.oracle(scale, getattr(flat, "s_eq", None), getattr(flat, "s_in", None))
 

@@ -59,19 +59,22 @@ class CasadiDerivatives:
     @classmethod
     def of(cls, flat) -> Optional["CasadiDerivatives"]:
         """The compiled derivatives of `flat` (built once, kept on it), or None where they do not apply."""
+        return cls.why_not(flat)[0]
+
+    @classmethod
+    def why_not(cls, flat) -> tuple[Optional["CasadiDerivatives"], str]:
+        """(derivatives, "") or (None, the reason they do not apply to `flat`)."""
         if flat.device.type != "cpu" or flat.dtype != torch.float64:
-            return None
+            return None, f"the model runs on {flat.device} in {flat.dtype} (CPU float64 needed)"
         m = sum(c.expr.size for c in flat.eq_items + flat.in_items)
         if flat.n + m > LIMIT:
-            return None
-        cached = flat.__dict__.get("_casadi_derivatives", False)
-        if cached is False:
+            return None, f"{flat.n} variables and {m} rows exceed the dense limit n + m <= {LIMIT}"
+        cached = flat.__dict__.get("_casadi_derivatives")
+        if cached is None:
             try:
-                cached = cls(flat)
-            except ImportError:
-                cached = None
-            except Exception:  # noqa: BLE001 - a term with no CasADi form (od.fn, ...): torch autograd instead
-                cached = None
+                cached = (cls(flat), "")
+            except Exception as err:  # noqa: BLE001 - a term with no CasADi form (od.fn, ...): autograd instead
+                cached = (None, str(err) or type(err).__name__)
             flat._casadi_derivatives = cached
         return cached
 
@@ -93,6 +96,7 @@ class DenseOracle:
     def __init__(self, d: CasadiDerivatives, scale: float, s: np.ndarray):
         self.d, self.scale, self.s = d, scale, s
         self.unit_rows = bool(np.all(s == 1.0))
+        self.m = d.m  # rows (equalities, then inequalities)
 
     def _p(self):
         return self.d.low.parameter_values()

@@ -115,6 +115,11 @@ class _Smooth(Backend):
                                           out.certificates.get("complementarity", 0.0))
         return out
 
+    @staticmethod
+    def _compiled_derivatives(flat, options, scale):
+        """Compiled derivatives of `scale`·f and of the rows of `flat` (None: autograd); see alsketch."""
+        return None
+
     def _escape_saddle(self, flat, options, cb, f, scale, out, max_escapes: int = 3):
         """A KKT point of a nonconvex model with a direction of negative curvature of the Lagrangian along the
         active constraints is a saddle or a maximum, not a local minimum: restart from a lower point along that
@@ -126,7 +131,8 @@ class _Smooth(Backend):
         for k in range(max_escapes + 1):
             x = out.x.detach().cpu().double().numpy().reshape(-1)
             mult = SimpleNamespace(lam=_np(out.duals.get("eq")), mu=_np(out.duals.get("ineq")))
-            d = nlp._negative_curvature(f, eq, ineq, x, mult, lb, ub, flat.device, flat.dtype)
+            d = nlp._negative_curvature(f, eq, ineq, x, mult, lb, ub, flat.device, flat.dtype,
+                                        derivatives=self._compiled_derivatives(flat, options, scale))
             if d is None:
                 if k:
                     out.message = f"{out.message}; restarted {k}x off saddle points (negative curvature)"

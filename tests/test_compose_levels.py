@@ -246,6 +246,12 @@ def test_blackbox_leader_takes_leader_constraints():
     assert "chosen: bilevel" in m.explain()
 
 
+def test_a_named_gradient_method_does_not_ignore_leader_constraints():
+    m, _, _ = _blackbox_leader_with_a_coupled_constraint()
+    with pytest.raises(ValueError, match="method='hyper' needs the leader's gradient.*method='zo'"):
+        m.solve(method="hyper")
+
+
 @pytest.mark.slow
 def test_blackbox_leader_with_a_coupled_constraint_hand_derived():
     m, x, y = _blackbox_leader_with_a_coupled_constraint()

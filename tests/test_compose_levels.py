@@ -104,6 +104,24 @@ def test_robust_budget_set_in_a_follower():
     np.testing.assert_allclose(y.value, [3.0, 3.0], atol=1e-7)
 
 
+def test_robust_polyhedron_set_in_a_follower():
+    # u ∈ {u >= 0, u1 + u2 <= 1} (vertices (0, 0), (1, 0), (0, 1)): (1 + u1)·y1 + (1 + u2)·y2 <= x for all of
+    # them means 2y1 + y2 <= x and y1 + 2y2 <= x; the follower maximizes y1 + y2 with y <= 2: y1 = y2 =
+    # min(x/3, 2). Leader min x − 2(y1 + y2) on [0, 10]: −x/3 up to x = 6, then x − 8 → x = 6, F = −2
+    m = od.Model("polyhedron_follower")
+    x = m.variable(lb=0, ub=10, name="x")
+    f = m.level("f")
+    y = f.variable(2, lb=0, ub=2, name="y")
+    u = m.uncertain(2, within=od.Polyhedron(np.array([[-1.0, 0], [0, -1], [1, 1]]), np.array([0.0, 0, 1])),
+                    name="u")
+    f.maximize(od.sum(y))
+    f.subject_to((1 + u) @ y <= x, name="cap")
+    m.minimize(x - 2 * od.sum(y))
+    res = m.solve()
+    assert res.status.name == "OPTIMAL" and res.objective == pytest.approx(-2.0, abs=1e-7)
+    assert x.value == pytest.approx(6.0, abs=1e-7)
+
+
 def test_rows_with_their_own_uncertain_coefficients_need_only_their_own_corners():
     # (A + U) y <= x + 1 for every U with |U_ij| <= 0.1 A_ij: U has 9 components (512 vertices), but row i reads
     # only U[i, :], so 2³ = 8 patterns put every row at each of its corners. With y >= 0 the worst case is

@@ -264,13 +264,18 @@ def test_a_second_acyclic_constraint_is_rejected_with_a_reason():
         m.solve()
 
 
-def test_an_extra_equality_constraint_is_rejected_with_a_reason():
+def test_an_extra_equality_constraint_is_a_side_constraint_and_a_nonsmooth_one_is_refused():
     m = ER10.build()
     W = m.variables[0]
     m.subject_to(W[0, 4] == -1.9, name="fix")
-    # prior knowledge is W[i, j] == 0 (od.forbid / od.tiers); fixing a weight is named and refused
-    assert "dag: constraint 'fix' is not of the form W[i, j] == 0" in m.explain("dag")
-    with pytest.raises(od.NotSolvableError, match="constraint 'fix' is not of the form"):
+    # fixing a weight is a general row for NOTEARS' augmented Lagrangian (solved in tests/test_dag_side.py)
+    assert "chosen: dag" in m.explain()
+    from optdsl.backends.dag_backend import prior_knowledge
+    pk, why = prior_knowledge(m.to_problem(), W)
+    assert why is None and [c.name for c, _, _ in pk.general] == ["fix"]
+    m.subject_to(od.abs(W[1, 2]) <= 1, name="rough")
+    assert "dag: constraint 'rough' is not smooth (abs)" in m.explain("dag")
+    with pytest.raises(od.NotSolvableError, match="constraint 'rough' is not smooth"):
         m.solve(solver="dag")
 
 

@@ -63,6 +63,27 @@ def test_incoming_weight_cap_holds_and_matches_cvxpy_on_the_learned_support():
     assert Wv[:, J].sum() == pytest.approx(cap, abs=1e-6) and cons[1].dual_value > 0.1   # the cap is active
 
 
+def test_a_fixed_weight_with_a_general_loss_goes_through_fit_and_matches_cvxpy():
+    # not od.sem_loss: dag.fit with NOTEARS' augmented Lagrangian; W[a, b] == value is a general row
+    Xc = X - X.mean(axis=0)
+    a, b = map(int, np.argwhere(B_TRUE)[0])
+    target = W_TRUE[a, b] + 0.3
+    m = od.Model("fit_side")
+    W = m.variable((D, D), name="W")
+    m.minimize((0.5 / len(X)) * od.sum_squares(od.Constant(Xc) - od.Constant(Xc) @ W))
+    m.subject_to(od.acyclic(W), name="dag")
+    m.subject_to(W[a, b] == target, name="fix")
+    res = m.solve()
+    assert res.status.name == "LOCALLY_OPTIMAL" and res.extras["method"] == "notears"
+    assert abs(W.value[a, b] - target) <= 1e-6 and count_accuracy(B_TRUE, W.value)["shd"] == 0
+    support = W.value != 0
+    Wc = cp.Variable((D, D))
+    prob = cp.Problem(cp.Minimize(0.5 / len(X) * cp.sum_squares(Xc - Xc @ Wc)),
+                      [Wc[a, b] == target, cp.multiply(~support, Wc) == 0])
+    prob.solve(solver="CLARABEL")
+    assert res.objective == pytest.approx(prob.value, rel=1e-8) and np.abs(W.value - Wc.value).max() < 1e-6
+
+
 def test_side_constraints_that_cannot_be_met_give_an_honest_status():
     m, W = _model(ub=0)                        # every weight <= 0, yet the incoming weight must be 2
     m.subject_to(od.sum(W[:, J]) == 2.0, name="incoming")
@@ -94,4 +115,5 @@ def test_prior_reads_signs_forbidden_entries_and_general_rows():
     pk, why = prior_knowledge(m.to_problem(), W)
     assert why is None
     assert pk.sign[0, 1] == 1 and pk.sign[2, 3] == -1 and pk.sign[1, 4] == 0 and not pk.allowed[1, 4]
-    assert [c.name for c, _ in pk.general] == ["cap", "ball"]
+    assert [c.name for c, _, _ in pk.general] == ["cap", "ball"]
+    assert pk.general[0][2] is not None and pk.general[1][2] is None       # affine rows travel as (A, b)

@@ -73,8 +73,8 @@ def _sem(smooth):
 @dataclass
 class Prior:
     """What the constraints on W say: forbidden entries (``allowed`` False), required edges, signs
-    (+1: W_ij ≥ 0, −1: W_ij ≤ 0) and the remaining smooth rows (``general``: (constraint, row indices or None),
-    for the augmented Lagrangian)."""
+    (+1: W_ij ≥ 0, −1: W_ij ≤ 0) and the remaining smooth rows (``general``: (constraint, row indices or None,
+    (A, b) rows on vec(W) when affine), for the augmented Lagrangian)."""
     allowed: np.ndarray
     required: list
     sign: np.ndarray
@@ -110,7 +110,7 @@ def prior_knowledge(problem, W):
         try:
             aff = low.lower(c.expr)
         except NotAffine:
-            prior.general.append((c, None))
+            prior.general.append((c, None, None))
             continue
         A, b = aff.A.tocsr(), aff.b.reshape(-1)
         single = np.diff(A.indptr) == 1
@@ -127,7 +127,7 @@ def prior_knowledge(problem, W):
             else:
                 pos[k] = True
         if rest:
-            prior.general.append((c, None if len(rest) == A.shape[0] else np.array(rest)))
+            prior.general.append((c, None if len(rest) == A.shape[0] else np.array(rest), (A[rest], b[rest])))
         req = c.expr.attrs.get("required_edges") if hasattr(c.expr, "attrs") else None
         prior.required += list(req or ())
     both = (pos & neg).reshape(d, d)
@@ -138,19 +138,21 @@ def prior_knowledge(problem, W):
 
 
 def _side_rows(prior: Prior, W):
-    """Torch callables (eq(W), ineq(W)) for the general rows, or (None, None)."""
-    if not prior.general:
-        return None, None
+    """The general rows as (eq, ineq) for the solvers: stacked (A, b) when every row of that kind is affine
+    (no autograd in the inner loop), else one torch callable; None where there are none."""
+    import scipy.sparse as sp
     low = TorchLowering()
 
     def rows(kind):
-        picked = [(c, r) for c, r in prior.general if c.kind == kind]
+        picked = [g for g in prior.general if g[0].kind == kind]
         if not picked:
             return None
+        if all(aff is not None for _, _, aff in picked):
+            return sp.vstack([aff[0] for _, _, aff in picked]).tocsr(), np.concatenate([aff[1] for _, _, aff in picked])
 
         def f(Wt):
             out = []
-            for c, r in picked:
+            for c, r, _ in picked:
                 v = low.evaluate(c.expr, {W: Wt}).reshape(-1)
                 out.append(v if r is None else v[torch.as_tensor(r)])
             return torch.cat(out)

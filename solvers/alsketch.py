@@ -258,7 +258,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     barrier = bool(mi or hasl.any() or hasu.any())
     mu = mu0 if barrier else 0.0
 
-    _, _, c, _ = model.eval(x, need_jac=False)
+    _, _, c, _ = model.eval(x)  # with J: the first iteration evaluates here again (kept, not recomputed)
     s = torch.clamp(-c[me:], min=1e-2) if mi else x.new_zeros(0)  # slacks: c_I + s = 0, s > 0
     N = n + mi
     m = me + mi

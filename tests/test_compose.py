@@ -98,19 +98,19 @@ def test_a_blackbox_in_the_follower_names_both_and_the_nearest_form():
     assert "solver='zo') is needed" not in text      # the single-structure hint would mislead here
 
 
-def test_levels_with_an_ellipsoid_name_both_and_the_nearest_form():
-    # polytopes compose (vertex rows); an ellipsoid in a level does not
+def test_levels_with_a_large_uncertainty_set_name_both_and_the_nearest_form():
+    # a box over 7 components read together by one row has 2^7 vertices, more than the level rewrite enumerates
     m = od.Model("rb")
-    x = m.variable(1, lb=0, ub=1, name="x")
+    x = m.variable(7, lb=0, ub=1, name="x")
     f = m.level("f")
     y = f.variable(name="y")
     f.minimize((y - x.sum()) ** 2)
-    u = m.uncertain(1, within=od.Ellipsoid(np.zeros(1), rho=1.0), name="u")
+    u = m.uncertain(7, within=od.Box(np.zeros(7), radius=0.1), name="u")
     m.minimize(y - x.sum())
-    m.subject_to(x + u * x <= 1, name="rob")
+    m.subject_to((1 + u) @ x <= 1, name="rob")
     text = _error(m)
     assert "m.uncertain" in text and "levels" in text and "robust counterpart" in text
-    assert "Ellipsoid, not a polytope" in text
+    assert "2^7 vertices" in text
 
 
 def test_dag_with_integer_weights_names_both():

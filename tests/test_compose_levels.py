@@ -38,6 +38,26 @@ def test_robust_constraint_in_a_follower_hand_derived():
     assert not any("@vertex" in k for k in res.duals)
 
 
+def test_ellipsoidal_uncertainty_in_a_follower_hand_derived():
+    # aᵀy <= 1 for all a = (1, 1) + w, ‖w‖ <= 1/2: the worst case y1 + y2 + ‖y‖/2 <= 1. The follower projects
+    # (x, x) onto that symmetric set: y = (s, s) with s = min(x, s*), s* = 1/(2 + √2/2). Leader (x − 1)² + ‖y − 1‖²
+    # on [0, 2]: x = 1, F = 2(1 − s*)²; multiplier 2(1 − s*)/(1 + 1/(2√2))
+    s_star = 1 / (2 + np.sqrt(2) / 2)
+    m = od.Model("ellipsoid_follower")
+    x = m.variable(lb=0, ub=2, name="x")
+    f = m.level("f")
+    y = f.variable(2, name="y")
+    a = m.uncertain(2, within=od.Ellipsoid(np.ones(2), rho=0.5), name="a")
+    f.minimize(od.sum_squares(y - x))
+    f.subject_to(a @ y <= 1, name="cap")
+    m.minimize((x - 1) ** 2 + od.sum_squares(y - 1))
+    res = m.solve()
+    assert res.chain == ["robust_levels_to_vertices", "bilevel"] and res.status.name == "LOCALLY_OPTIMAL"
+    assert res.objective == pytest.approx(2 * (1 - s_star) ** 2, abs=1e-8)
+    np.testing.assert_allclose(y.value, [s_star, s_star], atol=1e-8)
+    assert res.duals["cap"] == pytest.approx(2 * (1 - s_star) / (1 + 1 / (2 * np.sqrt(2))), abs=1e-6)
+
+
 def test_the_nominal_follower_would_answer_differently():
     # a = 1 (the centre): y*(x) = min(x, 1), F = (x − 2)² + 1 at x = 2: the robust answer is not the nominal one
     m = od.Model("nominal")

@@ -1,4 +1,5 @@
-"""Robust constraints in a model with levels  ->  one deterministic row per vertex of the uncertainty set.
+"""Robust constraints in a model with levels  ->  one deterministic row per vertex of the uncertainty set
+(for an ellipsoid: one row, its closed-form worst case).
 
 Source: a bilevel (or multilevel) model in which constraints of the leader or of a follower read an uncertain
 quantity u ∈ U and must hold for every u ∈ U:
@@ -26,8 +27,12 @@ Rows that read disjoint components of a box (``a ∘ y <= b``; ``(A + U) y <= b`
 coefficients per row) need only the corners of the components each row reads: 2^s copies for rows reading s
 components each, whatever the size of u (`_separable_vertices`).
 
+An ellipsoid U = {c + P w : ‖w‖₂ <= ρ} has no vertices: its rows take the closed-form worst case
+e(·, c) + ρ‖(e(·, c + Pⱼ) − e(·, c))ⱼ‖₂ <= 0 (a second-order cone; smooth away from zero, so the hyper-objective
+and first-order methods take it, the KKT route, which needs an LP/QP follower, does not).
+
 Scope: polyhedral sets (Box, Budget, Polyhedron) with at most ``MAX_VERTICES`` vertices (a Box over k
-components has 2ᵏ) or a separable box as above; an ellipsoid, a larger set or a soft/equality robust row is
+components has 2ᵏ), a separable box as above, or an ellipsoid; a larger set or a soft/equality robust row is
 refused with the reason (`why_not`). `invert` reports the multiplier of each user constraint as the sum of its
 vertex rows' multipliers (the multiplier of maxⱼ c(·, vⱼ) ≤ 0), and the certificate ``robust_violation``:
 the worst case over U at the solution, maxⱼ c(x, y, vⱼ)₊, per constraint.
@@ -139,6 +144,30 @@ def _vertices(u, expr=None):
     return [np.asarray(v, dtype=float).reshape(u.shape) for v in V], None
 
 
+def _ellipsoid_worst_case(expr: Expr, u) -> Expr:
+    """max over u = c + P w, ‖w‖₂ <= ρ, of expr (affine in u), row by row: e(c) + ρ‖(e(c + Pⱼ) − e(c))ⱼ‖₂."""
+    from ..expr import atoms
+    E = u.within
+    base = substitute(expr, {u: Constant(np.asarray(E.center, dtype=float).reshape(u.shape))})
+    qs = [substitute(expr, {u: Constant((E.center + E.P[:, j]).reshape(u.shape))}) - base for j in range(E.k)]
+    if expr.shape == ():
+        return base + E.rho * atoms.norm(atoms.stack(qs))
+    flat = [q.reshape((expr.size,)) for q in qs]
+    spread = atoms.norm(atoms.stack(flat, axis=1), axis=1)
+    return base + E.rho * spread.reshape(expr.shape)
+
+
+def _counterpart_rows(expr: Expr, u):
+    """[(suffix, deterministic row)] whose rows together say expr(·, u) <= 0 for all u in its set, or (None, why):
+    one row per vertex of a polytope, or the closed-form worst case over an ellipsoid."""
+    if type(u.within).__name__ == "Ellipsoid":
+        return [("@worst_case", _ellipsoid_worst_case(expr, u))], None
+    V, why = _vertices(u, expr)
+    if why:
+        return None, why
+    return [(f"@vertex{j}", substitute(expr, {u: Constant(v)})) for j, v in enumerate(V)], None
+
+
 def _robust_item(c, where: str):
     """(uncertain, None) when the constraint item can be rewritten, (None, why) when not, (None, None) if not robust."""
     us = uncertain_of(c.expr)
@@ -169,10 +198,10 @@ def _objective_plan(problem):
             return None, f"{where} reads several uncertain quantities"
         if not is_affine(obj, us):
             return None, f"{where} is not affine in uncertain {us[0].name!r}"
-        V, why = _vertices(us[0])
+        rows, why = _counterpart_rows(obj, us[0])
         if why:
             return None, why
-        out.append((owner, obj, sense, us[0], V))
+        out.append((owner, obj, sense, us[0], rows))
     return out, None
 
 
@@ -191,10 +220,10 @@ def _plan(problem):
                 return None, why
             if u is None:
                 continue
-            V, why = _vertices(u, c.expr)
+            rows, why = _counterpart_rows(c.expr, u)
             if why:
                 return None, why
-            out.append((owner, c, u, V))
+            out.append((owner, c, u, rows))
     return out, None
 
 
@@ -219,10 +248,9 @@ class RobustLevelsToVertices(Pass):
         rows, _ = _plan(problem)
         problem, epigraphs = _epigraphs(problem)
         by_owner: dict = {}
-        for owner, c, u, V in rows:
-            by_owner.setdefault(owner, {})[c.name] = [
-                ConstraintItem(f"{c.name}@vertex{j}", "ineq", substitute(c.expr, {u: Constant(v)}))
-                for j, v in enumerate(V)]
+        for owner, c, u, crows in rows:
+            by_owner.setdefault(owner, {})[c.name] = [ConstraintItem(f"{c.name}{suffix}", "ineq", e)
+                                                      for suffix, e in crows]
 
         def rewrite(items, owner):
             table = by_owner.get(owner, {})
@@ -270,12 +298,13 @@ def _epigraphs(problem):
     new_vars, out = [], []
     objective = problem.objective
     constraints = list(problem.constraints)
-    for owner, obj, sense, u, V in objectives:
+    for owner, obj, sense, u, orows in objectives:
         tag = "leader" if owner is None else owner
         t = Variable((), name=f"{tag}.worst_case")
         sign = 1.0 if sense == "min" else -1.0
-        rows = [ConstraintItem(f"{tag}.worst_case@vertex{j}", "ineq",
-                               sign * (substitute(obj, {u: Constant(v)}) - t)) for j, v in enumerate(V)]
+        if sense == "max":   # the worst case of a maximized objective is its minimum over u: max of −obj
+            orows, _ = _counterpart_rows(-obj, u)
+        rows = [ConstraintItem(f"{tag}.worst_case{suffix}", "ineq", e - sign * t) for suffix, e in orows]
         out.append((t, [r.name for r in rows]))
         new_vars.append(t)
         if owner is None:

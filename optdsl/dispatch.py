@@ -29,10 +29,10 @@ _COMBINED = {
         "two-level model (a zeroth-order loop over f(x, y*(x)), method='zo'): the follower is solved by "
         "gradients. Nearest supported form: write follower terms with od.fn (a differentiable torch function)"),
     frozenset({"bilevel", "robust"}): (
-        "levels (m.level) and uncertain quantities (m.uncertain) compose for inequality constraints affine in one "
-        "uncertain quantity from a polytope (od.Box, od.Budget, od.Polyhedron, at most 64 vertices), rewritten "
-        "vertex by vertex. Nearest supported form otherwise: write the robust counterpart by hand (ellipsoid: "
-        "aᵀx + r·norm(x) <= b), or a box/polytope set"),
+        "levels (m.level) and uncertain quantities (m.uncertain) compose for inequality constraints and objectives "
+        "affine in one uncertain quantity from a polytope (od.Box, od.Budget, od.Polyhedron, at most 64 vertices "
+        "per row) or an ellipsoid. Nearest supported form otherwise: write the robust counterpart by hand (box: "
+        "aᵀx + r·norm1(x) <= b), or a smaller set"),
     frozenset({"bilevel", "module"}): (
         "levels (m.level) and m.module do not compose: a module's parameters cannot be a follower's variables. "
         "Nearest supported form: declare the follower's weights as level variables (w = f.variable(n)) and write "

@@ -256,6 +256,8 @@ def bench_poisson(sizes, cvxpy_max=128):
     pc = _load(ROOT / "problems" / "poisson_control.py")
     print("\n== Poisson control: dispatch vs cvxpy / ipopt / alsketch (one run each; |df| against the KKT solve) ==")
     print(f"{'N':>5s} {'n':>7s} {'solver':>10s} {'total s':>8s} {'|df|':>9s} {'max viol':>9s}  status")
+    for solver in ("cvxpy", "ipopt", "alsketch"):   # untimed warm-up (first-call costs) of every route
+        pc.build(8).solve(solver=solver)
     for N in sizes:
         f_ref = pc.reference(N)[0]
         for solver in (None, "cvxpy", "ipopt", "alsketch"):

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import optdsl as od
+
 ROOT = Path(__file__).resolve().parent.parent / "problems"
 
 
@@ -50,6 +52,13 @@ def test_graph_kind_follows_how_the_model_is_written_with_the_same_answer():
     chain = CHAIN.build(50)
     assert IpoptForm(chain.to_problem()).auto_kind() == "MX"         # a few vector ops of 50 entries
     assert IpoptForm(HS071.build().to_problem()).auto_kind() == "SX"  # scalar ops
+    m = od.Model()
+    x = m.variable(30, name="x")
+    m.minimize(od.quad_form(x, np.eye(30) + np.ones((30, 30))) + od.sum(x))   # a dense 30x30 factor: MX
+    m.subject_to(x[0] + x[1] == 1, name="c")
+    assert IpoptForm(m.to_problem()).auto_kind() == "MX"
+    sx, mx = m.solve(solver="ipopt", graph="SX").objective, m.solve(solver="ipopt", graph="MX").objective
+    assert sx == pytest.approx(mx, rel=1e-10)
     auto = chain.solve()
     sx = CHAIN.build(50).solve(solver="ipopt", graph="SX")
     assert auto.status.is_success and sx.status.is_success

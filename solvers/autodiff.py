@@ -103,6 +103,79 @@ class Constraints:
         return self._jac
 
 
+class Compiled:
+    """Objective and constraint oracles with the interface of `Objective` / `Constraints`, over compiled
+    derivatives ``eval(x) -> (f, ∇f, c, J)`` (torch tensors; c = (c_E, c_I)): one call per point, shared by
+    the objective and both constraint groups. ``Compiled(d, m_eq).objective()``, ``.constraints(eq=True)``."""
+
+    def __init__(self, derivatives, m_eq: int):
+        self.d, self.m_eq = derivatives, m_eq
+        self._key: Optional[bytes] = None
+        self._out = None
+
+    def at(self, x_np) -> tuple:
+        x_np = np.ascontiguousarray(x_np, dtype=float)
+        key = x_np.tobytes()
+        if key != self._key:
+            f, g, c, J = self.d.eval(torch.as_tensor(x_np, dtype=torch.float64))
+            self._key, self._out = key, (float(f), g.cpu().double().numpy(), c.cpu().double().numpy(),
+                                         J.cpu().double().numpy())
+        return self._out
+
+    def objective(self) -> "_CompiledObjective":
+        return _CompiledObjective(self)
+
+    def constraints(self, eq: bool) -> "_CompiledRows":
+        return _CompiledRows(self, slice(0, self.m_eq) if eq else slice(self.m_eq, None),
+                             "equality constraints" if eq else "inequality constraints")
+
+
+class _CompiledObjective:
+    def __init__(self, src: Compiled, name: str = "objective"):
+        self.src, self.name = src, name
+        self.n_f = self.n_grad = 0
+        self._fkey = self._gkey = None
+
+    def value(self, x_np) -> float:
+        f = self.src.at(x_np)[0]
+        if self.src._key != self._fkey:
+            self._fkey = self.src._key
+            self.n_f += 1
+        return f
+
+    def grad(self, x_np) -> np.ndarray:
+        g = self.src.at(x_np)[1]
+        if self.src._key != self._gkey:
+            self._gkey = self.src._key
+            self.n_grad += 1
+            if not np.isfinite(g).all():
+                raise NonFinite(f"gradient of {self.name}", self.n_grad)
+        return g
+
+
+class _CompiledRows:
+    def __init__(self, src: Compiled, rows: slice, name: str):
+        self.src, self.rows, self.name = src, rows, name
+        self.n_f = self.n_jac = 0
+        self._vkey = self._jkey = None
+
+    def value(self, x_np) -> np.ndarray:
+        c = self.src.at(x_np)[2][self.rows]
+        if self.src._key != self._vkey:
+            self._vkey = self.src._key
+            self.n_f += 1
+        return c
+
+    def jac(self, x_np) -> np.ndarray:
+        J = self.src.at(x_np)[3][self.rows]
+        if self.src._key != self._jkey:
+            self._jkey = self.src._key
+            self.n_jac += 1
+            if not np.isfinite(J).all():
+                raise NonFinite(f"Jacobian of {self.name}", self.n_jac)
+        return J
+
+
 def rows_of(y: torch.Tensor, x: torch.Tensor, batched: bool = True, chunk: int = 256) -> torch.Tensor:
     """The dense Jacobian (k, n) of a 1-D ``y`` already computed on a graph from the leaf ``x``.
 

@@ -19,7 +19,7 @@ import scipy.linalg
 import scipy.optimize as so
 import torch
 
-from .autodiff import Constraints, NonFinite, Objective, jacobian, rows_of
+from .autodiff import Compiled, Constraints, NonFinite, Objective, jacobian, rows_of
 from .common import Budget, SolverOutput, Status, resolve_device
 from .kkt import estimate_multipliers
 
@@ -33,7 +33,7 @@ class _Stop(Exception):
 def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Callable] = None,
              ineq: Optional[Callable] = None, lb=None, ub=None, method: str = "slsqp", max_iter: int = 500,
              tol: float = 1e-8, feas_tol: float = 1e-6, time_limit: Optional[float] = None,
-             callback=None, device=None, dtype=None, convex: bool = False) -> SolverOutput:
+             callback=None, device=None, dtype=None, convex: bool = False, derivatives=None) -> SolverOutput:
     """Minimize a smooth torch function subject to smooth equality/inequality constraints and bounds.
 
     Parameters
@@ -45,6 +45,8 @@ def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Call
     method : "slsqp" (default), "trust-constr", or "l-bfgs-b" (bounds only).
     tol : optimality tolerance passed to SciPy and used on the KKT stationarity certificate (scaled).
     convex : the caller knows the problem is convex, so a KKT point is reported OPTIMAL.
+    derivatives : compiled derivatives of the same f, eq and ineq (``eval(x) -> (f, ∇f, c, J)`` with
+        c = (c_eq, c_ineq), ``hess(x, λ)``, ``m_eq`` equality rows; float64), used instead of autograd.
     """
     method = method.lower()
     if method not in METHODS:
@@ -62,15 +64,20 @@ def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Call
     ub_np = np.full(n, np.inf) if ub is None else np.broadcast_to(np.asarray(ub, float).ravel(), (n,)).copy()
     x0_np = np.clip(x0_np, lb_np, ub_np)
 
-    obj = Objective(f, device, dtype)
+    compiled = Compiled(derivatives, derivatives.m_eq) if derivatives is not None else None
+    obj = Objective(f, device, dtype) if compiled is None else compiled.objective()
     try:  # one evaluation up front: a wrong output shape is a usage error, reported before iterating
         obj.value(x0_np)
     except TypeError as e:
         raise ValueError(str(e)) from None
     except NonFinite:
         pass  # reported as a status below
-    ceq = Constraints(eq, device, dtype, "equality constraints") if eq is not None else None
-    cin = Constraints(ineq, device, dtype, "inequality constraints") if ineq is not None else None
+    if compiled is None:
+        ceq = Constraints(eq, device, dtype, "equality constraints") if eq is not None else None
+        cin = Constraints(ineq, device, dtype, "inequality constraints") if ineq is not None else None
+    else:
+        ceq = compiled.constraints(eq=True) if eq is not None else None
+        cin = compiled.constraints(eq=False) if ineq is not None else None
     budget = Budget(max_iter, time_limit, callback)
     state = {"x": x0_np.copy(), "k": 0}
 
@@ -132,7 +139,7 @@ def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Call
             break
         # a KKT point of a nonconvex model: a direction of negative curvature of the Lagrangian along the
         # active constraints means a saddle or a maximum, not a local minimum; step along it and go on
-        d = _negative_curvature(f, eq, ineq, x, kkt, lb_np, ub_np, device, dtype)
+        d = _negative_curvature(f, eq, ineq, x, kkt, lb_np, ub_np, device, dtype, derivatives=derivatives)
         nxt = None if d is None else _escape(obj, x, d, lb_np, ub_np)
         if nxt is None:
             break
@@ -164,7 +171,8 @@ def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Call
             certificates = {}  # a stationarity residual at a run-away point certifies nothing
         elif kkt_ok:
             status = Status.OPTIMAL if convex else Status.LOCALLY_OPTIMAL
-            if not convex and escapes and _negative_curvature(f, eq, ineq, x, kkt, lb_np, ub_np, device, dtype) is not None:
+            if not convex and escapes and _negative_curvature(f, eq, ineq, x, kkt, lb_np, ub_np, device, dtype,
+                                                              derivatives=derivatives) is not None:
                 status = Status.SLOW_PROGRESS
                 message = f"{message}; a stationary point with negative curvature (a saddle), not a local minimum"
         elif (kkt.feasibility > max(1e3 * feas_tol, 1e-4)  # clearly infeasible, not merely inexact,

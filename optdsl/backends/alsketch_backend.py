@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from ..errors import ModelError
 from ..solvers import alsketch
-from .casadi_derivatives import CasadiDerivatives
 from .flatten import NotStructured
 from .base import Option
-from .nlp_backend import _COMMON, _Smooth
+from .nlp_backend import _COMMON, _DERIVATIVES, _Smooth
 
 
 class AlsketchBackend(_Smooth):
@@ -37,9 +36,7 @@ class AlsketchBackend(_Smooth):
         "sketch_grow": Option(bool, True, "double the sketch block size when the sketch iteration stalls"),
         "max_sketch_size": Option(int, None, "largest sketch block when growing (default: system size - 1 in "
                                   "dense mode, 2048 rows in sparse mode)"),
-        "derivatives": Option(str, "auto", "dense derivatives: torch autograd, or CasADi functions compiled once "
-                              "per model (auto: CasADi for small CPU float64 models whose terms all have a "
-                              "CasADi form, autograd otherwise)", ("auto", "autograd", "casadi")),
+        "derivatives": _DERIVATIVES,
     }
 
     def run(self, flat, options, callback, convex, f, scale, x0=None):
@@ -70,21 +67,6 @@ class AlsketchBackend(_Smooth):
             solver = "direct" if flat.n + m <= options["sketch_threshold"] else "sketch"
         return alsketch.minimize(f, start, hessian=options["hessian"], linear_solver=solver,
                                  derivatives=self._compiled_derivatives(flat, options, scale), **common)
-
-    @staticmethod
-    def _compiled_derivatives(flat, options, scale):
-        """CasADi derivatives of the objective (times `scale`) and of the rows `flat` presents (scaled rows
-        included) for small CPU float64 models, or None (autograd): each autograd pass costs ~0.5 ms of
-        overhead on a 3-variable model, the compiled functions microseconds."""
-        if options["derivatives"] == "autograd" or options["hessian"] != "exact":
-            return None
-        base = getattr(flat, "flat", flat)  # `ScaledRows` wraps the compiled FlatProblem
-        d, why = CasadiDerivatives.why_not(base)
-        if d is None:
-            if options["derivatives"] == "casadi":
-                raise ModelError(f"alsketch derivatives='casadi' does not apply: {why}; use derivatives='autograd'")
-            return None
-        return d.oracle(scale, getattr(flat, "s_eq", None), getattr(flat, "s_in", None))
 
     @staticmethod
     def _sparse_derivatives(flat, options, size):

@@ -7,7 +7,7 @@ same expressions lowered once to a CasADi SX graph (`optdsl.lower.casadi`) and d
 all of it in a few microseconds. Exact derivatives either way (the same functions, differentiated exactly;
 values agree to rounding).
 
-Used by ``alsketch`` on the CPU in float64 for models whose every term has a CasADi form and whose dense
+Used by ``alsketch`` and ``nlp`` on the CPU in float64 for models whose every term has a CasADi form and whose dense
 Jacobian and Hessian are small (``n + m <= LIMIT``); anything else (od.fn terms, black boxes, GPU, float32,
 large models) keeps torch autograd. Built once per compiled model and reused on re-solves; parameters are
 CasADi parameters, read at each call.
@@ -51,6 +51,7 @@ class CasadiDerivatives:
         sigma, lam = ca.SX.sym("sigma"), ca.SX.sym("lam", g.shape[0])
         self.m = g.shape[0]
         self.rows = [(c.name, c.expr.size) for c in items]
+        self.m_eq = sum(c.expr.size for c in flat.eq_items)
         self.low = low
         self._fgcj = ca.Function("fgcj", [x, p], [f, ca.gradient(f, x), g, ca.densify(ca.jacobian(g, x))])
         L = sigma * f + (ca.dot(lam, g) if self.m else 0)
@@ -96,7 +97,7 @@ class DenseOracle:
     def __init__(self, d: CasadiDerivatives, scale: float, s: np.ndarray):
         self.d, self.scale, self.s = d, scale, s
         self.unit_rows = bool(np.all(s == 1.0))
-        self.m = d.m  # rows (equalities, then inequalities)
+        self.m, self.m_eq = d.m, d.m_eq  # rows (equalities, then inequalities)
 
     def _p(self):
         return self.d.low.parameter_values()

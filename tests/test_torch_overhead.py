@@ -122,11 +122,12 @@ def test_compiled_derivatives_agree_with_autograd(name):
     assert torch.allclose(oracle.hess(x, lam), H, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("solver", ["alsketch", "nlp"])
 @pytest.mark.parametrize("name", ["hs035", "hs071"])
-def test_alsketch_compiled_and_autograd_derivatives_reach_the_same_point(name):
+def test_compiled_and_autograd_derivatives_reach_the_same_point(name, solver):
     mod = _gallery(name)
-    rc = mod.build().solve(solver="alsketch", derivatives="casadi")
-    ra = mod.build().solve(solver="alsketch", derivatives="autograd")
+    rc = mod.build().solve(solver=solver, derivatives="casadi")
+    ra = mod.build().solve(solver=solver, derivatives="autograd")
     assert rc.status == ra.status and rc.status.name == "LOCALLY_OPTIMAL"
     assert rc.objective == pytest.approx(mod.EXPECTED["objective"], rel=1e-6)
     assert rc.objective == pytest.approx(ra.objective, rel=1e-10, abs=1e-12)

@@ -1,4 +1,5 @@
-"""Structures that compose: exact linear bilevel through the KKT route, and DAG learning with prior knowledge.
+"""Structures that compose: exact linear bilevel through the KKT route, DAG learning with prior knowledge, and a
+robust bilevel model with a black-box leader (a zeroth-order loop over the hyper-objective).
 
 Part A — linear bilevel (solvers/testing/linear_bilevel.py: scalar leader x ∈ [0, 10], follower LP with ny
 variables in [0, 10] and m = ny sparse rows A y <= b + a x, 3 follower variables each): the KKT → MILP route (``bilevel_to_kkt`` + HiGHS) vs

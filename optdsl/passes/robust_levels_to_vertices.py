@@ -140,7 +140,8 @@ def _vertices(u, expr=None):
     try:
         V = within.vertices(max_count=MAX_VERTICES)
     except ValueError as e:
-        return None, f"uncertain {u.name!r}: {e} (the counterpart inside a level enumerates vertices, at most {MAX_VERTICES})"
+        return None, (f"uncertain {u.name!r}: {e} (the counterpart inside a level enumerates vertices, at most "
+                      f"{MAX_VERTICES})")
     return [np.asarray(v, dtype=float).reshape(u.shape) for v in V], None
 
 
@@ -212,7 +213,8 @@ def _plan(problem):
     if why:
         return None, why
     out = []
-    groups = [(None, "leader", problem.constraints)] + [(lv.name, f"level {lv.name!r}", lv.constraints) for lv in levels]
+    groups = [(None, "leader", problem.constraints)] + [(lv.name, f"level {lv.name!r}", lv.constraints)
+                                                        for lv in levels]
     for owner, where, items in groups:
         for c in items:
             u, why = _robust_item(c, where)
@@ -258,7 +260,8 @@ class RobustLevelsToVertices(Pass):
             for c in items:
                 out += table.get(c.name, [c])
             return tuple(out)
-        levels = tuple(replace(lv, constraints=rewrite(lv.constraints, lv.name)) for lv in problem.extensions["bilevel"])
+        levels = tuple(replace(lv, constraints=rewrite(lv.constraints, lv.name))
+                       for lv in problem.extensions["bilevel"])
         ext = {k: v for k, v in problem.extensions.items() if k != "robust"}
         ext["bilevel"] = levels
         new = problem.with_(constraints=rewrite(problem.constraints, None), extensions=ext, payload={},

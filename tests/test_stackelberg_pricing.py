@@ -135,3 +135,30 @@ def test_bilinear_terms_outside_the_rewrite_are_refused_with_the_reason():
         assert form is None and words in why
         with pytest.raises(od.NotSolvableError):
             m.solve("mip")
+
+
+def _toll_model(inst):
+    Ek, Ea = inst.incidence()
+    m = od.Model("tolls")
+    T = m.variable(inst.A, lb=0, ub=inst.T_hi, name="T")
+    users = m.level("users")
+    q = users.variable(len(inst.k), lb=0, name="q")     # flow of each (commodity, tolled arc) pair
+    r = users.variable(inst.K, lb=0, name="r")          # each commodity's toll-free alternative
+    users.minimize(inst.base @ q + T @ (Ea @ q) + inst.out @ r)
+    users.subject_to(Ek @ q + r == inst.demand, name="demand")
+    users.subject_to(Ea @ q <= inst.cap, name="cap")
+    m.maximize(T @ (Ea @ q))
+    return m, T
+
+
+def test_random_toll_instance_is_certified_and_beats_every_grid_point():
+    from optdsl.solvers.testing.toll_pricing import enumerate_grid, random_toll_instance, value_at
+    inst = random_toll_instance(A=2, K=4, seed=0)
+    m, T = _toll_model(inst)
+    res = m.solve()
+    # big-M derived from the model (the dual-value floor bounds the multipliers): a certified optimum
+    assert res.status.name == "OPTIMAL" and res.extras["big_m"]["certified"]
+    assert value_at(inst, T.value) == pytest.approx(res.objective, abs=1e-6)
+    # a toll above 13 (largest alternative 14 minus smallest base cost 1) carries nothing: grid over [0, 13]²
+    best, _ = enumerate_grid(inst, step=0.5, top=13.0)
+    assert best <= res.objective + 1e-6 and best >= res.objective - 0.5 * inst.demand.sum()

@@ -387,7 +387,8 @@ class KKTForm:
             return True
         interval = self._interval_slack_bounds()
         low = _Relaxed()
-        core, _, lam, _, slack = self._assemble(low)
+        core, _, lam, nu, slack = self._assemble(low)
+        core = core + self._dual_value_floor(lam, nu)
         sum_s = _maximize(cp.sum(slack), core)
         samples = [_z_of(low, d)]           # a point of R, where the follower's multipliers are sampled below
         sum_l = _maximize(cp.sum(lam), core)
@@ -413,6 +414,35 @@ class KKTForm:
         self.M_s.value = np.where(np.isfinite(Ms), 1.01 * Ms + 1e-6, _M_FALLBACK)
         self.M_lam.value = np.where(np.isfinite(Ml), 1.01 * Ml + 1e-6, fallback)
         return certified
+
+    def _dual_value_floor(self, lam, nu) -> list:
+        """[λᵀb + νᵀe ≥ L] for an LP follower whose rows do not read leader variables: at every KKT point the
+        dual value equals the follower's optimum (strong duality), which is at least L = Σⱼ min over the boxes
+        of (g0 + J_x x)ⱼ yⱼ (interval arithmetic). Valid on R, and it cuts the rays along which multipliers grow
+        while the dual value falls (a demand row's ν with the bounds' λ in transportation-like followers), so
+        max Σλ over R becomes finite where it was not: big-M derived, the answer certified."""
+        d = self.data
+        yc, xc = d.ycols, np.setdiff1d(np.arange(d.n), d.ycols)
+        if np.any(d.J[:, yc]) or (lam is None and nu is None):
+            return []
+        if any(rows.A.shape[0] and abs(rows.A[:, xc]).max() > 0 for rows in (d.ineq, d.eq)):
+            return []
+        lo, hi = self._bounds()
+        Jx = d.J[:, xc]
+        with np.errstate(invalid="ignore"):
+            low_x = np.where(Jx == 0, 0.0, np.where(Jx > 0, Jx * lo[xc], Jx * hi[xc])).sum(axis=1)
+            high_x = np.where(Jx == 0, 0.0, np.where(Jx > 0, Jx * hi[xc], Jx * lo[xc])).sum(axis=1)
+            coef_lo, coef_hi = d.g0 + low_x, d.g0 + high_x
+            corners = [np.where((c == 0) | (y == 0), 0.0, c * y) for c in (coef_lo, coef_hi) for y in (lo[yc], hi[yc])]
+        L = float(np.sum(np.min(corners, axis=0)))
+        if not np.isfinite(L):
+            return []
+        value = 0
+        if lam is not None:
+            value = value + d.ineq.b @ lam
+        if nu is not None:
+            value = value + d.eq.b @ nu
+        return [value >= L - 1e-9 * (1 + abs(L))]
 
     def _bounds(self):
         d = self.data

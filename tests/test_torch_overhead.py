@@ -168,3 +168,17 @@ def test_best_point_is_judged_only_when_read():
     assert not calls and best.seen == 4  # nothing evaluated per iteration
     assert torch.equal(best.x, torch.tensor([0.5, 0.5], dtype=torch.float64))
     assert best.key == (0, pytest.approx(0.5)) and len(calls) == 4
+
+
+def test_lbfgs_compiled_and_autograd_derivatives_agree_on_rosenbrock():
+    def build():
+        m = od.Model("rosenbrock4")
+        x = m.variable(4, name="x", value=[-1.2, 1.0, -1.2, 1.0])
+        m.minimize(sum(100 * od.square(x[i + 1] - od.square(x[i])) + od.square(1 - x[i]) for i in range(3)))
+        return m
+    rc = build().solve(solver="lbfgs", derivatives="casadi")
+    ra = build().solve(solver="lbfgs", derivatives="autograd")
+    assert rc.status == ra.status and rc.status.name == "LOCALLY_OPTIMAL"
+    assert np.allclose(rc.values["x"], 1.0, atol=1e-6)  # the minimizer (1, 1, 1, 1)
+    assert np.allclose(rc.values["x"], ra.values["x"], atol=1e-9)
+    assert abs(rc.iterations - ra.iterations) <= 2

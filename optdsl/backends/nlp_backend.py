@@ -202,7 +202,7 @@ class LbfgsBackend(_Smooth):
     description = "L-BFGS-B for smooth models without constraints (bounds allowed)"
     supports = frozenset({"bounds", "opaque"})
     cost = 1.0
-    options = dict(_COMMON)
+    options = {**_COMMON, "derivatives": _DERIVATIVES}
 
     escapes_saddles = tracks_best = True
 
@@ -210,5 +210,6 @@ class LbfgsBackend(_Smooth):
         lb, ub = flat.bounds()
         return lbfgs.minimize(f, flat.x0() if x0 is None else x0, lb=lb, ub=ub, max_iter=options["max_iter"], tol=options["tol"],
                               time_limit=options["time_limit"], callback=callback, device=flat.device,
-                              dtype=flat.dtype, convex=convex)
+                              dtype=flat.dtype, convex=convex,
+                              derivatives=self._compiled_derivatives(flat, options, scale))
 BACKENDS = [LbfgsBackend(), NlpBackend()]

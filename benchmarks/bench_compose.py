@@ -17,6 +17,13 @@ grid of the leader's s with the follower solved by scipy's SLSQP at each point (
 hand) and the black box evaluated there (grids that miss s* = 3.5). Columns: time (median of 3), cost, gap to C* = 2.75,
 black-box evaluations.
 
+Part D — Stackelberg toll pricing (solvers/testing/toll_pricing.py: A tolled arcs, K = 2A commodities with a
+toll-free alternative, arc capacities; revenue Σ T_a·flow_a is bilinear): the KKT route with the strong-duality
+rewrite of the revenue (certified by HiGHS; time median of 3) vs the first-order bilevel route
+(``solver="bilevel"``, A = 2 only, its tolls re-scored with the follower solved exactly) vs enumeration over a grid
+of tolls (A = 2; revenue by linprog with optimistic ties). Columns: time, revenue at the returned tolls, gap to
+the KKT value, certified.
+
     OMP_NUM_THREADS=1 python benchmarks/bench_compose.py --quick   # ~2 min: ny 10, 25; d = 20, 2 seeds
     OMP_NUM_THREADS=1 python benchmarks/bench_compose.py           # ny 10..200; d = 20, 50, 5 seeds (~15 min)
 
@@ -183,10 +190,51 @@ def part_c(grids, repeats=3):
               f"  {status}", flush=True)
 
 
+def _toll_model(inst):
+    import optdsl as od
+    Ek, Ea = inst.incidence()
+    m = od.Model("tolls")
+    T = m.variable(inst.A, lb=0, ub=inst.T_hi, name="T")
+    users = m.level("users")
+    q = users.variable(len(inst.k), lb=0, name="q")     # flow of each (commodity, tolled arc) pair
+    r = users.variable(inst.K, lb=0, name="r")          # each commodity's toll-free alternative
+    users.minimize(inst.base @ q + T @ (Ea @ q) + inst.out @ r)
+    users.subject_to(Ek @ q + r == inst.demand, name="demand")
+    users.subject_to(Ea @ q <= inst.cap, name="cap")
+    m.maximize(T @ (Ea @ q))
+    return m, T
+
+
+def part_d(sizes, grid_step, first_order_time, repeats=3):
+    from optdsl.solvers.testing.toll_pricing import enumerate_grid, random_toll_instance, value_at
+    for A in sizes:
+        inst = random_toll_instance(A=A, K=2 * A, seed=0)
+        m, T = _toll_model(inst)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            res = m.solve(time_limit=120)
+            times.append(time.perf_counter() - t)
+        kkt = value_at(inst, T.value)
+        print(f"A={A:3d} K={2 * A:3d}  KKT route   {np.median(times):8.3f} s  revenue {kkt:10.4f}  "
+              f"({res.status.name}, certified {res.extras.get('big_m', {}).get('certified')})", flush=True)
+        if A == 2:
+            t = time.perf_counter()
+            fo = m.solve(solver="bilevel", time_limit=first_order_time)
+            t = time.perf_counter() - t
+            v = value_at(inst, T.value)
+            print(f"{'':13s}first-order {t:8.3f} s  revenue {v:10.4f}  gap {kkt - v:+.3e}  (claimed "
+                  f"{fo.objective:.4f}, {fo.status.name})", flush=True)
+            t = time.perf_counter()
+            best, _ = enumerate_grid(inst, step=grid_step, top=13.0)   # tolls above 13 carry nothing here
+            t = time.perf_counter() - t
+            print(f"{'':13s}grid {grid_step:<6g} {t:8.3f} s  revenue {best:10.4f}  gap {kkt - best:+.3e}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (~1 min)")
-    ap.add_argument("--parts", default="ABC", help="which parts to run (letters A, B, C)")
+    ap.add_argument("--parts", default="ABCD", help="which parts to run (letters A, B, C, D)")
     args = ap.parse_args()
     parts = args.parts.upper()
     if args.quick:
@@ -199,6 +247,9 @@ def main():
         if "C" in parts:
             print("== C: robust bilevel, black-box leader: zeroth-order loop vs grid enumeration (median of 3) ==")
             part_c([400])
+        if "D" in parts:
+            print("== D: Stackelberg toll pricing, KKT route (strong-duality revenue) vs first-order vs grid ==")
+            part_d([2, 5], grid_step=0.5, first_order_time=20)
     else:
         if "A" in parts:
             print("== A: linear bilevel, KKT route vs LV-HBA vs grid enumeration (1001 points) ==")
@@ -210,6 +261,9 @@ def main():
         if "C" in parts:
             print("== C: robust bilevel, black-box leader: zeroth-order loop vs grid enumeration (median of 3) ==")
             part_c([400, 4000])
+        if "D" in parts:
+            print("== D: Stackelberg toll pricing, KKT route (strong-duality revenue) vs first-order vs grid ==")
+            part_d([2, 5, 10, 20], grid_step=0.1, first_order_time=60)
 
 
 if __name__ == "__main__":

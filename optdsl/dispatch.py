@@ -34,9 +34,9 @@ _COMBINED = {
         "per row) or an ellipsoid. Nearest supported form otherwise: write the robust counterpart by hand (box: "
         "aᵀx + r·norm1(x) <= b), or a smaller set"),
     frozenset({"bilevel", "module"}): (
-        "levels (m.level) and m.module do not compose: a module's parameters cannot be a follower's variables. "
-        "Nearest supported form: declare the follower's weights as level variables (w = f.variable(n)) and write "
-        "the network and its loss with od.fn over them (the hyper-objective and penalty methods train it)"),
+        "levels (m.level) and m.module (a model-wide module, trained by zo fine-tuning) do not compose. Nearest "
+        "supported form: declare the network on the follower's level, f.module(net), and write its loss with "
+        "od.fn closing over it (the hyper-objective and penalty methods train it as the follower)"),
     frozenset({"bilevel", "minmax"}): (
         "levels (m.level) and a min-max objective do not compose. Nearest supported form: make the inner "
         "maximization a follower level (follower.maximize(...))"),

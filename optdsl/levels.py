@@ -24,6 +24,7 @@ class Level:
         self.sense = "min"
         self.constraints: list[ConstraintItem] = []
         self.children: list[Level] = []
+        self.modules: list[tuple[str, Any]] = []
 
     @property
     def depth(self) -> int:
@@ -67,6 +68,24 @@ class Level:
         self.model._touch()
         return constraint
 
+    def module(self, net: Any, name: Optional[str] = None) -> Any:
+        """Train a torch ``nn.Module`` as this follower (with or without level variables): its trainable
+        parameters are the follower's variables, chosen by ``minimize`` given the leader's, and updated in place by
+        the solve. Write the terms that run the network with ``od.fn`` closing over `net` (``f.minimize(
+        od.fn(lambda lam: loss(net(X), t) + lam * penalty(net))(lam))``); a leader term may read it the same
+        way. The bilevel solve runs in float64 by default: give the network that dtype (``net.double()``)."""
+        import torch
+        label = name or type(net).__name__
+        if not isinstance(net, torch.nn.Module):
+            raise ModelError(f"level {self.name!r}: module expects a torch.nn.Module, got {type(net).__name__}")
+        if not any(p.requires_grad for p in net.parameters()):
+            raise ModelError(f"level {self.name!r}: module {label!r} has no trainable parameters")
+        if any(net is other for _, other in self.modules):
+            raise ModelError(f"level {self.name!r}: module {label!r} is declared twice")
+        self.modules.append((label, net))
+        self.model._touch()
+        return net
+
     def level(self, name: str) -> "Level":
         child = self.model._new_level(name, parent=self)
         self.children.append(child)
@@ -86,6 +105,7 @@ class LevelSpec:
     objective: Expr
     sense: str
     constraints: tuple = field(default_factory=tuple)
+    modules: tuple = field(default_factory=tuple)   # (name, nn.Module): parameters trained as follower variables
 
 
 def snapshot(levels: list[Level]) -> tuple[LevelSpec, ...]:
@@ -93,8 +113,8 @@ def snapshot(levels: list[Level]) -> tuple[LevelSpec, ...]:
     for lv in levels:
         if lv.objective is None:
             raise ModelError(f"level {lv.name!r} has no objective: call {lv.name}.minimize(...)")
-        if not lv.variables:
-            raise ModelError(f"level {lv.name!r} has no variables of its own")
+        if not lv.variables and not lv.modules:
+            raise ModelError(f"level {lv.name!r} has no variables of its own (declare some, or {lv.name}.module(net))")
         out.append(LevelSpec(lv.name, None if lv.parent is None else lv.parent.name, tuple(lv.variables),
-                             lv.objective, lv.sense, tuple(lv.constraints)))
+                             lv.objective, lv.sense, tuple(lv.constraints), tuple(lv.modules)))
     return tuple(out)

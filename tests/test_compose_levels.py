@@ -342,7 +342,7 @@ def test_gallery_robust_bilevel_blackbox_against_enumeration():
     assert res.values["q"] == pytest.approx(mod.firm_output(res.values["s"]), abs=1e-7)
 
 
-def test_module_follower_is_refused_with_the_nearest_form():
+def test_a_model_wide_module_with_levels_is_refused_with_the_nearest_form():
     net = torch.nn.Linear(2, 1)
     X, Y = torch.randn(20, 2), torch.randn(20, 1)
     m = od.Model("module_follower")
@@ -352,13 +352,59 @@ def test_module_follower_is_refused_with_the_nearest_form():
     m.module(net)
     f.minimize(od.sum_squares(w) + lam * od.sum(w))
     m.minimize(od.mean(lambda b: ((net(b[0]) - b[1]) ** 2).mean(), over=(X, Y), batch=5) + lam)
-    with pytest.raises(od.NotSolvableError, match=r"levels \(m\.level\) and m\.module do not compose") as e:
+    with pytest.raises(od.NotSolvableError, match=r"levels \(m\.level\) and m\.module") as e:
         m.solve()
-    assert "f.variable" in str(e.value) and "od.fn" in str(e.value)
+    assert "f.module(net)" in str(e.value) and "od.fn" in str(e.value)
 
 
-def test_the_nearest_form_of_a_module_follower_trains_it():
-    # the follower's weights as level variables, its loss through od.fn (a torch function): ridge regression
+def _ridge_data():
+    rng = np.random.default_rng(0)
+    X, Xv = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
+    w_true = np.array([1.0, -2.0, 0.5])
+    return X, X @ w_true + rng.normal(size=30), Xv, Xv @ w_true + 0.1 * rng.normal(size=30)
+
+
+def _ridge_validation(X, t, Xv, tv, lam):
+    """Closed form: w*(λ) = (XᵀX/n + λI)⁻¹ Xᵀt/n, and its validation loss."""
+    w = np.linalg.solve(X.T @ X / 30 + lam * np.eye(3), X.T @ t / 30)
+    return float(np.sum((Xv @ w - tv) ** 2) / 30), w
+
+
+def test_a_module_follower_is_trained_in_place():
+    # the follower trains a torch network (a linear layer: ridge regression, strongly convex) given the leader's
+    # regularization weight λ; the leader's validation loss is checked against a grid of λ (closed-form ridge)
+    X, t, Xv, tv = _ridge_data()
+    Xt, tt, Xvt, tvt = (torch.as_tensor(a) for a in (X, t, Xv, tv))
+    net = torch.nn.Linear(3, 1, bias=False).double()
+    m = od.Model("module_follower")
+    lam = m.variable(lb=1e-3, ub=10, name="lam")
+    f = m.level("fit")
+    f.module(net, name="ridge")
+    f.minimize(od.fn(lambda l_: ((net(Xt).reshape(-1) - tt) ** 2).mean() + l_ * (net.weight ** 2).sum())(lam))
+    m.minimize(od.fn(lambda: ((net(Xvt).reshape(-1) - tvt) ** 2).mean(), shape=())())
+    res = m.solve()
+    grid = np.linspace(1e-3, 10, 20001)
+    best = min(_ridge_validation(X, t, Xv, tv, g)[0] for g in grid)
+    assert res.status.name == "LOCALLY_OPTIMAL" and "method hyper" in res.message
+    assert res.objective <= best + 1e-10
+    _, w = _ridge_validation(X, t, Xv, tv, float(lam.value))
+    np.testing.assert_allclose(net.weight.detach().numpy().reshape(-1), w, atol=1e-8)   # updated in place
+
+
+def test_a_module_follower_in_the_wrong_dtype_is_named():
+    net = torch.nn.Linear(3, 1)     # float32
+    m = od.Model("module_dtype")
+    lam = m.variable(lb=0, ub=1, name="lam")
+    f = m.level("fit")
+    f.module(net, name="ridge")
+    f.minimize(od.fn(lambda l_: (net.weight ** 2).sum() * (1 + l_))(lam))
+    m.minimize(lam)
+    with pytest.raises(ValueError, match=r"module 'ridge' has torch.float32 parameters.*net.to"):
+        m.solve()
+
+
+def test_a_follower_with_weights_as_level_variables_trains_them():
+    # the same ridge follower with its weights as level variables and its loss through od.fn (a torch function):
     # w*(λ) = (XᵀX/n + λI)⁻¹ Xᵀt/n; the leader's validation loss is checked against a grid of λ
     rng = np.random.default_rng(0)
     X, Xv = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))

@@ -39,12 +39,13 @@ def _has_op(exprs, name: str) -> bool:
     return any(isinstance(n, Op) and n.name == name for e in exprs for n in e.nodes())
 
 
-def _proj(vars_):
-    """Projection onto the variables' bounds, on a tuple of tensors (None when unbounded)."""
+def _proj(vars_, free: int = 0):
+    """Projection onto the variables' bounds, on a tuple of tensors (None when unbounded); `free` more parts
+    (a module's parameters) follow them, unbounded."""
     if all(v.lb is None and v.ub is None for v in vars_):
         return None
-    lo = [None if v.lb is None else torch.as_tensor(v.lb) for v in vars_]
-    hi = [None if v.ub is None else torch.as_tensor(v.ub) for v in vars_]
+    lo = [None if v.lb is None else torch.as_tensor(v.lb) for v in vars_] + [None] * free
+    hi = [None if v.ub is None else torch.as_tensor(v.ub) for v in vars_] + [None] * free
 
     def P(ts):
         single = isinstance(ts, torch.Tensor)
@@ -110,6 +111,8 @@ class BilevelBackend(Backend):
         from ..passes.bilevel_to_value_penalty import BilevelToValuePenalty
         if BilevelToValuePenalty.applies(problem):
             return "a two-level model is first rewritten by bilevel_to_value_penalty"
+        if len(levels) > 1 and any(lv.modules for lv in levels):
+            return "a module follower (level.module) is solved in two-level models only"
         if len(levels) > 1:
             for a, b in zip(levels, levels[1:]):
                 if b.parent != a.name:
@@ -153,28 +156,41 @@ class BilevelBackend(Backend):
         if len(levels) == 1:
             (lv,) = levels
             follower = list(lv.variables)
-            f = lambda x, y: ev(problem.objective, {**dict(zip(leader, x)), **dict(zip(follower, y))},  # noqa: E731
-                                sign(problem.sense))
-            g = lambda x, y: ev(lv.objective, {**dict(zip(leader, x)), **dict(zip(follower, y))}, sign(lv.sense))  # noqa: E731
+            host = _ModuleHost(lv, dtype, device) if lv.modules else None
+            n_v = len(follower)
+
+            def run(fn):
+                """fn(x, y) on the follower's variables; with modules, inside a call that puts the parameter tensors
+                (the rest of y) in the networks' place (torch.func.functional_call)."""
+                if host is None:
+                    return fn
+                return lambda x, y: host.call(lambda: fn(x, y[:n_v]), y[n_v:])
+            f = run(lambda x, y: ev(problem.objective, {**dict(zip(leader, x)), **dict(zip(follower, y))},
+                                    sign(problem.sense)))
+            g = run(lambda x, y: ev(lv.objective, {**dict(zip(leader, x)), **dict(zip(follower, y))}, sign(lv.sense)))
             ineq = [c for c in lv.constraints if c.kind == "ineq"]
             eq = [c for c in lv.constraints if c.kind == "eq"]
 
             def rows(items):
                 if not items:
                     return None
-                return lambda x, y: torch.cat([low.evaluate(c.expr, {**dict(zip(leader, x)), **dict(zip(follower, y))}).reshape(-1)
-                                               for c in items])
+                return run(lambda x, y: torch.cat([low.evaluate(c.expr, {**dict(zip(leader, x)),
+                                                                         **dict(zip(follower, y))}).reshape(-1)
+                                                   for c in items]))
             method = options["method"]
             extra = {}
             if method in ("auto", "hyper"):
                 extra["bounds_x"] = _bounds(leader)
             if eq:
                 extra["lower_equalities"] = rows(eq)
-            out = bilevel.solve(f, g, tuple(start(v) for v in leader), tuple(start(v) for v in follower),
+            y0 = tuple(start(v) for v in follower) + (host.start() if host else ())
+            out = bilevel.solve(f, g, tuple(start(v) for v in leader), y0,
                                 method=method, lower_constraints=rows(ineq), proj_x=_proj(leader),
-                                proj_y=_proj(follower), **extra, **kw)
+                                proj_y=_proj(follower, len(y0) - n_v), **extra, **kw)
             x, y = out.x if out.x is not None else (None, None)
-            pairs = list(zip(leader, x or ())) + list(zip(follower, y or ()))
+            pairs = list(zip(leader, x or ())) + list(zip(follower, (y or ())[:n_v]))
+            if host is not None and y is not None and out.status.has_point:
+                host.write_back(y[n_v:])   # the networks hold the follower's answer, in place
         else:
             if options["method"] not in ("auto", "hyper", "penalty"):
                 raise ValueError(f"three or more levels are solved exactly (auto/hyper: three levels) or by nested "
@@ -282,11 +298,47 @@ class BilevelBackend(Backend):
         return sol
 
 
+class _ModuleHost(torch.nn.Module):
+    """The networks of a module follower, so that `torch.func.functional_call` can evaluate any closure that runs
+    them (an ``od.fn`` term) with given parameter tensors in place of their own."""
+
+    def __init__(self, level, dtype, device):
+        super().__init__()
+        self.nets = torch.nn.ModuleList([net for _, net in level.modules])
+        self.names, self.params = [], []
+        for k, (label, net) in enumerate(level.modules):
+            for pname, p in net.named_parameters():
+                if not p.requires_grad:
+                    continue
+                if p.dtype != dtype:
+                    raise ValueError(f"level {level.name!r}: module {label!r} has {p.dtype} parameters and the solve "
+                                     f"runs in {dtype}: convert the network (net.to({dtype})) or pass dtype=...")
+                self.names.append(f"nets.{k}.{pname}")
+                self.params.append(p)
+        self.to(device)
+
+    def forward(self, thunk):
+        return thunk()
+
+    def call(self, thunk, tensors):
+        return torch.func.functional_call(self, dict(zip(self.names, tensors)), (thunk,))
+
+    def start(self) -> tuple:
+        return tuple(p.detach().clone() for p in self.params)
+
+    def write_back(self, tensors) -> None:
+        with torch.no_grad():
+            for p, t in zip(self.params, tensors):
+                p.copy_(t.detach().to(p))
+
+
 def _zo_leader_reason(problem, levels):
     """Why a model with a black-box term cannot take the zeroth-order leader (None when it can)."""
     if len(levels) != 1:
         return "a black-box leader objective is solved for two levels (one follower) only"
     lv = levels[0]
+    if lv.modules:
+        return "a black-box leader objective with a module follower (level.module) is not supported"
     if _has_op([lv.objective] + [c.expr for c in lv.constraints], "blackbox"):
         return (f"level {lv.name!r} reads a black-box term: the follower is solved by gradients (write it with "
                 "od.fn, a differentiable torch function); only the leader's objective may be a black box")

@@ -182,3 +182,21 @@ def test_lbfgs_compiled_and_autograd_derivatives_agree_on_rosenbrock():
     assert np.allclose(rc.values["x"], 1.0, atol=1e-6)  # the minimizer (1, 1, 1, 1)
     assert np.allclose(rc.values["x"], ra.values["x"], atol=1e-9)
     assert abs(rc.iterations - ra.iterations) <= 2
+
+
+def test_compiled_derivatives_read_parameters_at_each_solve():
+    """min (x - a)² + (y - 2)² s.t. x + y = 1 has x* = (a - 1)/2: a new value of a is seen by the kept functions."""
+    m = od.Model("param")
+    x = m.variable(name="x", value=0.0)
+    y = m.variable(name="y", value=0.0)
+    a = m.parameter(value=1.0, name="a")
+    m.minimize(od.square(x - a) + od.square(y - 2))
+    m.subject_to(x + y == 1, name="sum")
+    for value in (1.0, 5.0, -3.0):
+        a.value = value
+        r = m.solve(solver="alsketch")
+        # stationarity 2(x - a) = 2(y - 2) with x + y = 1:  x = (1 + a - 2)/2
+        assert r.status.name in ("OPTIMAL", "LOCALLY_OPTIMAL")
+        assert float(r.values["x"]) == pytest.approx((value - 1.0) / 2, abs=1e-7)
+    flat = m._cache[("compiled", "alsketch", "cpu", "torch.float64")]
+    assert CasadiDerivatives.of(flat) is not None  # the compiled functions were kept and reused

@@ -391,6 +391,29 @@ def test_a_module_follower_is_trained_in_place():
     np.testing.assert_allclose(net.weight.detach().numpy().reshape(-1), w, atol=1e-8)   # updated in place
 
 
+@pytest.mark.slow
+def test_a_module_follower_under_a_blackbox_leader():
+    # the same ridge follower; the leader's validation loss computed by numpy from the network's predictions (a
+    # black box): the zeroth-order leader, the network solved by Newton at each evaluation, checked on a grid of λ
+    X, t, Xv, tv = _ridge_data()
+    Xt, tt, Xvt = (torch.as_tensor(a) for a in (X, t, Xv))
+    net = torch.nn.Linear(3, 1, bias=False).double()
+    m = od.Model("module_zo")
+    lam = m.variable(lb=1e-3, ub=1, name="lam")
+    f = m.level("fit")
+    f.module(net, name="ridge")
+    f.minimize(od.fn(lambda l_: ((net(Xt).reshape(-1) - tt) ** 2).mean() + l_ * (net.weight ** 2).sum())(lam))
+
+    def validation(_):
+        with torch.no_grad():
+            return float(np.mean((net(Xvt).reshape(-1).numpy() - tv) ** 2))
+    m.minimize(od.blackbox(validation)(lam))
+    res = m.solve()
+    best = min(_ridge_validation(X, t, Xv, tv, g)[0] for g in np.linspace(1e-3, 1, 4001))
+    assert res.status.name == "LOCALLY_OPTIMAL" and "method zo" in res.message
+    assert res.objective <= best + 1e-9
+
+
 def test_a_module_follower_in_the_wrong_dtype_is_named():
     net = torch.nn.Linear(3, 1)     # float32
     m = od.Model("module_dtype")

@@ -245,13 +245,19 @@ class BilevelBackend(Backend):
         if len(problem.extensions["bilevel"]) != 1:
             raise ValueError("method='zo' takes two levels (one follower)")
         follower = list(lv.variables)
+        host = _ModuleHost(lv, dtype, device) if lv.modules else None
+        n_v = len(follower)
+
+        def run(fn):   # as in `solve`: a module follower's parameters are the rest of y
+            return fn if host is None else (lambda x, y: host.call(lambda: fn(x, y), y[n_v:]))
         env = lambda x, y: {**dict(zip(leader, x)), **dict(zip(follower, y))}  # noqa: E731
-        f = lambda x, y: ev(problem.objective, env(x, y), sign(problem.sense))  # noqa: E731
-        g = lambda x, y: ev(lv.objective, env(x, y), sign(lv.sense))  # noqa: E731
+        f = run(lambda x, y: ev(problem.objective, env(x, y), sign(problem.sense)))
+        g = run(lambda x, y: ev(lv.objective, env(x, y), sign(lv.sense)))
         ineq = [c for c in lv.constraints if c.kind == "ineq"]
         eq = [c for c in lv.constraints if c.kind == "eq"]
         bounded = [(k, v) for k, v in enumerate(follower) if v.lb is not None or v.ub is not None]
 
+        @run
         def h(x, y):
             e = env(x, y)
             rows = [low.evaluate(c.expr, e).reshape(-1) for c in ineq]
@@ -262,6 +268,7 @@ class BilevelBackend(Backend):
                     rows.append((y[k] - torch.as_tensor(v.ub).to(y[k])).reshape(-1))
             return torch.cat(rows)
 
+        @run
         def h_eq(x, y):
             return torch.cat([low.evaluate(c.expr, env(x, y)).reshape(-1) for c in eq])
         lead_in = [c for c in problem.constraints if c.kind == "ineq"]
@@ -270,11 +277,12 @@ class BilevelBackend(Backend):
         def leader_rows(items):
             if not items:
                 return None
-            return lambda x, y: torch.cat([low.evaluate(c.expr, env(x, y)).reshape(-1) for c in items])
+            return run(lambda x, y: torch.cat([low.evaluate(c.expr, env(x, y)).reshape(-1) for c in items]))
         kw = {k: options[k] for k in ("max_iter", "tol", "time_limit") if options[k] is not None}
         if options["lr_x"] is not None:
             kw["lr"] = options["lr_x"]
-        out = bilevel.hyper_zo(f, g, tuple(start(v) for v in leader), tuple(start(v) for v in follower),
+        out = bilevel.hyper_zo(f, g, tuple(start(v) for v in leader),
+                               tuple(start(v) for v in follower) + (host.start() if host else ()),
                                bounds_x=_bounds(leader), lower_constraints=h if ineq or bounded else None,
                                lower_equalities=h_eq if eq else None, leader_constraints=leader_rows(lead_in),
                                leader_equalities=leader_rows(lead_eq), seed=options["seed"],
@@ -287,7 +295,9 @@ class BilevelBackend(Backend):
                           counts=dict(out.counts), history=out.history)
         if out.status.has_point:
             sol.values = {v: t.detach().cpu().double().numpy().reshape(v.shape)
-                          for v, t in list(zip(leader, x)) + list(zip(follower, y))}
+                          for v, t in list(zip(leader, x)) + list(zip(follower, y[:n_v]))}
+            if host is not None:
+                host.write_back(y[n_v:])
         for key, items in (("lower", ineq), ("leader_ineq", lead_in), ("leader_eq", lead_eq)):
             if out.duals.get(key) is None:
                 continue
@@ -337,8 +347,6 @@ def _zo_leader_reason(problem, levels):
     if len(levels) != 1:
         return "a black-box leader objective is solved for two levels (one follower) only"
     lv = levels[0]
-    if lv.modules:
-        return "a black-box leader objective with a module follower (level.module) is not supported"
     if _has_op([lv.objective] + [c.expr for c in lv.constraints], "blackbox"):
         return (f"level {lv.name!r} reads a black-box term: the follower is solved by gradients (write it with "
                 "od.fn, a differentiable torch function); only the leader's objective may be a black box")

@@ -118,6 +118,8 @@ PARTS = [
     ("solver certificates", ("solvers/alsketch.py", "_certificates")),
     ("best-point tracking", ("optdsl/backends/flatten.py", "offer")),
     ("objective scale", ("optdsl/backends/flatten.py", "objective_scale")),
+    ("constraint row scales", ("optdsl/backends/flatten.py", "row_scales")),
+    ("CasADi derivative build", ("optdsl/backends/casadi_derivatives.py", "__init__")),
     ("saddle check", ("optdsl/backends/nlp_backend.py", "_escape_saddle")),
     ("result (certificates by name)", ("optdsl/model.py", "_result")),
     ("lowering walk (inside evaluations)", ("optdsl/lower/_walk.py", "lower")),
@@ -146,6 +148,10 @@ def profile(name, solver, reps=20):
     print(f"(ms per build+solve under cProfile, mean of {reps})")
     for label, _ in PARTS:
         print(f"  {label:38s} {got[label]:8.2f}")
+    inside = ("f/grad/c/J evaluations", "Hessian evaluations", "Hessian modification", "rank check", "KKT solve",
+              "solver certificates")
+    print(f"  {'solver loop, the rest (barrier terms, merit, line search)':38s} "
+          f"{got['solver total'] - sum(got[k] for k in inside):8.2f}")
     return got
 
 

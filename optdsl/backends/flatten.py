@@ -258,12 +258,18 @@ class FlatProblem:
                 gather = torch.as_tensor(inverse, device=self.device)
             exprs = [b.expr for b in batches]
             plan = plans[id(items)] = (items, exprs, gather, self._tape(exprs))
-        return plan[1], plan[2], plan[3]
+        return plan[1], plan[2]
+
+    def _row_tape(self, items) -> Tape:
+        """The row plan's expressions compiled once (`_row_plan`)."""
+        self._row_plan(items)
+        return self._row_plans[id(items)][3]
 
     def _rows(self, items, x):
         if not items:
             return torch.zeros(0, dtype=self.dtype, device=self.device)
-        _, gather, tape = self._row_plan(items)
+        _, gather = self._row_plan(items)
+        tape = self._row_tape(items)
         parts = tape(x)
         if len(parts) > 1:
             out = torch.cat([p.reshape(-1) for p in parts])

@@ -20,7 +20,7 @@ Families and models (all fresh):
   bilevel  the two-variable toy (follower y = argmin (y - x)^2, leader (x - 1)^2 + (y - 2)^2, x* = 1.5).
            Grid: method in {hyper, implicit, penalty}.
 
-    python benchmarks/bench_defaults.py [--quick] [--only zo,halpern,...]
+    python benchmarks/bench_defaults.py [--quick] [--repeat 3] [--only zo,halpern,...]
 """
 from __future__ import annotations
 
@@ -32,12 +32,18 @@ import numpy as np
 import torch
 
 
+REPEAT = 1  # --repeat: timings are the median of this many calls (the machine is shared and noisy)
+
+
 def timed(fn, warm=False):
     if warm:   # the first call pays for imports and compilation: time the second
         fn()
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
+    times = []
+    for _ in range(REPEAT):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return out, float(np.median(times))
 
 
 def row(family, model, default, grid, note=""):
@@ -228,7 +234,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller budgets (a minute or two)")
     ap.add_argument("--only", default=",".join(FAMILIES), help="comma-separated families")
+    ap.add_argument("--repeat", type=int, default=1, help="time each run this many times (median; the errors "
+                    "are deterministic)")
     args = ap.parse_args(argv)
+    global REPEAT
+    REPEAT = max(1, args.repeat)
     torch.set_num_threads(1)
     rows = []
     for name in args.only.split(","):

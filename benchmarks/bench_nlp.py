@@ -67,12 +67,16 @@ def median_of(runs):
 
 
 def interleaved(k, *fns):
-    """k rounds, each running every fn once (so a load spike hits all of them alike); the median run of each."""
+    """k rounds, each running every fn once (so a load spike hits all of them alike); the median run of each,
+    with "cpu": the median process CPU time of a run (build + solve; what other processes' load leaves alone)."""
     runs = [[] for _ in fns]
     for _ in range(k):
         for out, fn in zip(runs, fns):
-            out.append(fn())
-    return [median_of(r) for r in runs]
+            c = time.process_time()
+            r = fn()
+            r["cpu"] = time.process_time() - c
+            out.append(r)
+    return [{**median_of(r), "cpu": statistics.median(x["cpu"] for x in r)} for r in runs]
 
 
 # --- the three ways to solve ------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ HEADER = f"{'':>22s} {'build ms':>9s} {'solve ms':>9s} {'total ms':>9s} {'iter':
 
 def bench_hs(names, repeat, with_alsketch):
     gallery = {p.stem: _load(p) for p in sorted((ROOT / "problems" / "hs").glob("hs*.py"))}
-    ratios, ratios_ipopt, ratios_other, ratios_al = [], [], [], []
+    ratios, ratios_ipopt, ratios_other, ratios_al, cpu_ratios, cpu_ratios_ipopt = [], [], [], [], [], []
     print("\n== Hock–Schittkowski: m.solve() (defaults) vs CasADi+IPOPT direct vs trust-constr ==")
     for name in names:
         p = hs.get(int(name[2:]))
@@ -188,6 +192,11 @@ def bench_hs(names, repeat, with_alsketch):
         print(_row("trust-constr", tc, direct))
         ratio = (ours["build"] + ours["solve"]) / (direct["build"] + direct["solve"])
         ratios.append(ratio)
+        cpu_ratios.append(ours["cpu"] / direct["cpu"])
+        if ours["solver"] == "ipopt":
+            cpu_ratios_ipopt.append(ours["cpu"] / direct["cpu"])
+        print(f"  total-time ratio {ratio:.2f}; CPU-time ratio {ours['cpu'] / direct['cpu']:.2f} "
+              f"({1e3 * ours['cpu']:.1f} / {1e3 * direct['cpu']:.1f} ms)")
         (ratios_ipopt if ours["solver"] == "ipopt" else ratios_other).append(ratio)
         if with_alsketch:
             (al,) = interleaved(repeat, lambda: optdsl_solve(mod.build, solver="alsketch"))
@@ -199,6 +208,9 @@ def bench_hs(names, repeat, with_alsketch):
              if ratios_ipopt else "")
           + (f"; over the {len(ratios_other)} others (DCP: cvxpy): {statistics.median(ratios_other):.2f}"
              if ratios_other else ""))
+    print(f"HS median CPU-time ratio (process time, unaffected by other processes' load): "
+          f"{statistics.median(cpu_ratios):.2f} over {len(cpu_ratios)}"
+          + (f"; over the ipopt ones: {statistics.median(cpu_ratios_ipopt):.2f}" if cpu_ratios_ipopt else ""))
     if ratios_al:
         print(f"HS median total-time ratio m.solve(solver='alsketch') / CasADi-direct: {statistics.median(ratios_al):.2f}")
 
@@ -218,7 +230,8 @@ def bench_chain(sizes, with_alsketch, repeat=3):
         if with_alsketch and N <= 50:
             print(_row("m.solve(alsketch)", optdsl_solve(lambda: chain.build(N), solver="alsketch"), direct))
         print(f"  total-time ratio m.solve() / CasADi-direct: "
-              f"{(ours['build'] + ours['solve']) / (direct['build'] + direct['solve']):.2f} (target <= 1.5)")
+              f"{(ours['build'] + ours['solve']) / (direct['build'] + direct['solve']):.2f} (target <= 1.5); "
+              f"CPU-time ratio {ours['cpu'] / direct['cpu']:.2f}")
 
 
 def bench_resolve(sizes, resolves=5):
@@ -235,18 +248,22 @@ def bench_resolve(sizes, resolves=5):
         m.subject_to(x[[0, N]] == np.array([0.0, 1.0]), name="ends_x")
         m.subject_to(y[0] == 0, name="left")
         m.subject_to(y[N] == b, name="right")
+        c = time.process_time()
         first, t_first = timed(lambda: m.solve())
-        times, its = [], []
+        cpu_first = time.process_time() - c
+        times, cpus, its = [], [], []
         for k in range(resolves + 1):   # the first re-solve also builds the warm-start solver: reported apart
             b.value = 0.05 * (k + 1)
+            c = time.process_time()
             r, dt = timed(lambda: m.solve())
+            cpus.append(time.process_time() - c)
             assert r.status.is_success, r.message
             times.append(dt)
             its.append(r.iterations)
         med = statistics.median(times[1:])
         print(f"{N:6d} {1e3 * t_first:9.1f} {1e3 * med:12.1f} {t_first / med:7.1f} {first.iterations:9d} "
-              f"{statistics.median(its[1:]):12.0f}   (first re-solve, building the warm-start solver: "
-              f"{1e3 * times[0]:.1f} ms)")
+              f"{statistics.median(its[1:]):12.0f}   (CPU-time ratio {cpu_first / statistics.median(cpus[1:]):.1f}; "
+              f"first re-solve, building the warm-start solver: {1e3 * times[0]:.1f} ms)")
 
 
 def bench_poisson(sizes, cvxpy_max=128):

@@ -99,7 +99,7 @@ def test_methods_that_cannot_take_them_say_so():
     with pytest.raises(ValueError, match="method='topo' takes forbidden/required edges and tiers only"):
         m.solve(method="topo")
     m.subject_to(od.sum(W[:, J]) <= 1.0, name="incoming")
-    with pytest.raises(ValueError, match="general constraints on W need method='notears'"):
+    with pytest.raises(ValueError, match=r"general constraints on W \(and bounds other than 0\) need method='notears'"):
         m.solve(method="logdet")
 
 
@@ -110,10 +110,20 @@ def test_prior_reads_signs_forbidden_entries_and_general_rows():
     m.subject_to(W[2, 3] <= 0, name="neg")
     m.subject_to(W[1, 4] >= 0, name="a")
     m.subject_to(W[1, 4] <= 0, name="b")           # both signs: a forbidden edge
-    m.subject_to(W[3, 0] <= 0.5, name="cap")        # a bound away from 0: a general row
+    m.subject_to(W[3, 0] <= 0.5, name="cap")        # a bound with 0 inside: a magnitude cap on the split
+    m.subject_to(W[0, 2] >= 0.5, name="force")      # a bound away from 0 forces an edge: a general row
     m.subject_to(od.sum_squares(W) <= 9, name="ball")
     pk, why = prior_knowledge(m.to_problem(), W)
     assert why is None
     assert pk.sign[0, 1] == 1 and pk.sign[2, 3] == -1 and pk.sign[1, 4] == 0 and not pk.allowed[1, 4]
-    assert [c.name for c, _, _ in pk.general] == ["cap", "ball"]
+    assert pk.upper[3, 0] == 0.5 and pk.has_box and pk.sign[3, 0] == 0
+    assert [c.name for c, _, _ in pk.general] == ["force", "ball"]
     assert pk.general[0][2] is not None and pk.general[1][2] is None       # affine rows travel as (A, b)
+
+
+def test_magnitude_bounds_are_exact_and_keep_the_true_graph():
+    m, W = _model(lb=-0.8, ub=0.8)             # true weights in [0.5, 1]: the cap binds on the largest ones
+    res = m.solve()
+    assert res.status.name == "LOCALLY_OPTIMAL" and res.extras["method"] == "notears"
+    assert W.value.max() <= 0.8 and W.value.min() >= -0.8                           # exact, no 1e-9 excess
+    assert np.isclose(W.value.max(), 0.8) and count_accuracy(B_TRUE, W.value)["shd"] == 0

@@ -15,6 +15,7 @@ weights in an ``od.fn``) are fitted jointly. The returned W is thresholded and a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import torch
@@ -79,24 +80,31 @@ class Prior:
     required: list
     sign: np.ndarray
     general: list = field(default_factory=list)
+    lower: Optional[np.ndarray] = None      # bounds lower <= W <= upper that contain 0 (a magnitude cap)
+    upper: Optional[np.ndarray] = None
 
     @property
     def has_sign(self) -> bool:
         return bool(np.any(self.sign))
+
+    @property
+    def has_box(self) -> bool:
+        return bool(np.any(np.isfinite(self.lower) & (self.lower < 0)) or np.any(np.isfinite(self.upper) & (self.upper > 0)))
 
 
 def prior_knowledge(problem, W):
     """Constraints on W read as prior knowledge and side constraints: (Prior, None), or (None, why not).
 
     Per row: ``W[i, j] == 0`` forbids i → j (od.forbid, od.tiers; rows marked by od.require add required edges),
-    ``W[i, j] >= 0`` / ``<= 0`` is a sign (also from bounds lb = 0 / ub = 0 on W); any other row that reads
-    W alone and is smooth (``W[0, 1] + W[2, 1] <= 1``, ``sum_squares(W) <= 4``, a bound W <= 2) goes to
-    NOTEARS' augmented Lagrangian. Constraints reading other variables, or non-smooth ones, are refused by name."""
+    ``W[i, j] >= 0`` / ``<= 0`` is a sign (also from bounds lb = 0 / ub = 0 on W), ``W[i, j] <= u`` (u > 0) or
+    ``>= l`` (l < 0) a magnitude bound (NOTEARS: exact bounds on the split); any other row that reads W alone
+    and is smooth (``W[0, 1] + W[2, 1] <= 1``, ``sum_squares(W) <= 4``, ``W[0, 1] >= 0.5``) goes to NOTEARS'
+    augmented Lagrangian. Constraints reading other variables, or non-smooth ones, are refused by name."""
     from ..expr.ops import SPECS
     from ..lower.sparse_affine import NotAffine, SparseAffineLowering
     d = W.shape[0]
     prior = Prior(np.ones((d, d), bool), [], np.zeros((d, d), int))
-    pos, neg = np.zeros(d * d, bool), np.zeros(d * d, bool)
+    lower, upper = np.full(d * d, -np.inf), np.full(d * d, np.inf)
     low = SparseAffineLowering([W], [0], W.size)
     nearest = ("the DAG backend takes constraints on W alone: W[i, j] == 0 rows (od.forbid, od.tiers, od.require), "
                "signs (W >= 0) and smooth equality/inequality rows")
@@ -116,24 +124,26 @@ def prior_knowledge(problem, W):
         single = np.diff(A.indptr) == 1
         rest = []
         for r in range(A.shape[0]):
-            if not single[r] or b[r] != 0:
-                rest.append(r)
-                continue
-            k, a = A.indices[A.indptr[r]], A.data[A.indptr[r]]
-            if c.kind == "eq" or a == 0:
-                prior.allowed[k // d, k % d] = a == 0 and prior.allowed[k // d, k % d]
-            elif a > 0:
-                neg[k] = True       # a·W_k <= 0 with a > 0: W_k <= 0
+            k, a = (A.indices[A.indptr[r]], A.data[A.indptr[r]]) if single[r] else (None, 0.0)
+            bound = -b[r] / a if a else None       # a·W_k + b <= 0: W_k <= bound (a > 0) or >= bound (a < 0)
+            if c.kind == "eq" and single[r] and b[r] == 0 and a != 0:
+                prior.allowed[k // d, k % d] = False
+            elif c.kind == "ineq" and a > 0 and bound >= 0:
+                upper[k] = min(upper[k], bound)    # W_k <= u with u >= 0: a sign (u = 0) or a magnitude cap
+            elif c.kind == "ineq" and a < 0 and bound <= 0:
+                lower[k] = max(lower[k], bound)
             else:
-                pos[k] = True
+                rest.append(r)
         if rest:
             prior.general.append((c, None if len(rest) == A.shape[0] else np.array(rest), (A[rest], b[rest])))
         req = c.expr.attrs.get("required_edges") if hasattr(c.expr, "attrs") else None
         prior.required += list(req or ())
-    both = (pos & neg).reshape(d, d)
+    pos, neg = (lower >= 0).reshape(d, d), (upper <= 0).reshape(d, d)
+    both = pos & neg
     prior.allowed &= ~both                   # W_ij >= 0 and <= 0: a forbidden edge
-    prior.sign = np.where(both, 0, pos.reshape(d, d).astype(int) - neg.reshape(d, d).astype(int))
+    prior.sign = np.where(both, 0, pos.astype(int) - neg.astype(int))
     prior.sign[np.eye(d, dtype=bool) | ~prior.allowed] = 0
+    prior.lower, prior.upper = lower.reshape(d, d), upper.reshape(d, d)
     return prior, None
 
 
@@ -215,6 +225,9 @@ class DagBackend(Backend):
         eq, ineq = _side_rows(pk, W)
         general = eq is not None or ineq is not None
         side = {"sign": pk.sign if pk.has_sign else None, "eq": eq, "ineq": ineq}
+        if pk.has_box:   # magnitude caps: exact bounds on the split (NOTEARS)
+            side.update(lower=pk.lower, upper=pk.upper)
+            general = True
         if options["ctol"] is not None:
             side["ctol"] = options["ctol"]
         prior = {}

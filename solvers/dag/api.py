@@ -75,25 +75,26 @@ def _finish(out: SolverOutput, w_threshold: Optional[float], names, B_true, extr
     return out
 
 
-def _check_side(method: str, sign, eq, ineq, d: int) -> None:
-    if sign is not None and tuple(np.shape(sign)) != (d, d):
-        raise ValueError(f"sign must have shape ({d}, {d}), got {tuple(np.shape(sign))}")
-    general = eq is not None or ineq is not None
+def _check_side(method: str, sign, eq, ineq, d: int, lower=None, upper=None) -> None:
+    for name, arr in (("sign", sign), ("lower", lower), ("upper", upper)):
+        if arr is not None and tuple(np.shape(arr)) != (d, d):
+            raise ValueError(f"{name} must have shape ({d}, {d}), got {tuple(np.shape(arr))}")
+    general = eq is not None or ineq is not None or lower is not None or upper is not None
     if (sign is not None or general) and method in ("topo", "colide"):
         raise ValueError(f"method={method!r} takes forbidden/required edges and tiers only; sign constraints need "
                          "method='notears' or 'logdet', general constraints on W method='notears'")
     if general and method == "logdet":
         raise ValueError("method='logdet' takes forbidden edges and sign constraints only; general constraints on W "
-                         "need method='notears' (its augmented Lagrangian carries them)")
+                         "(and bounds other than 0) need method='notears' (its augmented Lagrangian carries them)")
 
 
 def _enforce_side(out: SolverOutput, loss, d: int, lam: float, sign, eq, ineq, ctol: float, mask, common: dict,
-                  n_extra: int = 0, names=None) -> SolverOutput:
+                  n_extra: int = 0, names=None, lower=None, upper=None) -> SolverOutput:
     """After thresholding (which moves the constraint values: zeroed entries), refit W on the kept (acyclic)
     support under the constraints by the same augmented Lagrangian (h ≡ 0 there), warm-started at the
     thresholded W: the answer is a KKT point of the constrained score on the learned DAG. The final violation
     is certified; above ctol the status says the run did not meet the constraints."""
-    side = SideConstraints(sign, eq, ineq, ctol=ctol)
+    side = SideConstraints(sign, eq, ineq, ctol=ctol, lower=lower, upper=upper)
     if not side.smooth or not out.status.has_point:
         return out
     support = (out.x != 0).cpu().numpy()
@@ -125,7 +126,7 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
           w_threshold: Optional[float] = 0.3, refine: bool = False, B_true=None,
           names: Optional[Sequence[str]] = None, max_iter: Optional[int] = None, tol: Optional[float] = None,
           time_limit: Optional[float] = None, callback: Optional[Callable] = None, device=None, dtype=None,
-          allowed=None, required=(), sign=None, eq=None, ineq=None,
+          allowed=None, required=(), sign=None, eq=None, ineq=None, lower=None, upper=None,
           ctol: float = 1e-8, **options) -> SolverOutput:
     """Learn a DAG W (W_ij ≠ 0 ⇔ edge i → j) from data X (n, d).
 
@@ -142,7 +143,8 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
     Side constraints: ``sign`` (d, d) in {−1, 0, +1} (W_ij ≤ 0 / free / ≥ 0; notears, logdet), smooth rows
     ``eq(W) = 0`` and ``ineq(W) <= 0`` (torch callables, or affine rows (A, b) on vec(W); NOTEARS' augmented
     Lagrangian), met within ``ctol`` at the returned W (thresholded, then refit on its support under the rows):
-    certificates["side_violation"].
+    certificates["side_violation"]; ``lower`` / ``upper`` (d, d) bounds with lower <= 0 <= upper (notears: exact
+    bounds on the split).
     Returns SolverOutput: x = thresholded W (always a DAG), extras W_raw / edges / order / metrics,
     certificates h(W) (of x, 0 for a DAG) and h(W_raw).
     """
@@ -168,7 +170,7 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
         common["max_iter"] = max_iter
     if tol is not None:
         common["tol"] = tol
-    _check_side(method, sign, eq, ineq, d)
+    _check_side(method, sign, eq, ineq, d, lower, upper)
     prior = allowed is not None or bool(required)
     if prior and method == "colide":
         raise ValueError("method='colide' does not take prior knowledge (forbidden/required edges); use topo, "
@@ -186,8 +188,8 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
     elif method == "colide":
         out = colide(X, lambda1=lam, **common, **options)
     elif method == "notears":
-        out = notears(make_loss(loss, X), d, lambda1=lam, side=SideConstraints(sign, eq, ineq, ctol=ctol),
-                      **common, **options)
+        out = notears(make_loss(loss, X), d, lambda1=lam,
+                      side=SideConstraints(sign, eq, ineq, ctol=ctol, lower=lower, upper=upper), **common, **options)
     else:
         out = logdet(make_loss(loss, X), d, lambda1=lam, sign=sign, **common, **options)
     out.extras["method"] = method
@@ -214,7 +216,7 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
     out = _finish(out, None if prior and method == "topo" else w_threshold, names, B_true)
     if eq is not None or ineq is not None:
         out = _enforce_side(out, make_loss(loss, X), d, lam, sign, eq, ineq, ctol, options.get("mask"), common,
-                            names=names)
+                            names=names, lower=lower, upper=upper)
         if B_true is not None:
             out.extras["metrics"] = count_accuracy(B_true, out.x)
     return out
@@ -224,14 +226,14 @@ def fit(loss_fn: Callable, d: int, *, acyclicity: str = "logdet", lambda1: float
         W0: Optional[torch.Tensor] = None, mask=None, w_threshold: Optional[float] = 0.3,
         max_iter: Optional[int] = None, tol: Optional[float] = None, time_limit: Optional[float] = None,
         callback: Optional[Callable] = None, device=None, dtype=None, sign=None, eq=None, ineq=None,
-        ctol: float = 1e-8, **options) -> SolverOutput:
+        lower=None, upper=None, ctol: float = 1e-8, **options) -> SolverOutput:
     """Minimise loss_fn(W[, *params]) + λ‖W‖₁ s.t. the graph of W is acyclic, for any smooth torch loss.
 
     acyclicity: 'expm' (NOTEARS augmented Lagrangian on tr(exp(W∘W)) − d = 0) or 'logdet' (central path).
     params: optional list of extra tensors (e.g. MLP weights) optimised jointly; loss_fn is then called as
     loss_fn(W, *params); the inputs are copied, never mutated; fitted values come back in extras["params"].
     mask: optional (d, d) boolean, False entries are forbidden edges. Returns the thresholded DAG as x.
-    sign / eq / ineq / ctol: side constraints on W as in `learn` (general rows need acyclicity='expm').
+    sign / eq / ineq / lower / upper / ctol: side constraints on W as in `learn` (all but signs need acyclicity='expm').
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable W -> scalar tensor, got {type(loss_fn).__name__}")
@@ -255,16 +257,17 @@ def fit(loss_fn: Callable, d: int, *, acyclicity: str = "logdet", lambda1: float
     if tol is not None:
         common["tol"] = tol
     method = "notears" if acyclicity == "expm" else "logdet"
-    _check_side(method, sign, eq, ineq, d)
+    _check_side(method, sign, eq, ineq, d, lower, upper)
     if method == "notears":
-        out = notears(loss, d, side=SideConstraints(sign, eq, ineq, ctol=ctol), **common, **options)
+        out = notears(loss, d, side=SideConstraints(sign, eq, ineq, ctol=ctol, lower=lower, upper=upper), **common,
+                      **options)
     else:
         out = logdet(loss, d, sign=sign, **common, **options)
     out.extras["method"] = method
     out = _finish(out, w_threshold, None, None)
     out = _enforce_side(out, loss, d, lambda1, sign, eq, ineq, ctol, mask,
                         {k: v for k, v in common.items() if k not in ("lambda1", "W0", "n_extra", "p0", "mask")},
-                        n_extra=n_extra)
+                        n_extra=n_extra, lower=lower, upper=upper)
     if params:
         out.extras["params"] = [q.to(device) for q in loss.unflatten(out.extras["p"])]
     return out

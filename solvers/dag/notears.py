@@ -21,7 +21,7 @@ from optdsl.solvers.common import Budget, SolverOutput, Status
 from optdsl.solvers.dag._split import minimize_split, split_bounds, to_W
 from optdsl.solvers.dag.acyclicity import h_expm
 from optdsl.solvers.dag.losses import with_params
-from optdsl.solvers.dag.side import SideConstraints, sign_bounds
+from optdsl.solvers.dag.side import SideConstraints, box_bounds
 
 
 def notears(loss, d: int, *, lambda1: float = 0.05, max_iter: int = 100, tol: float = 1e-8,
@@ -34,13 +34,13 @@ def notears(loss, d: int, *, lambda1: float = 0.05, max_iter: int = 100, tol: fl
 
     Returns a ``SolverOutput`` whose x is the raw (unthresholded) W; ``tol`` is h_tol;
     ``max_iter`` counts dual (α) updates. extras["p"] holds the fitted extra parameters, if any.
-    ``side``: sign constraints (bounds on the split) and smooth rows on W (their augmented Lagrangian joins
+    ``side``: signs and magnitude bounds (bounds on the split) and smooth rows on W (their augmented Lagrangian joins
     the inner objective, multipliers updated with α; done when also their violation <= side.ctol).
     ``inner_tol``: L-BFGS-B's (gtol, ftol) for each inner solve.
     """
     lossWP = with_params(loss)
     budget = Budget(max_iter, time_limit, callback)
-    bounds = sign_bounds(split_bounds(d, n_extra, mask), side.sign if side else None, d)
+    bounds = box_bounds(split_bounds(d, n_extra, mask), side, d)
     smooth_side = side is not None and side.smooth
     viol = 0.0
     w = np.zeros(2 * d * d + n_extra)

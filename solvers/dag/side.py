@@ -25,10 +25,15 @@ class SideConstraints:
     dense (m, d²) matrix), whose values and gradients need no autograd."""
 
     def __init__(self, sign: Optional[np.ndarray] = None, eq=None, ineq=None, rho: float = 1.0,
-                 ctol: float = 1e-8):
+                 ctol: float = 1e-8, lower: Optional[np.ndarray] = None, upper: Optional[np.ndarray] = None):
         self.sign = None if sign is None else np.asarray(sign, dtype=int)
         if self.sign is not None and not np.isin(self.sign, (-1, 0, 1)).all():
             raise ValueError("sign must hold -1 (W_ij <= 0), 0 (free) or +1 (W_ij >= 0)")
+        self.lower = None if lower is None else np.asarray(lower, float)
+        self.upper = None if upper is None else np.asarray(upper, float)
+        if (self.lower is not None and np.any(self.lower > 0)) or (self.upper is not None and np.any(self.upper < 0)):
+            raise ValueError("bounds on W must contain 0 (lower <= 0 <= upper): a bound away from 0 forces an edge; "
+                             "give it as an inequality row")
         self.eq, self.ineq, self.rho, self.ctol = eq, ineq, float(rho), float(ctol)
         self.nu = self.mu = None
         self.last = np.inf
@@ -105,14 +110,21 @@ class SideConstraints:
         return viol
 
 
-def sign_bounds(bounds: list, sign: Optional[np.ndarray], d: int) -> list:
-    """Split-vector bounds (W⁺ then W⁻) with signs applied: W ≥ 0 fixes W⁻ at 0, W ≤ 0 fixes W⁺ at 0."""
-    if sign is None:
+def box_bounds(bounds: list, side: Optional[SideConstraints], d: int) -> list:
+    """Split-vector bounds (W⁺ then W⁻) with the side constraints' signs and magnitude bounds applied:
+    W ≥ 0 fixes W⁻ at 0, W ≤ 0 fixes W⁺ at 0, lower ≤ W ≤ upper (lower ≤ 0 ≤ upper) caps W⁺ at upper, W⁻ at −lower."""
+    if side is None or (side.sign is None and side.lower is None and side.upper is None):
         return bounds
     out = list(bounds)
-    flat = np.asarray(sign).reshape(-1)
-    for k in np.flatnonzero(flat > 0):
-        out[d * d + k] = (0.0, 0.0)
-    for k in np.flatnonzero(flat < 0):
-        out[k] = (0.0, 0.0)
+    dd = d * d
+    hi_pos = np.full(dd, np.inf) if side.upper is None else side.upper.reshape(-1)
+    hi_neg = np.full(dd, np.inf) if side.lower is None else -side.lower.reshape(-1)
+    if side.sign is not None:
+        flat = side.sign.reshape(-1)
+        hi_pos, hi_neg = np.where(flat < 0, 0.0, hi_pos), np.where(flat > 0, 0.0, hi_neg)
+    for k in range(dd):
+        for idx, hi in ((k, hi_pos[k]), (dd + k, hi_neg[k])):
+            lo_b, hi_b = out[idx]
+            if np.isfinite(hi) and (hi_b is None or hi < hi_b):
+                out[idx] = (lo_b, float(hi))
     return out

@@ -408,7 +408,8 @@ class Model:
         for lv in self._levels:
             head = f"  level {lv.name!r}" + (f" (inside {lv.parent.name!r})" if lv.parent else "")
             obj = f"{'minimize' if lv.sense == 'min' else 'maximize'} {lv.objective}" if lv.objective is not None else "(no objective)"
-            lines.append(f"{head}: over {', '.join(v.name for v in lv.variables)}: {obj}")
+            over = [v.name for v in lv.variables] + [f"module {name}" for name, _ in lv.modules]
+            lines.append(f"{head}: over {', '.join(over)}: {obj}")
             lines += [f"      {c.name} : {self._user_constraints[c.name]}" for c in lv.constraints]
         if self._saddle is not None:
             lines.append(f"  min over {', '.join(v.name for v in self._saddle['min_vars'])}, "
@@ -457,7 +458,7 @@ class Model:
             rows.append(rf"\text{{{c.name}}}: & {sym.to_latex(uc.lhs)} {rel} {sym.to_latex(uc.rhs)}")
         for lv in self._levels:
             opt = r"\min" if lv.sense == "min" else r"\max"
-            over = ", ".join(v.name for v in lv.variables)
+            over = ", ".join([v.name for v in lv.variables] + [rf"\theta_{{\text{{{name}}}}}" for name, _ in lv.modules])
             rows.append(rf"\text{{level {lv.name}}}: & {over} \in \arg{opt}_{{{over}}}\; {sym.to_latex(lv.objective)}")
             for c in lv.constraints:
                 uc = self._user_constraints[c.name]

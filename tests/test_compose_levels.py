@@ -382,6 +382,7 @@ def test_a_module_follower_is_trained_in_place():
     f.module(net, name="ridge")
     f.minimize(od.fn(lambda l_: ((net(Xt).reshape(-1) - tt) ** 2).mean() + l_ * (net.weight ** 2).sum())(lam))
     m.minimize(od.fn(lambda: ((net(Xvt).reshape(-1) - tvt) ** 2).mean(), shape=())())
+    assert "level 'fit': over module ridge" in str(m) and r"\theta_{\text{ridge}}" in m.to_latex()
     res = m.solve()
     grid = np.linspace(1e-3, 10, 20001)
     best = min(_ridge_validation(X, t, Xv, tv, g)[0] for g in grid)

@@ -249,6 +249,21 @@ def test_blackbox_leader_is_reproducible_and_honest_on_a_short_budget():
     assert a.status.name == "ITERATION_LIMIT"             # 5 steps pass no stationarity test
 
 
+def test_blackbox_leader_steps_do_not_depend_on_the_scale_of_its_cost():
+    # lr="auto" divides the estimates by their running RMS: c·C gives the same iterates for every c > 0
+    def build(c):
+        m = od.Model("scaled")
+        x = m.variable(lb=0, ub=3, name="x")
+        f = m.level("f")
+        y = f.variable(name="y")
+        f.minimize((y - x) ** 2)
+        f.subject_to(y <= 1, name="cap")
+        m.minimize(od.blackbox(lambda a, b: c * float((a - 2) ** 2 + 3 * (b - 0.5) ** 2))(x, y))
+        return m
+    xs = [build(c).solve(max_iter=20).values["x"] for c in (1.0, 1e4)]
+    assert xs[0] == pytest.approx(xs[1], abs=1e-12)
+
+
 def test_blackbox_leader_respects_its_bounds():
     # follower y = x/2 (unconstrained, strongly convex: Newton). Leader −x + (y − 1)² = −x + (x/2 − 1)²,
     # decreasing on [0, 3] (derivative x/2 − 2 < 0): the optimum is the bound x = 3, F = −2.75

@@ -1,7 +1,8 @@
 """Levels: follower problems inside a model (bilevel and deeper).
 
 ``inner = m.level("inner")`` opens a follower whose variables are chosen by ``inner.minimize(...)``
-given the leader's (and every outer level's) variables; ``inner.level("deeper")`` nests a third level.
+given the leader's (and every outer level's) variables; ``inner.level("deeper")`` nests a third level;
+``inner.module(net)`` makes a torch network's parameters (some of) the follower's variables.
 Declarations only: passes and backends (``optdsl.solvers.bilevel``) give them meaning.
 """
 from __future__ import annotations

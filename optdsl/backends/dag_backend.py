@@ -2,10 +2,10 @@
 central path (DAGMA-type), topological swaps (TOPO) and concomitant noise estimation (CoLiDE).
 
 Constraints on W (`prior_knowledge`): forbidden entries and required edges (all methods; TOPO's masked swap
-search), signs W_ij >= 0 / <= 0 (exact bounds on the split W = W⁺ − W⁻: NOTEARS, log-det), and other smooth
-rows on W alone (NOTEARS' augmented Lagrangian, refit on the thresholded support when thresholding broke them;
-``side_violation`` certifies them). ``method="auto"``: TOPO without signs or general rows, else log-det (signs)
-or NOTEARS (general rows).
+search); bounds that contain 0 — signs W_ij >= 0 / <= 0 and magnitude caps — (bounded least squares per node in
+TOPO, exact bounds on the split W = W⁺ − W⁻ in NOTEARS, signs only in log-det); other smooth rows on W alone
+(NOTEARS' augmented Lagrangian, refit on the thresholded support; ``side_violation`` certifies them).
+``method="auto"``: TOPO on od.sem_loss data unless there are general rows (then NOTEARS).
 
 The objective is split into a smooth loss plus an optional ``λ·norm1(W)`` term (handled by the method's
 own ℓ1 machinery). A loss written with ``od.sem_loss(W, X)`` exposes the data, so TOPO and CoLiDE apply
@@ -225,9 +225,8 @@ class DagBackend(Backend):
         eq, ineq = _side_rows(pk, W)
         general = eq is not None or ineq is not None
         side = {"sign": pk.sign if pk.has_sign else None, "eq": eq, "ineq": ineq}
-        if pk.has_box:   # magnitude caps: exact bounds on the split (NOTEARS)
+        if pk.has_box:   # magnitude caps: bounded least squares in TOPO, exact bounds on the split in NOTEARS
             side.update(lower=pk.lower, upper=pk.upper)
-            general = True
         if options["ctol"] is not None:
             side["ctol"] = options["ctol"]
         prior = {}
@@ -237,10 +236,10 @@ class DagBackend(Backend):
             prior = {"mask": allowed}
         if sem is not None and method in ("auto", "topo", "colide", "notears", "logdet"):
             n_samples, d_vars = sem["X"].shape
-            # TOPO needs a positive-definite sample covariance, which n < d cannot give; TOPO's per-order least
-            # squares take no signs or general rows: those go to log-det (signs) or NOTEARS (general rows)
-            auto = ("notears" if general else "logdet" if pk.has_sign
-                    else "topo" if sem["kind"] == "l2" and n_samples > d_vars else "logdet")
+            # TOPO needs a positive-definite sample covariance, which n < d cannot give; its per-node (bounded)
+            # least squares take signs and bounds but no general rows: those go to NOTEARS
+            auto = ("notears" if general else "topo" if sem["kind"] == "l2" and n_samples > d_vars
+                    else "notears" if pk.has_box else "logdet")
             m = auto if method == "auto" else method
             out = dagsolvers.learn(sem["X"], method=m, loss=sem["kind"], lambda1=lam if m != "topo" else None,
                                    B_true=truth, dtype=torch.float64, **prior, **side, **common)
@@ -257,7 +256,7 @@ class DagBackend(Backend):
 
             p0 = [torch.as_tensor(v.value if v.value is not None else 0.01 * np.random.default_rng(0).standard_normal(v.shape),
                                   dtype=torch.float64) for v in others]
-            expm = method == "notears" or (method == "auto" and general)
+            expm = method == "notears" or (method == "auto" and (general or pk.has_box))
             out = dagsolvers.fit(loss_fn, d, acyclicity="expm" if expm else "logdet", lambda1=lam,
                                  params=p0 or None, dtype=torch.float64, mask=prior.get("mask"), **side, **common)
             params = out.extras.get("params", [])

@@ -79,10 +79,14 @@ def _check_side(method: str, sign, eq, ineq, d: int, lower=None, upper=None) -> 
     for name, arr in (("sign", sign), ("lower", lower), ("upper", upper)):
         if arr is not None and tuple(np.shape(arr)) != (d, d):
             raise ValueError(f"{name} must have shape ({d}, {d}), got {tuple(np.shape(arr))}")
-    general = eq is not None or ineq is not None or lower is not None or upper is not None
-    if (sign is not None or general) and method in ("topo", "colide"):
-        raise ValueError(f"method={method!r} takes forbidden/required edges and tiers only; sign constraints need "
-                         "method='notears' or 'logdet', general constraints on W method='notears'")
+    rows = eq is not None or ineq is not None
+    general = rows or lower is not None or upper is not None
+    if (sign is not None or general) and method == "colide":
+        raise ValueError("method='colide' takes forbidden/required edges and tiers only; signs and bounds need "
+                         "method='topo', 'notears' or 'logdet', general constraints on W method='notears'")
+    if rows and method == "topo":
+        raise ValueError("method='topo' takes forbidden/required edges, tiers, signs and bounds only; general "
+                         "constraints on W need method='notears' (its augmented Lagrangian carries them)")
     if general and method == "logdet":
         raise ValueError("method='logdet' takes forbidden edges and sign constraints only; general constraints on W "
                          "(and bounds other than 0) need method='notears' (its augmented Lagrangian carries them)")
@@ -140,11 +144,11 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
     Options are passed to the method (e.g. T, mu_factor, s for logdet; variance for colide; init for topo).
     Prior knowledge: ``allowed`` (d, d) boolean, False = forbidden edge; ``required`` edges (i, j) (TOPO keeps
     them; notears/logdet forbid the reverse edge only); TOPO then runs its masked swap search (`topo_prior`).
-    Side constraints: ``sign`` (d, d) in {−1, 0, +1} (W_ij ≤ 0 / free / ≥ 0; notears, logdet), smooth rows
+    Side constraints: ``sign`` (d, d) in {−1, 0, +1} (W_ij ≤ 0 / free / ≥ 0; topo, notears, logdet), smooth rows
     ``eq(W) = 0`` and ``ineq(W) <= 0`` (torch callables, or affine rows (A, b) on vec(W); NOTEARS' augmented
     Lagrangian), met within ``ctol`` at the returned W (thresholded, then refit on its support under the rows):
     certificates["side_violation"]; ``lower`` / ``upper`` (d, d) bounds with lower <= 0 <= upper (notears: exact
-    bounds on the split).
+    bounds on the split; topo: bounded least squares per node, as for signs).
     Returns SolverOutput: x = thresholded W (always a DAG), extras W_raw / edges / order / metrics,
     certificates h(W) (of x, 0 for a DAG) and h(W_raw).
     """
@@ -180,9 +184,16 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
         for i, j in required:
             mask[j, i] = False
         options["mask"] = mask
-    if prior and method == "topo":
+    boxes = sign is not None or lower is not None or upper is not None
+    if (prior or boxes) and method == "topo":
         from optdsl.solvers.dag.topo_prior import topo_prior
-        out = topo_prior(X, allowed=allowed, required=required, w_threshold=w_threshold, **common, **options)
+        lo = np.full((d, d), -np.inf) if lower is None else np.asarray(lower, float).copy()
+        hi = np.full((d, d), np.inf) if upper is None else np.asarray(upper, float).copy()
+        if sign is not None:
+            lo[np.asarray(sign) > 0] = np.maximum(lo[np.asarray(sign) > 0], 0.0)
+            hi[np.asarray(sign) < 0] = np.minimum(hi[np.asarray(sign) < 0], 0.0)
+        box = {"lower": lo, "upper": hi} if boxes else {}
+        out = topo_prior(X, allowed=allowed, required=required, w_threshold=w_threshold, **box, **common, **options)
     elif method == "topo":
         out = topo(X, lambda1=lam, w_threshold=w_threshold, **common, **options)
     elif method == "colide":
@@ -213,7 +224,7 @@ def learn(X, *, method: Optional[str] = None, loss="l2", lambda1: Optional[float
         out.solve_time += topo_time
         out.message += f"; refined by TOPO swaps from the {start} order (score {ref.objective:.6g})"
     # topo_prior thresholds itself, keeping required edges whatever their weight
-    out = _finish(out, None if prior and method == "topo" else w_threshold, names, B_true)
+    out = _finish(out, None if (prior or boxes) and method == "topo" else w_threshold, names, B_true)
     if eq is not None or ineq is not None:
         out = _enforce_side(out, make_loss(loss, X), d, lam, sign, eq, ineq, ctol, options.get("mask"), common,
                             names=names, lower=lower, upper=upper)

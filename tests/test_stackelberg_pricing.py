@@ -162,3 +162,18 @@ def test_random_toll_instance_is_certified_and_beats_every_grid_point():
     # a toll above 13 (largest alternative 14 minus smallest base cost 1) carries nothing: grid over [0, 13]²
     best, _ = enumerate_grid(inst, step=0.5, top=13.0)
     assert best <= res.objective + 1e-6 and best >= res.objective - 0.5 * inst.demand.sum()
+
+
+def test_a_maximizing_follower_and_linear_leader_terms_are_rewritten_too():
+    # the buyer maximizes minus its cost; the leader also values the competitor's sales at 2 per unit
+    m = od.Model("pricing_max")
+    p = m.variable(lb=0, ub=10, name="p")
+    buyer = m.level("buyer")
+    q = buyer.variable(2, lb=0, name="q")
+    buyer.maximize(-(1 + p) * q[0] - 6 * q[1])
+    buyer.subject_to(q[0] + q[1] == 3, name="need")
+    m.maximize(p * q[0] + 2 * q[1])
+    res = m.solve()
+    # p = 5 (the buyer indifferent, ties to the leader) earns 15; any p > 5 sends all 3 units away: 6
+    assert res.chain[-2:] == ["bilevel_to_kkt", "mip"] and res.status.name == "OPTIMAL"
+    assert res.objective == pytest.approx(15.0) and p.value == pytest.approx(5.0)

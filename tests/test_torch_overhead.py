@@ -200,3 +200,19 @@ def test_compiled_derivatives_read_parameters_at_each_solve():
         assert float(r.values["x"]) == pytest.approx((value - 1.0) / 2, abs=1e-7)
     flat = m._cache[("compiled", "alsketch", "cpu", "torch.float64")]
     assert CasadiDerivatives.of(flat) is not None  # the compiled functions were kept and reused
+
+
+def test_vector_written_model_keeps_autograd():
+    rng = np.random.default_rng(0)
+    A, b = rng.standard_normal((200, 10)), rng.standard_normal(200)
+    m = od.Model("ls")
+    w = m.variable(10, name="w")
+    m.minimize(od.sum_squares(A @ w - b))
+    m.subject_to(od.sum(w) == 1, name="budget")
+    flat = FlatProblem(m.to_problem())
+    d, why = CasadiDerivatives.why_not(flat)
+    assert d is None and "vectors" in why
+    r = m.solve(solver="alsketch")  # derivatives="auto": autograd here, same answer as the closed form
+    K = np.block([[2 * A.T @ A, np.ones((10, 1))], [np.ones((1, 10)), np.zeros((1, 1))]])
+    w_star = np.linalg.solve(K, np.concatenate([2 * A.T @ b, [1.0]]))[:10]
+    assert np.allclose(r.values["w"], w_star, atol=1e-6)

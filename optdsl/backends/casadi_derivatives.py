@@ -7,10 +7,10 @@ same expressions lowered once to a CasADi SX graph (`optdsl.lower.casadi`) and d
 all of it in a few microseconds. Exact derivatives either way (the same functions, differentiated exactly;
 values agree to rounding).
 
-Used by ``alsketch`` and ``nlp`` on the CPU in float64 for models whose every term has a CasADi form and whose dense
-Jacobian and Hessian are small (``n + m <= LIMIT``); anything else (od.fn terms, black boxes, GPU, float32,
-large models) keeps torch autograd. Built once per compiled model and reused on re-solves; parameters are
-CasADi parameters, read at each call.
+Used by ``alsketch``, ``nlp`` and ``lbfgs`` on the CPU in float64 for scalar-written models whose every term has
+a CasADi form and whose dense Jacobian and Hessian are small (``n + m <= LIMIT``); anything else (od.fn terms,
+black boxes, GPU, float32, large or vector-written models) keeps torch autograd. Built once per compiled model
+and reused on re-solves; parameters are CasADi parameters, read at each call.
 """
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ import torch
 from ..solvers.autodiff import NonFinite
 
 LIMIT = 400  # n + m up to which dense CasADi derivatives replace autograd
+# models written with vectors (at least VECTOR_ENTRIES entries over their ops, VECTOR_WIDTH per op on average:
+# a logistic loss over a data matrix) keep autograd: a few batched tensor ops cost little there, while their
+# scalar SX graph (one node per entry) and its symbolic Hessian take longer to build than the solve
+VECTOR_ENTRIES, VECTOR_WIDTH = 500, 16
 
 
 class CasadiDerivatives:
@@ -72,6 +76,13 @@ class CasadiDerivatives:
             return None, f"{flat.n} variables and {m} rows exceed the dense limit n + m <= {LIMIT}"
         cached = flat.__dict__.get("_casadi_derivatives")
         if cached is None:
+            from ..lower.casadi import entries_per_op
+            entries, ops = entries_per_op([flat.problem.objective] + [c.expr for c in flat.eq_items + flat.in_items])
+            if entries >= VECTOR_ENTRIES and entries >= VECTOR_WIDTH * max(ops, 1):
+                cached = (None, f"the model is written with vectors ({entries} entries over {ops} ops): autograd's "
+                                "tensor ops are cheap there")
+                flat._casadi_derivatives = cached
+                return cached
             try:
                 cached = (cls(flat), "")
             except Exception as err:  # noqa: BLE001 - a term with no CasADi form (od.fn, ...): autograd instead

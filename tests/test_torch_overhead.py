@@ -204,7 +204,7 @@ def test_compiled_derivatives_read_parameters_at_each_solve():
 
 def test_vector_written_model_keeps_autograd():
     rng = np.random.default_rng(0)
-    A, b = rng.standard_normal((200, 10)), rng.standard_normal(200)
+    A, b = rng.standard_normal((400, 10)), rng.standard_normal(400)
     m = od.Model("ls")
     w = m.variable(10, name="w")
     m.minimize(od.sum_squares(A @ w - b))

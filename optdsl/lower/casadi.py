@@ -118,11 +118,15 @@ def _matmul(node, a):
     return ca.mtimes(x, y)
 
 
+def _is_int(key) -> bool:
+    return isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_))
+
+
 def _index(node, a):
     shape, key = node.args[0].shape, node.attrs["key"]
     if isinstance(key, tuple) and len(key) == 1:
         key = key[0]
-    if len(shape) == 1 and isinstance(key, (int, np.integer)) and -shape[0] <= key < shape[0]:
+    if len(shape) == 1 and _is_int(key) and -shape[0] <= key < shape[0]:
         return a[0][int(key) % shape[0]]   # one entry of a vector (the common scalar-model case): no gather
     idx = np.arange(int(np.prod(shape)) if shape else 1).reshape(shape)[node.attrs["key"]]
     flat = _flat(a[0], shape)
@@ -340,6 +344,17 @@ CASADI.update({
 })
 
 
+def _entry_key(node: Op):
+    """A memo key shared by every ``v[i]`` (one integer index) of the same operand node, or None: scalar-written
+    models index the same entry many times, and each CasADi indexing call costs microseconds."""
+    if node.name != "index":
+        return None
+    key = node.attrs["key"]
+    if isinstance(key, tuple) and len(key) == 1:
+        key = key[0]
+    return ("entry", id(node.args[0]), int(key)) if _is_int(key) else None
+
+
 class CasadiLowering:
     """Lowers expressions of one problem onto the shared symbols ``x`` (all variables, row-major, in the
     order given) and ``p`` (the given parameters, row-major, in order).
@@ -394,12 +409,18 @@ class CasadiLowering:
                 memo[key] = self.leaf(node)
             elif ready:
                 assert isinstance(node, Op)
+                same = _entry_key(node)
+                if same is not None and same in memo:   # x[i] written again: the entry lowered before
+                    memo[key] = memo[same]
+                    continue
                 impl = CASADI.get(node.name)
                 if impl is None:
                     raise NotRepresentable(f"'{node.name}' has no CasADi lowering")
                 _dims(node.shape)
                 try:
                     memo[key] = impl(node, [memo[id(a)] for a in node.args])
+                    if same is not None:
+                        memo[same] = memo[key]
                 except NotRepresentable:
                     raise
                 except (RuntimeError, ValueError, TypeError, IndexError) as e:  # CasADi refused a construct

@@ -28,7 +28,8 @@ integrality dropped). On R every sᵢ ≥ 0 and λᵢ ≥ 0, so two LPs bound th
 
     Mᵢ^s = min( sᵢ's interval bound over the variable bounds,  max_R Σⱼ sⱼ ),     Mᵢ^λ = max_R Σⱼ λⱼ
 
-(times 1.01, plus 1e-6). When both are finite the MILP is an exact reformulation: its optimum is the
+(times 1.01, plus 1e-6); for 64–400 follower rows each row's M is then tightened to its own LP bound max_R sᵢ,
+max_R λᵢ (fewer branch-and-bound nodes: toll pricing with 20 tolled arcs 120 s at the time limit → 74 s optimal). When both are finite the MILP is an exact reformulation: its optimum is the
 certified global optimum of the bilevel model (status OPTIMAL within the MIP gap), and an infeasible MILP
 proves the bilevel model infeasible. When one is unbounded (unbounded variables, or degenerate follower
 constraints whose multipliers are unbounded) M starts at 10³ and is raised ×10 (up to 10⁷) while it is
@@ -71,6 +72,7 @@ from .bounds_to_constraints import bound_constraints
 
 _LEADER_FEATURES = frozenset({"bilevel", "bounds", "equality", "inequality", "nonsmooth", "integer"})
 _M_FALLBACK, _M_MAX = 1e3, 1e7
+_PER_ROW = (64, 400)  # follower rows for which each row's M is its own LP bound: tighter M, fewer branch-and-bound nodes (below 64 rows the m LPs cost more than they save)
 # ops a quadratic follower objective may use (anything else: not an LP/QP follower, refused before autograd)
 _POLYNOMIAL = frozenset({"add", "sub", "mul", "div", "neg", "power", "matmul", "sum", "mean", "transpose", "reshape",
                          "index", "stack", "concat", "square", "sum_squares", "quad_form"})
@@ -396,6 +398,8 @@ class KKTForm:
             sum_s = sum_l = 0.0
         Ms = np.minimum(interval, sum_s)
         Ml = np.full(m, sum_l)
+        if np.isfinite(sum_l) and np.isfinite(sum_s) and _PER_ROW[0] <= m <= _PER_ROW[1]:
+            Ms, Ml = np.minimum(Ms, _per_row_max(slack, core)), np.minimum(Ml, _per_row_max(lam, core))
         if not np.isfinite(sum_l):
             vertex = self._vertex_multiplier_bounds(low, core)
             if vertex is not None:
@@ -596,6 +600,22 @@ class KKTForm:
     def _z(self) -> np.ndarray:
         return np.concatenate([np.asarray(self.lowering.variables[v].value, float).reshape(-1)
                                if v in self.lowering.variables else np.zeros(v.size) for v in self.data.variables])
+
+
+def _per_row_max(vec, cons) -> np.ndarray:
+    """max vecᵢ over cons for every i: one LP compiled once (the objective row a parameter), m solves."""
+    e = cp.Parameter(vec.shape[0])
+    prob = cp.Problem(cp.Maximize(e @ vec), cons)
+    out = np.full(vec.shape[0], np.inf)
+    for i in range(vec.shape[0]):
+        e.value = np.eye(1, vec.shape[0], i).ravel()
+        try:
+            prob.solve(solver="HIGHS")
+        except cp.SolverError:
+            continue
+        if prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and prob.value is not None:
+            out[i] = max(float(prob.value), 0.0)
+    return out
 
 
 def _maximize(expr, cons) -> float:

@@ -89,7 +89,8 @@ class Prior:
 
     @property
     def has_box(self) -> bool:
-        return bool(np.any(np.isfinite(self.lower) & (self.lower < 0)) or np.any(np.isfinite(self.upper) & (self.upper > 0)))
+        return bool(np.any(np.isfinite(self.lower) & (self.lower < 0))
+                    or np.any(np.isfinite(self.upper) & (self.upper > 0)))
 
 
 def prior_knowledge(problem, W):

@@ -29,7 +29,8 @@ integrality dropped). On R every sᵢ ≥ 0 and λᵢ ≥ 0, so two LPs bound th
     Mᵢ^s = min( sᵢ's interval bound over the variable bounds,  max_R Σⱼ sⱼ ),     Mᵢ^λ = max_R Σⱼ λⱼ
 
 (times 1.01, plus 1e-6); for 64–400 follower rows each row's M is then tightened to its own LP bound max_R sᵢ,
-max_R λᵢ (fewer branch-and-bound nodes: toll pricing with 20 tolled arcs 120 s at the time limit → 74 s optimal). When both are finite the MILP is an exact reformulation: its optimum is the
+max_R λᵢ (fewer branch-and-bound nodes: toll pricing with 20 tolled arcs 120 s at the time limit → 74 s optimal).
+When both are finite the MILP is an exact reformulation: its optimum is the
 certified global optimum of the bilevel model (status OPTIMAL within the MIP gap), and an infeasible MILP
 proves the bilevel model infeasible. When one is unbounded (unbounded variables, or degenerate follower
 constraints whose multipliers are unbounded) M starts at 10³ and is raised ×10 (up to 10⁷) while it is
@@ -72,7 +73,9 @@ from .bounds_to_constraints import bound_constraints
 
 _LEADER_FEATURES = frozenset({"bilevel", "bounds", "equality", "inequality", "nonsmooth", "integer"})
 _M_FALLBACK, _M_MAX = 1e3, 1e7
-_PER_ROW = (64, 400)  # follower rows for which each row's M is its own LP bound: tighter M, fewer branch-and-bound nodes (below 64 rows the m LPs cost more than they save)
+# follower rows for which each row's M is its own LP bound: tighter M, fewer branch-and-bound nodes (below 64 rows
+# the m LPs cost more than they save)
+_PER_ROW = (64, 400)
 # ops a quadratic follower objective may use (anything else: not an LP/QP follower, refused before autograd)
 _POLYNOMIAL = frozenset({"add", "sub", "mul", "div", "neg", "power", "matmul", "sum", "mean", "transpose", "reshape",
                          "index", "stack", "concat", "square", "sum_squares", "quad_form"})

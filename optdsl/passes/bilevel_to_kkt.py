@@ -28,7 +28,9 @@ integrality dropped). On R every sᵢ ≥ 0 and λᵢ ≥ 0, so two LPs bound th
 
     Mᵢ^s = min( sᵢ's interval bound over the variable bounds,  max_R Σⱼ sⱼ ),     Mᵢ^λ = max_R Σⱼ λⱼ
 
-(times 1.01, plus 1e-6); for 64–400 follower rows each row's M is then tightened to its own LP bound max_R sᵢ,
+(times 1.01, plus 1e-6). For an LP follower whose rows do not read the leader, R also carries the dual-value
+floor λᵀb + νᵀe ≥ L (strong duality, L an interval bound on the follower's optimum: `_dual_value_floor`), which
+bounds the multipliers of transportation-like followers. For 64–400 follower rows each row's M is then tightened to its own LP bound max_R sᵢ,
 max_R λᵢ (fewer branch-and-bound nodes: toll pricing with 20 tolled arcs 120 s at the time limit → 74 s optimal).
 When both are finite the MILP is an exact reformulation: its optimum is the
 certified global optimum of the bilevel model (status OPTIMAL within the MIP gap), and an infeasible MILP

@@ -288,29 +288,35 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         fx, gx, cx, Jx = model.eval(xx)
         phi = fx
         g = torch.cat([gx, x.new_zeros(mi)]) if mi else gx.clone()
-        hdiag = x.new_zeros(N)
         if barrier:
             if mi:
                 phi = phi - mu * torch.log(ss).sum()
                 g[n:] -= mu / ss
-                hdiag[n:] += mu / ss**2
             if il.numel() or iu.numel():
                 dl, du = xx[il] - lbi, ubi - xx[iu]
                 phi = phi - mu * (torch.log(dl).sum() + torch.log(du).sum())
                 g.index_add_(0, il, -(mu / dl))
                 g.index_add_(0, iu, mu / du)
-                hdiag.index_add_(0, il, mu / dl**2)
-                hdiag.index_add_(0, iu, mu / du**2)
         cz = cx + torch.cat([x.new_zeros(me), ss]) if mi else cx
         J = torch.cat([Jx, slack_cols], dim=1) if mi else Jx
         gL = g + J.T @ lam_ if m else g
-        ev = dict(phi=phi, f=fx, g=g, gx=gx, c=cz, cx=cx, J=J, gL=gL, H=None, hdiag=hdiag)
+        ev = dict(phi=phi, f=fx, g=g, gx=gx, c=cz, cx=cx, J=J, gL=gL, H=None, z=z)
         return with_hessian(ev, xx, lam_) if need_hess else ev
 
     def with_hessian(ev, xx, lam_):
-        """`ev` (at x = xx, multipliers λ) with the Hessian of the barrier Lagrangian in z added."""
+        """`ev` (at x = xx, multipliers λ) with the Hessian of the barrier Lagrangian in z added: ∇²ₓₓL plus the
+        barrier's diagonal μ/s², μ/(x − l)², μ/(u − x)² (computed here, only for points that get a Hessian)."""
         Hx = model.hess(xx, lam_) if hessian == "exact" else Bq
-        H = torch.diag(ev["hdiag"])
+        hdiag = x.new_zeros(N)
+        if barrier:
+            z_ = ev["z"]
+            if mi:
+                hdiag[n:] += mu / z_[n:]**2
+            if il.numel() or iu.numel():
+                dl, du = xx[il] - lbi, ubi - xx[iu]
+                hdiag.index_add_(0, il, mu / dl**2)
+                hdiag.index_add_(0, iu, mu / du**2)
+        H = torch.diag(hdiag)
         H[:n, :n] += Hx
         return {**ev, "H": H}
 

@@ -153,3 +153,16 @@ def test_magnitude_bounds_are_exact_and_keep_the_true_graph(method):
     assert res.status.name == "LOCALLY_OPTIMAL" and res.extras["method"] == ("topo" if method == "auto" else method)
     assert W.value.max() <= 0.8 and W.value.min() >= -0.8                           # exact, no 1e-9 excess
     assert np.isclose(W.value.max(), 0.8) and count_accuracy(B_TRUE, W.value)["shd"] == 0
+
+
+def test_signs_with_a_general_loss_go_through_fit_and_log_det():
+    # not od.sem_loss: dag.fit; signs only, so log-det's split with the wrong-sign part fixed at 0
+    Xc = X - X.mean(axis=0)
+    m = od.Model("fit_sign")
+    W = m.variable((D, D), name="W")
+    m.minimize((0.5 / len(X)) * od.sum_squares(od.Constant(Xc) - od.Constant(Xc) @ W))
+    m.subject_to(od.acyclic(W), name="dag")
+    m.subject_to(W >= 0, name="nonneg")
+    res = m.solve()
+    assert res.status.name == "LOCALLY_OPTIMAL" and res.extras["method"] == "logdet"
+    assert W.value.min() >= 0.0 and count_accuracy(B_TRUE, W.value)["shd"] == 0

@@ -107,6 +107,7 @@ def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Call
     start = time.perf_counter()
     status, message, res = None, "", None
     x_start, restarts, escapes = x0_np, 0, 0
+    least = None  # (x, max violation, proven) of the least-violation check, once run
     while True:
         try:
             res = _run(method, obj, ceq, cin, x_start, bounds, max(max_iter - state["k"], 1), tol, on_iter,
@@ -134,6 +135,16 @@ def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Call
                 restarts += 1
                 x_start = x
                 continue
+            if least is None and kkt.feasibility > max(1e3 * feas_tol, 1e-4) and (ceq or cin):
+                # far from feasible: before any verdict, minimize the violation itself. A feasible point
+                # found there restarts the method (SLSQP on HS61 fails at a rank-deficient x0 = 0);
+                # otherwise a stationary point of the violation with a positive value is the proof of
+                # (local) infeasibility that INFEASIBLE claims
+                least = _least_violation(ceq, cin, x, lb_np, ub_np)
+                if least[1] <= feas_tol and restarts < 3:
+                    restarts += 1
+                    x_start = least[0]
+                    continue
             break
         if convex or escapes >= 2:
             break
@@ -177,8 +188,16 @@ def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Call
                 message = f"{message}; a stationary point with negative curvature (a saddle), not a local minimum"
         elif (kkt.feasibility > max(1e3 * feas_tol, 1e-4)  # clearly infeasible, not merely inexact,
               and (not _hit_limit or _stalled(state.get("viol", [])))):  # and no longer improving
-            status = Status.INFEASIBLE
-            message = f"{message}; the local solver found no feasible point (max violation {kkt.feasibility:.3g})"
+            if least is None and (ceq or cin):  # the run ended at its cap before the check above
+                least = _least_violation(ceq, cin, x, lb_np, ub_np)
+            if least is not None and least[2]:
+                status = Status.INFEASIBLE
+                message = (f"{message}; no feasible point: the constraint violation has a local minimum "
+                           f"{least[1]:.3g} > 0")
+            else:  # not proven: a stall is not a certificate (the model may be feasible elsewhere)
+                status = Status.SLOW_PROGRESS
+                message = (f"{message}; no feasible point found (max violation {kkt.feasibility:.3g}), "
+                           f"infeasibility not proven")
         elif _hit_limit:
             status = Status.ITERATION_LIMIT  # the iterate is kept: it is where the run stopped, not a verdict
         else:
@@ -205,6 +224,48 @@ class _Best:
         key = (0, f) if viol <= self.feas_tol else (1, viol)
         if np.isfinite(f) and (self.key is None or key < self.key):
             self.x, self.key = np.array(x, dtype=float), key
+
+
+def _least_violation(ceq, cin, x, lb, ub, rtol: float = 1e-6):
+    """(x_r, ‖v(x_r)‖∞, proven): a local minimizer x_r of φ = ½‖c_E‖² + ½‖max(c_I, 0)‖² within the bounds.
+
+    L-BFGS-B starts from x nudged by a small fixed perturbation, so a symmetric saddle of φ (HS61 at x = 0,
+    where ∂φ/∂x₂ = ∂φ/∂x₃ = 0 on a whole plane) is left rather than mistaken for a minimum. ``proven``: φ is
+    stationary there with a positive value (projected ‖Jᵀv‖ ≤ rtol·max(‖J‖_F, 1)·‖v‖), which certifies local
+    infeasibility; a run stopped by its cap proves nothing.
+    """
+    def parts(z):
+        vs, Js = [], []
+        if ceq:
+            vs.append(ceq.value(z))
+            Js.append(ceq.jac(z))
+        if cin:
+            c = cin.value(z)
+            vs.append(np.maximum(c, 0.0))
+            Js.append(cin.jac(z) * (c > 0)[:, None])
+        return np.concatenate(vs), np.vstack(Js)
+
+    def phi(z):
+        v, J = parts(z)
+        return 0.5 * float(v @ v), J.T @ v
+
+    rng = np.random.default_rng(0)
+    z0 = np.clip(x + 1e-3 * (1.0 + np.abs(x)) * rng.standard_normal(x.size), lb, ub)
+    bounds = so.Bounds(lb, ub) if np.isfinite(lb).any() or np.isfinite(ub).any() else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = so.minimize(phi, z0, jac=True, method="L-BFGS-B", bounds=bounds,
+                            options={"maxiter": 500, "ftol": 0.0, "gtol": 1e-14})
+        xr = np.asarray(r.x, dtype=float)
+        v, J = parts(xr)
+    except NonFinite:
+        return x, float("inf"), False
+    g = J.T @ v
+    g = np.where(((xr <= lb) & (g > 0)) | ((xr >= ub) & (g < 0)), 0.0, g)  # a bound holding it back is fine
+    vnorm = float(np.linalg.norm(v))
+    proven = vnorm > 0 and float(np.linalg.norm(g)) <= rtol * max(float(np.linalg.norm(J)), 1.0) * vnorm
+    return xr, float(np.abs(v).max(initial=0.0)), proven
 
 
 def _stalled(viol: list, window: int = 10) -> bool:

@@ -55,6 +55,18 @@ def test_infeasible_is_a_status_not_an_exception():
     out = nlp.minimize(f, torch.zeros(2, dtype=torch.float64), eq=lambda x: (x.sum() - 1).reshape(1),
                        ineq=lambda x: (x.sum() - 0).reshape(1) * torch.ones(1, dtype=x.dtype))
     assert out.status == Status.INFEASIBLE
+    assert "local minimum 0.5" in out.message  # the least violation, |x0+x1-1| = |x0+x1| = 1/2
+
+
+def test_a_stall_at_a_rank_deficient_start_is_not_called_infeasible():
+    # HS61: SLSQP fails at x0 = 0 ("Singular matrix C"); the least-violation phase finds a feasible point
+    # and the run restarts from it, ending at the published optimum instead of claiming INFEASIBLE
+    f = lambda x: 4 * x[0] ** 2 + 2 * x[1] ** 2 + 2 * x[2] ** 2 - 33 * x[0] + 16 * x[1] - 24 * x[2]
+    eq = lambda x: torch.stack([3 * x[0] - 2 * x[1] ** 2 - 7, 4 * x[0] - x[2] ** 2 - 11])
+    out = nlp.minimize(f, torch.zeros(3, dtype=torch.float64), eq=eq)
+    assert out.status == Status.LOCALLY_OPTIMAL, out.message
+    assert out.objective == pytest.approx(-143.6461422, abs=1e-6)
+    assert out.extras["restarts"] >= 1
 
 
 def test_bad_arguments():

@@ -25,7 +25,7 @@ EXPECTED = {"objective": -143.6461422, "rtol": 1e-6, "status": "LOCALLY_OPTIMAL"
 # no "nlp": SciPy SLSQP fails from the published x0 = 0 (the Jacobian of c1, c2 w.r.t. x2, x3 vanishes
 # there, so the linearized constraints are inconsistent and nlp returns INFEASIBLE; docs/backends/alsketch.md
 # counts SLSQP at 21/24 on this set). nlp with method="trust-constr" does solve it (tests/test_hs_models.py).
-SOLVERS = ["alsketch"]
+SOLVERS = ["alsketch", "nlp"]
 
 if __name__ == "__main__":
     print(build().solve())

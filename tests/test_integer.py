@@ -134,3 +134,16 @@ def test_ccg_keeps_integer_first_stage_variables():
     res = m.solve()
     assert res.solver == "robust_ccg" and res.status.name == "OPTIMAL"
     assert res.objective == pytest.approx(g.OPT_INTEGER, rel=1e-6) and set(np.unique(z.value)) <= {0.0, 1.0}
+
+
+def test_highs_banner_stays_off_stdout():
+    # HiGHS writes its banner on the process's stdout at first use; stdout carries results (and JSON)
+    import subprocess
+    import sys
+    code = ("import optdsl as od\n"
+            "m = od.Model('k'); x = m.variable(3, name='x', boolean=True)\n"
+            "m.maximize(x[0] + 2 * x[1] + 3 * x[2]); m.subject_to(x[0] + x[1] + x[2] <= 2, name='cap')\n"
+            "print(m.solve().objective)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["5.0"], out.stdout

@@ -9,6 +9,9 @@ Multipliers are not defined for a mixed-integer program; none are reported.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 import warnings
 
@@ -22,6 +25,30 @@ from .base import Backend, Option
 from .cvxpy_backend import _STATUS
 
 _MIQP_SOLVERS = ("GUROBI", "SCIP", "MOSEK", "XPRESS", "CPLEX", "COPT")
+
+
+_BANNER_SHOWN = False
+
+
+@contextlib.contextmanager
+def _banner_to_stderr(solver: str, verbose: bool):
+    """HiGHS prints its copyright banner on the process's stdout (C level) at its first use, whatever
+    ``verbose`` says; `optdsl solve --json -` writes JSON there, so the first quiet HiGHS solve sends fd 1
+    to stderr for its duration."""
+    global _BANNER_SHOWN
+    if solver != "HIGHS" or verbose or _BANNER_SHOWN:
+        yield
+        return
+    _BANNER_SHOWN = True
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def is_milp(problem: cp.Problem) -> bool:
@@ -93,7 +120,8 @@ class MipBackend(Backend):
         try:
             with warnings.catch_warnings():  # a time limit is reported as a status, not as cvxpy's warning
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                form.problem.solve(solver=solver, verbose=bool(options.get("solver_verbose")), **kw)
+                with _banner_to_stderr(solver, bool(options.get("solver_verbose"))):
+                    form.problem.solve(solver=solver, verbose=bool(options.get("solver_verbose")), **kw)
                 while again():
                     form.problem.solve(solver=solver, verbose=bool(options.get("solver_verbose")), **kw)
         except cp.SolverError as e:

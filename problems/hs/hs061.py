@@ -22,9 +22,9 @@ def build() -> od.Model:
 
 
 EXPECTED = {"objective": -143.6461422, "rtol": 1e-6, "status": "LOCALLY_OPTIMAL"}
-# no "nlp": SciPy SLSQP fails from the published x0 = 0 (the Jacobian of c1, c2 w.r.t. x2, x3 vanishes
-# there, so the linearized constraints are inconsistent and nlp returns INFEASIBLE; docs/backends/alsketch.md
-# counts SLSQP at 21/24 on this set). nlp with method="trust-constr" does solve it (tests/test_hs_models.py).
+# SciPy SLSQP fails from the published x0 = 0 (the Jacobian of c1, c2 w.r.t. x2, x3 vanishes there, so the
+# linearized constraints are inconsistent); nlp then minimizes the violation, finds a feasible point and
+# restarts SLSQP from it.
 SOLVERS = ["alsketch", "nlp"]
 
 if __name__ == "__main__":

@@ -288,6 +288,64 @@ def bench_poisson(sizes, cvxpy_max=128):
                   f"{r.certificates.get('max_violation', float('nan')):9.1e}  {r.status.name}")
 
 
+def dense_qp(n, seed=0):
+    """A random strongly convex dense QP: min ½xᵀPx + qᵀx s.t. Ax <= b (n/2 rows, feasible at 0), 1ᵀx = 1."""
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((n, n))
+    P = G @ G.T / n + 0.1 * np.eye(n)
+    q, A = rng.standard_normal(n), rng.standard_normal((max(n // 2, 1), n))
+    b = rng.uniform(0.1, 1.0, A.shape[0])
+
+    def build():
+        m = od.Model(f"dense_qp_{n}")
+        x = m.variable(n, name="x")
+        m.minimize(0.5 * od.quad_form(x, P) + q @ x)
+        m.subject_to(A @ x <= b, name="rows")
+        m.subject_to(x.sum() == 1, name="budget")
+        return m
+    return build
+
+
+def convex_models(sizes):
+    """The convex smooth models compared by `bench_convex`: (label, build)."""
+    out = [(p.stem, _load(p).build) for p in sorted((ROOT / "problems" / "hs").glob("hs*.py"))
+           if p.stem in ("hs021", "hs028", "hs048", "hs049", "hs050", "hs051", "hs052")]
+    for name in ("qp_portfolio", "constrained_logistic", "markowitz_maximize", "maxent_entropy"):
+        out.append((name, _load(ROOT / "problems" / f"{name}.py").build))
+    poisson = _load(ROOT / "problems" / "poisson_control.py")
+    out.append(("poisson_control N=12", lambda: poisson.build(12)))
+    out += [(f"dense QP n={n}", dense_qp(n)) for n in sizes]
+    return out
+
+
+def bench_convex(sizes, repeat):
+    """cvxpy vs ipopt by name on convex (DCP) smooth models, interleaved: CPU time (median of `repeat`), wall
+    time of the median run, iterations, objective gap to cvxpy, and each one's KKT stationarity certificate."""
+    print(f"\n== Convex smooth models: cvxpy vs ipopt by name (median of {repeat} interleaved runs) ==")
+    print(f"{'model':>22s} {'default':>8s} {'cvxpy cpu ms':>13s} {'ipopt cpu ms':>13s} {'cpu ratio':>10s} "
+          f"{'wall ratio':>11s} {'|df|':>8s} {'KKT cvxpy':>10s} {'KKT ipopt':>10s}")
+
+    def run(build, solver):
+        m, tb = timed(build)
+        r, ts = timed(lambda: m.solve(solver=solver))
+        return {"build": tb, "solve": ts, "f": r.objective, "status": r.status.name,
+                "kkt": r.certificates.get("kkt_stationarity", float("nan"))}
+
+    ratios = []
+    for label, build in convex_models(sizes):
+        default = build().plan().backend.name
+        run(build, "cvxpy"), run(build, "ipopt")        # first-call costs left out
+        cv, ip = interleaved(repeat, lambda: run(build, "cvxpy"), lambda: run(build, "ipopt"))
+        ratio = ip["cpu"] / cv["cpu"]
+        ratios.append(ratio)
+        gap = abs(ip["f"] - cv["f"]) / (1 + abs(cv["f"])) if None not in (ip["f"], cv["f"]) else float("nan")
+        print(f"{label:>22s} {default:>8s} {1e3 * cv['cpu']:13.1f} {1e3 * ip['cpu']:13.1f} {ratio:10.2f} "
+              f"{(ip['build'] + ip['solve']) / (cv['build'] + cv['solve']):11.2f} {gap:8.1e} {cv['kkt']:10.1e} "
+              f"{ip['kkt']:10.1e}" + ("" if cv["status"] == ip["status"] == "OPTIMAL"
+                                       else f"  (cvxpy {cv['status']}, ipopt {ip['status']})"))
+    print(f"median CPU-time ratio ipopt / cvxpy: {statistics.median(ratios):.2f} over {len(ratios)} models")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="6 HS problems, chain N = 50 and 500, one repeat")
@@ -298,11 +356,18 @@ def main(argv=None):
                     "(median reported; default 5, --quick 3)")
     ap.add_argument("--poisson", type=int, nargs="*", default=None,
                     help="Poisson control grid sizes N (default 64 128 224; --quick 64; none: skip)")
+    ap.add_argument("--convex", type=int, nargs="*", default=None,
+                    help="cvxpy vs ipopt on convex smooth models and dense QPs of these sizes (default 5 20 100 500; "
+                    "none: skip)")
+    ap.add_argument("--only-convex", action="store_true", help="run the convex comparison alone")
     args = ap.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 5)
     names = sorted(p.stem for p in (ROOT / "problems" / "hs").glob("hs*.py"))
     if args.quick:
         names = ["hs006", "hs035", "hs040", "hs071", "hs077", "hs078"]
+    convex = args.convex if args.convex is not None else ([5, 20] if args.quick else [5, 20, 100, 500])
+    if args.only_convex:
+        return bench_convex(convex, repeat)
     if not args.skip_hs:
         bench_hs(names, repeat, args.alsketch)
     bench_chain(args.sizes or ([50, 500] if args.quick else [50, 500, 2000]), args.alsketch, repeat)
@@ -310,6 +375,8 @@ def main(argv=None):
     poisson = args.poisson if args.poisson is not None else ([64] if args.quick else [64, 128, 224])
     if poisson:
         bench_poisson(poisson)
+    if convex:
+        bench_convex(convex, repeat)
 
 
 if __name__ == "__main__":

@@ -231,7 +231,9 @@ def test_od_fn_model_is_rejected_by_ipopt_with_the_term_named_and_solved_by_alsk
 
 
 def test_dispatch_keeps_dcp_models_on_cvxpy_and_unconstrained_ones_on_lbfgs():
-    assert make_plan(HS["hs028"].build().to_problem()).backend.name == "cvxpy"
+    # small twice-differentiable DCP models go to ipopt (CvxpyBackend.size_cost); larger ones stay with cvxpy
+    assert make_plan(HS["hs028"].build().to_problem()).backend.name == "ipopt"
+    assert make_plan(_load(ROOT / "constrained_logistic.py").build().to_problem()).backend.name == "cvxpy"
     m = od.Model("rosen")
     x = m.variable(2, name="x")
     m.minimize(100 * od.square(x[1] - od.square(x[0])) + od.square(1 - x[0]))

@@ -56,6 +56,17 @@ class CvxpyBackend(Backend):
     # n = 32768: 11.5 / 1.0 (and cvxpy's point violates the constraint by 3.5e-6).
     LARGE_SMOOTH = 5000
 
+    # Small smooth convex models with constraints (the DCP Hock-Schittkowski problems, a 5-asset portfolio QP):
+    # IPOPT's few Newton steps cost less than cvxpy's canonicalization, with the same optimum. CPU ms, median of
+    # 5 interleaved runs (benchmarks/bench_nlp.py --only-convex), cvxpy / ipopt: hs021 17.2 / 13.6, hs028
+    # 10.1 / 6.2, hs049 18.5 / 12.0 (and KKT stationarity 2e-4 / 2e-8), hs050 17.5 / 12.2, qp_portfolio
+    # 9.1 / 5.4, dense QP n = 5: 9.2 / 7.6. From about 150 dense matrix entries on, cvxpy ties or wins (dense QP
+    # n = 10: 10.3 / 10.3; n = 20: 9.6 / 9.2; n = 100: 14.7 / 50.1; n = 500: 304 / 18041; the 200x6 data of
+    # problems/constrained_logistic.py: 23.9 / 136), and so it does on vector-written models.
+    SMALL_DENSE = 100          # nonzeros of dense constant factors (matrix products, quadratic forms)
+    SMALL_ENTRIES = 500        # entries over the expression's op nodes (a scalar-written model's graph size)
+    SMALL_SURCHARGE = 0.4      # 1.5 + 0.4 = 1.9: above ipopt (1.8), below alsketch (2.0)
+
     def size_cost(self, problem, tags):
         from ..expr.analysis import is_affine
         n = tags.sizes.get("variables", 0)
@@ -63,6 +74,10 @@ class CvxpyBackend(Backend):
                 and "inequality" not in tags.features and not is_affine(problem.objective)):
             return 1.0, (f"a smooth equality-constrained model with {n} variables (>= {self.LARGE_SMOOTH}): "
                          "IPOPT's sparse Newton steps are faster there than canonicalization + OSQP")
+        small = _small_twice_differentiable(problem, tags, self.SMALL_DENSE, self.SMALL_ENTRIES)
+        if small:
+            return self.SMALL_SURCHARGE, (f"a small convex model, twice differentiable everywhere ({small}): "
+                                          "IPOPT's Newton steps are faster there than canonicalization")
         return None
 
     def available(self):
@@ -114,6 +129,43 @@ class CvxpyBackend(Backend):
         return RawSolution(status, objective=None if obj is None else float(obj), message=msg,
                            iterations=int(stats.num_iters or 0),
                            extras={"cvxpy_solver": stats.solver_name, "cvxpy_status": raw, "solver_time": elapsed})
+
+
+# atoms twice differentiable on all of their arguments' space (no kinks, no domain boundary that cvxpy keeps
+# implicitly: log, sqrt, entr, inv_pos, power(x, 1.5) are left out); linear ops are added below
+_EVERYWHERE_SMOOTH = frozenset({"mul", "div", "matmul", "square", "sum_squares", "quad_form", "exp", "logsumexp",
+                                "logistic"})
+
+
+def _small_twice_differentiable(problem, tags, max_dense: int, max_entries: int):
+    """A short description ("n variables, k nonlinear terms") when `problem` is a constrained model of
+    everywhere-twice-differentiable atoms (integer powers >= 2 even, or 1), with at least one nonlinear term,
+    at most `max_dense` dense constant entries in products and `max_entries` entries over its op nodes; else None.
+    LPs are left out (a vertex solution and infeasibility certificates from the LP solver)."""
+    from ..expr.node import Op
+    from ..expr.ops import SPECS
+    if tags.features - {"bounds", "equality", "inequality", "cvxpy_lowered"} or not (
+            {"equality", "inequality"} & tags.features) or "smooth" not in tags.properties:
+        return None
+    if tags.sizes.get("variables", 0) > max_entries:
+        return None
+    from ..lower.casadi import dense_work, entries_per_op
+    exprs = [problem.objective] + [c.expr for c in problem.constraints]
+    nonlinear = 0
+    for e in exprs:
+        for node in e.nodes():
+            if not isinstance(node, Op) or SPECS[node.name].linear:
+                continue
+            if node.name == "power":
+                p = node.attrs["p"]
+                if not (p == 1 or (p >= 2 and p == int(p) and int(p) % 2 == 0)):
+                    return None
+            elif node.name not in _EVERYWHERE_SMOOTH:
+                return None
+            nonlinear += 1
+    if not nonlinear or dense_work(exprs) > max_dense or entries_per_op(exprs)[0] > max_entries:
+        return None
+    return f"{tags.sizes.get('variables', 0)} variables, at most {max_dense} dense matrix entries"
 
 
 _LOCKS_GUARD = threading.Lock()

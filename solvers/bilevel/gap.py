@@ -66,7 +66,7 @@ def _minimize(obj, z, proj, max_steps, tol):
             v = obj(zl)
             gr = torch.autograd.grad(v, zl, allow_unused=True)
         gr = tuple(torch.zeros_like(p) if gi is None else gi for gi, p in zip(gr, z))
-        v = float(v)
+        v = float(v.detach())
         step = min(step * 2.0, 1e6)
         while True:
             zn = proj(tuple(p - step * gi for p, gi in zip(z, gr)))

@@ -2,7 +2,7 @@
 
 Measured side by side in one run:
   1. the 24 Hock–Schittkowski problems of problems/hs/: build (the gallery's `build()`) + `m.solve()` with
-     defaults (IPOPT through the CasADi lowering for the nonconvex ones, cvxpy for the DCP ones), against the
+     defaults (IPOPT through the CasADi lowering; the 7 DCP ones too, being small and twice differentiable), against the
      same problem written directly in CasADi (SX symbols from the torch reference functions) and solved by
      IPOPT, and against SciPy trust-constr with exact torch derivatives;
   2. the hanging chain (problems/hanging_chain.py) at N = 50, 500, 2000 (`--sizes` for others): `m.solve()` vs
@@ -16,11 +16,14 @@ Ratios are ours / CasADi-direct (total time), medians over the set.
 
   4. Poisson control at N = 64, 128, 224 (`--poisson`): the default dispatch vs cvxpy, ipopt and alsketch by
      name (one run each; cvxpy only up to N = 128), the objective against the module's closed-form KKT solve.
+  5. convex smooth models (`--convex`, `--only-convex`): cvxpy vs ipopt by name on the DCP HS models, small
+     gallery QPs, constrained logistic regression and dense QPs of n = 5, 20, 100, 500 (CPU time, objective
+     gap, KKT stationarity of each): the measurements behind CvxpyBackend.size_cost.
 Timings: each HS problem and chain size runs `--repeat` times interleaved with its CasADi-direct peer (a load
 spike on the shared machine hits both); the median run of each is reported, after one untimed warm-up.
 
 Usage:  OMP_NUM_THREADS=1 python benchmarks/bench_nlp.py [--quick] [--alsketch] [--repeat R] [--sizes N ...]
-        [--poisson N ...] [--skip-hs]
+        [--poisson N ...] [--skip-hs] [--convex N ...] [--only-convex]
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ import scipy.optimize as so
 import scipy.sparse as sp
 
 import optdsl as od
+from optdsl.graph import analyze
 from optdsl.solvers.testing import hock_schittkowski as hs
 
 warnings.filterwarnings("ignore")
@@ -179,6 +183,7 @@ HEADER = f"{'':>22s} {'build ms':>9s} {'solve ms':>9s} {'total ms':>9s} {'iter':
 def bench_hs(names, repeat, with_alsketch):
     gallery = {p.stem: _load(p) for p in sorted((ROOT / "problems" / "hs").glob("hs*.py"))}
     ratios, ratios_ipopt, ratios_other, ratios_al, cpu_ratios, cpu_ratios_ipopt = [], [], [], [], [], []
+    cpu_dcp = []   # the DCP-convex models (small and twice differentiable: ipopt; cvxpy before)
     print("\n== Hock–Schittkowski: m.solve() (defaults) vs CasADi+IPOPT direct vs trust-constr ==")
     for name in names:
         p = hs.get(int(name[2:]))
@@ -198,6 +203,8 @@ def bench_hs(names, repeat, with_alsketch):
         print(f"  total-time ratio {ratio:.2f}; CPU-time ratio {ours['cpu'] / direct['cpu']:.2f} "
               f"({1e3 * ours['cpu']:.1f} / {1e3 * direct['cpu']:.1f} ms)")
         (ratios_ipopt if ours["solver"] == "ipopt" else ratios_other).append(ratio)
+        if "convex" in analyze(mod.build().to_problem()).properties:
+            cpu_dcp.append(ours["cpu"] / direct["cpu"])
         if with_alsketch:
             (al,) = interleaved(repeat, lambda: optdsl_solve(mod.build, solver="alsketch"))
             print(_row("m.solve(alsketch)", al, direct))
@@ -210,7 +217,8 @@ def bench_hs(names, repeat, with_alsketch):
              if ratios_other else ""))
     print(f"HS median CPU-time ratio (process time, unaffected by other processes' load): "
           f"{statistics.median(cpu_ratios):.2f} over {len(cpu_ratios)}"
-          + (f"; over the ipopt ones: {statistics.median(cpu_ratios_ipopt):.2f}" if cpu_ratios_ipopt else ""))
+          + (f"; over the ipopt ones: {statistics.median(cpu_ratios_ipopt):.2f}" if cpu_ratios_ipopt else "")
+          + (f"; over the {len(cpu_dcp)} DCP ones: {statistics.median(cpu_dcp):.2f}" if cpu_dcp else ""))
     if ratios_al:
         print(f"HS median total-time ratio m.solve(solver='alsketch') / CasADi-direct: {statistics.median(ratios_al):.2f}")
 

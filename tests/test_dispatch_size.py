@@ -113,7 +113,7 @@ def _small(objective, constraint):
 def test_nonsmooth_lp_domain_and_larger_convex_models_stay_with_cvxpy(case):
     build = {
         "lasso": lambda: _small(lambda x: od.sum_squares(x - 1) + od.norm(x, 1), lambda x: x.sum() <= 2),
-        "lp": lambda: _small(lambda x: x.sum(), lambda x: x[0] + x[1] >= 1),
+        "lp": lambda: _small(lambda x: 2.0 * x.sum(), lambda x: 3.0 * x[0] + x[1] >= 1),  # products with constants
         "log": lambda: _small(lambda x: -od.log(x).sum(), lambda x: x.sum() <= 2),      # domain kept by cvxpy
         "cube": lambda: _small(lambda x: (x ** 3).sum(), lambda x: x.sum() >= 1),       # convex on x >= 0 only
         "dense_qp": lambda: _dense_qp(20),                                              # 400 dense entries

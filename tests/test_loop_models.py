@@ -67,12 +67,13 @@ def test_loop_rows_group_into_one_batch_with_the_same_values():
 
 def test_loop_built_convex_model_matches_the_vectorised_one_through_cvxpy():
     loop, vec = chain(True), chain(False)
-    rl, rv = loop.solve(), vec.solve()
+    # by name: dispatch sends this small twice-differentiable convex model to ipopt (CvxpyBackend.size_cost)
+    rl, rv = loop.solve(solver="cvxpy"), vec.solve(solver="cvxpy")
     assert rl.solver == rv.solver == "cvxpy"
     assert rl.objective == pytest.approx(rv.objective, rel=1e-7)
     np.testing.assert_allclose([rl.duals[f"link{i}"] for i in range(N)], rv.duals["links"], atol=1e-6)
     # one cvxpy row block per form: 4 end conditions + 1 batch of N links
-    assert len(loop.plan().problem.payload["cvxpy"].problem.constraints) == 5
+    assert len(loop.plan("cvxpy").problem.payload["cvxpy"].problem.constraints) == 5
     assert rl.certificates["max_violation"] <= 1e-7
 
 

@@ -138,10 +138,11 @@ _EVERYWHERE_SMOOTH = frozenset({"mul", "div", "matmul", "square", "sum_squares",
 
 
 def _small_twice_differentiable(problem, tags, max_dense: int, max_entries: int):
-    """A short description ("n variables, k nonlinear terms") when `problem` is a constrained model of
+    """A short description (variables, the dense-entry bound) when `problem` is a constrained model of
     everywhere-twice-differentiable atoms (integer powers >= 2 even, or 1), with at least one nonlinear term,
     at most `max_dense` dense constant entries in products and `max_entries` entries over its op nodes; else None.
     LPs are left out (a vertex solution and infeasibility certificates from the LP solver)."""
+    from ..expr.analysis import is_affine
     from ..expr.node import Op
     from ..expr.ops import SPECS
     if tags.features - {"bounds", "equality", "inequality", "cvxpy_lowered"} or not (
@@ -151,7 +152,6 @@ def _small_twice_differentiable(problem, tags, max_dense: int, max_entries: int)
         return None
     from ..lower.casadi import dense_work, entries_per_op
     exprs = [problem.objective] + [c.expr for c in problem.constraints]
-    nonlinear = 0
     for e in exprs:
         for node in e.nodes():
             if not isinstance(node, Op) or SPECS[node.name].linear:
@@ -162,8 +162,8 @@ def _small_twice_differentiable(problem, tags, max_dense: int, max_entries: int)
                     return None
             elif node.name not in _EVERYWHERE_SMOOTH:
                 return None
-            nonlinear += 1
-    if not nonlinear or dense_work(exprs) > max_dense or entries_per_op(exprs)[0] > max_entries:
+    if (all(is_affine(e) for e in exprs) or dense_work(exprs) > max_dense
+            or entries_per_op(exprs)[0] > max_entries):
         return None
     return f"{tags.sizes.get('variables', 0)} variables, at most {max_dense} dense matrix entries"
 

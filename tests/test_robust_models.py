@@ -32,7 +32,7 @@ def check_expected(res, exp):
 
 
 def test_the_gallery_is_complete():
-    assert GALLERY == ["robust_least_squares", "robust_lp_box", "robust_lp_budget", "robust_lp_ellipsoid",
+    assert GALLERY == ["robust_bilevel_blackbox", "robust_least_squares", "robust_lp_box", "robust_lp_budget", "robust_lp_ellipsoid",
                        "robust_nonaffine_cutting_plane", "robust_portfolio", "robust_two_stage_location"]
 
 

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from .backends import BACKENDS, Backend
 from .errors import NotSolvableError, SolverError
-from .graph import Tags, analyze
+from .graph import Tags, analyze, carry_dcp
 from .passes import PASSES, Pass
 from .problem import Problem
 
@@ -197,6 +197,8 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
             if p.name in prob.applied or not p.accepts(prob, tags):
                 continue
             new, inv = p.apply(prob)
+            if p.keeps_dcp:
+                carry_dcp(prob, new)
             walk(new, steps + [Step(p, new, inv)], cost + p.cost)
 
     walk(problem, [], 0.0)

@@ -82,8 +82,13 @@ def analyze(problem: Problem) -> Tags:
         props.add("smooth")
     # structural declarations that leave the realm of one convex program
     nonconvex_structure = {"acyclic", "bilevel", "minmax"} & {k for k, v in problem.extensions.items() if v}
-    dcp = (_dcp(problem, culprit=False) if not nonconvex_structure
-           else f"declared structure: {', '.join(sorted(nonconvex_structure))}")
+    known = problem.payload.get("_dcp")   # the verdict carried over a pass that keeps it (carry_dcp)
+    if nonconvex_structure:
+        dcp = f"declared structure: {', '.join(sorted(nonconvex_structure))}"
+    elif known is not None:
+        dcp = None if known else "not DCP"
+    else:
+        dcp = _dcp(problem, culprit=False)
     if dcp is None:
         props.add("convex")
     else:  # the reason naming the offending sub-expression is searched for only when someone reads it
@@ -104,6 +109,15 @@ def analyze(problem: Problem) -> Tags:
                 _Notes(notes))
     problem.payload["_tags"] = tags
     return tags
+
+
+def carry_dcp(source: Problem, target: Problem) -> None:
+    """Give `target` (the output of a pass declaring ``keeps_dcp``) the DCP verdict of `source`, so analyzing
+    it does not lower the model to cvxpy again. Only the verdict travels: a failure's wording is still
+    searched for on `target` itself when read."""
+    tags = source.payload.get("_tags")
+    if tags is not None and "_tags" not in target.payload and "_dcp" not in target.payload:
+        target.payload["_dcp"] = "convex" in tags.properties
 
 
 class _Notes(dict):

@@ -15,6 +15,7 @@ class Pass:
     name: str = "pass"
     cost: float = 0.1  # dispatch prefers chains with fewer/cheaper rewrites
     normalizing: bool = False  # a change of form only (max -> min, soft -> penalty), not of structure
+    keeps_dcp: bool = False  # the output is DCP-convex exactly when the input is: dispatch carries the verdict over
 
     def accepts(self, problem: Problem, tags: Tags) -> bool:
         raise NotImplementedError

@@ -38,6 +38,7 @@ def bound_constraints(problem) -> list[ConstraintItem]:
 class BoundsToConstraints(Pass):
     name = "bounds_to_constraints"
     cost = 0.2
+    keeps_dcp = True  # lb - x <= 0 and x - ub <= 0 are affine
 
     def accepts(self, problem, tags):
         return "bounds" in tags.features

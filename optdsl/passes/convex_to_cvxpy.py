@@ -8,6 +8,7 @@ the user's name (cvxpy uses the same sign convention as optdsl: L = f + λᵀh +
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -35,15 +36,49 @@ class CvxpyForm:
         self.lowering.refresh_parameters()
 
 
+class _DeferredForm(CvxpyForm):
+    """A `CvxpyForm` whose cvxpy problem is built on first use of any of its parts (once, thread-safe)."""
+
+    def __init__(self, build):  # noqa: D107 - the dataclass fields are read through the built form
+        self._build, self._form, self._guard = build, None, threading.Lock()
+
+    def built(self) -> CvxpyForm:
+        if self._form is None:
+            with self._guard:
+                if self._form is None:
+                    self._form = self._build()
+        return self._form
+
+    problem = property(lambda self: self.built().problem)
+    lowering = property(lambda self: self.built().lowering)
+    constraints = property(lambda self: self.built().constraints)
+    shapes = property(lambda self: self.built().shapes)
+    members = property(lambda self: self.built().members)
+
+    def refresh(self) -> None:
+        self.built().refresh()
+
+    def __repr__(self) -> str:
+        return f"<cvxpy form, {'built' if self._form is not None else 'not built yet'}>"
+
+
 class ConvexToCvxpy(Pass):
     name = "convex_to_cvxpy"
     cost = 0.5
+    keeps_dcp = True  # the same objective and constraints
 
     def accepts(self, problem, tags):
         return ("convex" in tags.properties and "cvxpy_form" not in tags.properties
                 and tags.features <= _HANDLED)
 
     def apply(self, problem):
+        # built when first read (the cvxpy backend's solve): dispatch walks this rewrite for every DCP model,
+        # and for most smooth ones another backend wins, so building the cvxpy problem here would be wasted
+        form = _DeferredForm(lambda: self._build(problem))
+        payload = {"cvxpy": form}
+        return problem.with_(payload=payload, applied=problem.applied + (self.name,)), form
+
+    def _build(self, problem) -> CvxpyForm:
         low = CvxpyLowering()
         objective = cp.Minimize(low.lower(problem.objective))
         items = list(problem.constraints) + (bound_constraints(problem) if problem.bounds else [])
@@ -58,10 +93,8 @@ class ConvexToCvxpy(Pass):
                 cons[batch.items[0].name] = c
         for v in problem.variables:  # variables absent from every expression still get a cvxpy twin
             low.leaf(v)
-        form = CvxpyForm(cp.Problem(objective, rows), low, cons,
-                         {item.name: item.expr.shape for item in items}, members)
-        payload = {"cvxpy": form}
-        return problem.with_(payload=payload, applied=problem.applied + (self.name,)), form
+        return CvxpyForm(cp.Problem(objective, rows), low, cons, {item.name: item.expr.shape for item in items},
+                         members)
 
     def invert(self, solution: RawSolution, form: CvxpyForm):
         # Ctrl-C inside cvxpy leaves no point: its variables still hold the previous solve's values

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import networkx as nx
+import numpy as np
 
 from .expr.node import Op, Parameter, Variable
 from .expr.ops import SPECS
@@ -164,6 +165,8 @@ def _dcp(problem: Problem, culprit: bool = True) -> str | None:
         quick = _surely_not_dcp(problem)
         if quick is not None:
             return quick
+        if _surely_dcp(problem):
+            return None
     low = CvxpyLowering()
     try:
         obj = low.lower(problem.objective)
@@ -218,6 +221,89 @@ def _surely_not_dcp(problem: Problem) -> str | None:
                 impl = CVXPY.get(n.name)
                 if impl is None or getattr(impl, "__qualname__", "").startswith("_missing"):
                     return f"'{n.name}' has no cvxpy atom"
+    return None
+
+
+def _surely_dcp(problem: Problem) -> bool:
+    """True when the problem is DCP-convex by a few rules that cvxpy applies alike, read off the expressions
+    without lowering them to cvxpy (which costs milliseconds on a 5-variable model); False when the rules do
+    not settle it (then cvxpy decides). The rules cover scalar-written models: entries x[i], sums and means of
+    variables, finite scalar constants; sums and differences, products and quotients by a constant (nonnegative
+    for a convex factor), square(affine), affine^p for even integers p; minimize convex, equalities affine,
+    inequalities convex. Anything else (parameters, vectors, other atoms, maximize) is left to cvxpy."""
+    if problem.sense != "min" or any(c.kind not in ("eq", "ineq") for c in problem.constraints):
+        return False
+    memo: dict[int, str | None] = {}
+    if _curvature(problem.objective, memo) is None:
+        return False
+    for c in problem.constraints:
+        curv = _curvature(c.expr, memo)
+        if curv is None or (c.kind == "eq" and curv == "convex"):
+            return False
+    return True
+
+
+def _constant_value(n) -> float | None:
+    from .expr.node import Constant
+    if isinstance(n, Constant) and not n.sparse and n.shape == () and np.isfinite(n.data):
+        return float(n.data)
+    return None
+
+
+def _curvature(n, memo: dict) -> str | None:
+    """"constant", "affine" or "convex" for a scalar expression within `_surely_dcp`'s rules, else None."""
+    key = id(n)
+    if key in memo:
+        return memo[key]
+    curv = None
+    if _constant_value(n) is not None:
+        curv = "constant"
+    elif isinstance(n, Variable):
+        curv = "affine" if n.shape == () and getattr(n, "structure", None) is None else None
+    elif isinstance(n, Op) and n.shape == ():
+        args = n.args
+        if n.name in ("index", "sum", "mean"):
+            leaf = args[0]
+            ok = isinstance(leaf, Variable) and getattr(leaf, "structure", None) is None and (
+                n.attrs.get("axis") is None if n.name != "index"
+                else type(n.attrs.get("key")) is int and len(leaf.shape) == 1)
+            curv = "affine" if ok else None
+        else:
+            parts = [_curvature(a, memo) for a in args]
+            if None not in parts:
+                curv = _combine(n, parts)
+    memo[key] = curv
+    return curv
+
+
+_ORDER = {"constant": 0, "affine": 1, "convex": 2}
+
+
+def _combine(n, parts: list) -> str | None:
+    worst = max(parts, key=_ORDER.__getitem__)
+    if worst == "constant":
+        return None  # constant arithmetic: left to cvxpy (its sign rules)
+    if n.name == "add":
+        return worst
+    if n.name == "sub":
+        return worst if parts[1] != "convex" else None
+    if n.name == "neg":
+        return "affine" if parts[0] == "affine" else None
+    if n.name in ("mul", "div"):
+        c = _constant_value(n.args[1] if n.name == "div" or parts[0] != "constant" else n.args[0])
+        if c is None or parts.count("constant") != 1 or (n.name == "div" and parts[0] == "constant"):
+            return None
+        if worst == "affine":
+            return "affine" if (n.name == "mul" or c != 0) else None
+        return "convex" if (c >= 0 if n.name == "mul" else c > 0) else None
+    if n.name == "square":
+        return "convex" if parts[0] == "affine" else None
+    if n.name == "power":
+        p = n.attrs.get("p")
+        if isinstance(p, (int, float)) and p == 1:
+            return parts[0]
+        if isinstance(p, (int, float)) and p >= 2 and p == int(p) and int(p) % 2 == 0 and parts[0] == "affine":
+            return "convex"
     return None
 
 

@@ -7,8 +7,11 @@ Measured side by side in one run:
      IPOPT, and against SciPy trust-constr with exact torch derivatives;
   2. the hanging chain (problems/hanging_chain.py) at N = 50, 500, 2000 (`--sizes` for others): `m.solve()` vs
      CasADi written directly (vectorized SX) vs trust-constr (sparse exact derivatives; N <= 500 only). At
-     N = 10000 neither `m.solve()` nor CasADi direct got past IPOPT's first iteration in 90 s (MUMPS on the
-     KKT matrix at the start point, where the Hessian of the linear objective is zero): not run by default;
+     N = 10000 IPOPT with MUMPS's automatic ordering never gets past its first iteration (an endless memory
+     reallocation on the KKT matrix, whose Hessian block is zero at the start; from N = 2500 on); the ipopt
+     backend switches MUMPS to the METIS ordering from 4500 variables with nonlinear constraints, and the
+     direct CasADi run here gets the same option from 4500 variables (as a user would have to find). Not run
+     by default;
   3. parameter re-solve: the chain with the right end's height a parameter; first solve (lowering + building
      the IPOPT solver + solving) vs the median re-solve after changing the parameter.
 Columns: build time, solve time, total, iterations, objective agreement |f - f_direct| / (1 + |f_direct|).
@@ -128,7 +131,8 @@ def casadi_chain(N, b=0.0):
         x, y, p = ca.SX.sym("x", N + 1), ca.SX.sym("y", N + 1), ca.SX.sym("b")
         f = h * ca.sum1((y[:-1] + y[1:]) / 2)
         g = ca.vertcat((x[1:] - x[:-1]) ** 2 + (y[1:] - y[:-1]) ** 2 - h ** 2, x[0], x[N] - 1, y[0], y[N] - p)
-        return ca.nlpsol("chain", "ipopt", {"x": ca.vertcat(x, y), "p": p, "f": f, "g": g}, IPOPT_OPTS)
+        opts = dict(IPOPT_OPTS, **({"ipopt.mumps_pivot_order": 5} if 2 * N + 2 >= 4500 else {}))
+        return ca.nlpsol("chain", "ipopt", {"x": ca.vertcat(x, y), "p": p, "f": f, "g": g}, opts)
     solver, tb = timed(build)
     r, ts = timed(lambda: solver(x0=np.concatenate([t, -t * (1 - t)]), p=b, lbg=0, ubg=0))
     st = solver.stats()

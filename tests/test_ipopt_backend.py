@@ -335,3 +335,24 @@ def test_lowering_agrees_with_torch_on_every_atom_and_shape():
         np.testing.assert_allclose(got, ref, atol=1e-12, err_msg=str(e))
     with pytest.raises(NotRepresentable, match=r"od\.fn\(net\)"):
         low.lower(od.fn(lambda t: t.sum(), name="net")(x))
+
+
+@pytest.mark.slow
+def test_hanging_chain_at_ten_thousand_links_solves():
+    # MUMPS's automatic ordering stalls on this KKT matrix; the backend switches to METIS from 4500 variables
+    m = CHAIN.build(10000)
+    res = m.solve()
+    assert res.solver == "ipopt" and res.status == Status.LOCALLY_OPTIMAL, res.message
+    assert res.iterations <= 30
+    assert abs(res.objective - CHAIN.catenary_energy()) <= 0.5 / 10000 ** 2
+    _check_kkt(res, m)
+
+
+def test_a_large_chain_takes_the_metis_ordering():
+    # N = 2500 (5002 variables): 15 iterations either way, but MUMPS's automatic ordering spends ~15 s on
+    # delayed pivots where METIS takes 0.2 s; the iteration count is what the test can check
+    m = CHAIN.build(2500)
+    res = m.solve(solver="ipopt")
+    assert res.status == Status.LOCALLY_OPTIMAL and res.iterations <= 20, res.message
+    assert abs(res.objective - CHAIN.catenary_energy()) <= 0.5 / 2500 ** 2
+    assert m.solve(solver="ipopt", ipopt_options={"mumps_pivot_order": 4}).status == Status.LOCALLY_OPTIMAL

@@ -2,7 +2,9 @@
 the cheapest (sum of pass costs + backend cost), and explain every rejection.
 
 The search is a depth-first walk over `passes.PASSES` (each pass at most once per chain); problems
-reached by the same sequence of passes are shared, so each rewrite runs once per plan.
+reached by the same sequence of passes are shared, so each rewrite runs once per plan. A pass that declares
+``keeps_dcp`` hands its input's DCP verdict to its output (graph.carry_dcp), so a model is judged DCP once per
+plan; convex_to_cvxpy defers building the cvxpy problem until the cvxpy backend solves it.
 """
 from __future__ import annotations
 

@@ -177,3 +177,26 @@ def test_a_maximizing_follower_and_linear_leader_terms_are_rewritten_too():
     # p = 5 (the buyer indifferent, ties to the leader) earns 15; any p > 5 sends all 3 units away: 6
     assert res.chain[-2:] == ["bilevel_to_kkt", "mip"] and res.status.name == "OPTIMAL"
     assert res.objective == pytest.approx(15.0) and p.value == pytest.approx(5.0)
+
+
+def test_lvhba_stationary_with_a_wrong_follower_is_not_locally_optimal():
+    # a bilevel status is a claim about the follower too: LOCALLY_OPTIMAL only when y solves the follower
+    from optdsl.solvers import Status
+    from optdsl.solvers.testing.toll_pricing import random_toll_instance, value_at
+    # LV-HBA's merit goes stationary at T = (20, 20) with the follower infeasible and 216 above its optimum;
+    # the true revenue there is 0 (every commodity takes its toll-free alternative)
+    inst = random_toll_instance(A=2, K=4, seed=0)
+    m, T = _toll_model(inst)
+    res = m.solve(solver="bilevel", method="lvhba", max_iter=400)
+    truth = value_at(inst, T.value)
+    claimed_ok = res.status in (Status.OPTIMAL, Status.LOCALLY_OPTIMAL)
+    follower_ok = (res.certificates.get("lower_infeasibility", 0.0) <= 1e-5
+                   and res.certificates.get("lower_level_gap", 0.0) <= 1e-3 * (1 + abs(res.objective)))
+    assert not claimed_ok or follower_ok, (res.status, res.certificates)
+    if not follower_ok:
+        assert res.status == Status.SLOW_PROGRESS and "not the follower's solution" in res.message
+        assert res.objective != pytest.approx(truth, abs=1e-3)  # the claimed revenue is not what T earns
+    # the exact route on the same model: certified, and the revenue is what the tolls really earn
+    exact = m.solve()
+    assert exact.status == Status.OPTIMAL
+    assert exact.objective == pytest.approx(value_at(inst, np.asarray(T.value)), abs=1e-6)

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from .backends import BACKENDS, Backend
 from .errors import NotSolvableError, SolverError
-from .graph import Tags, analyze, carry_dcp
+from .graph import LazyValues, Tags, analyze, carry_dcp
 from .passes import PASSES, Pass
 from .problem import Problem
 
@@ -56,27 +56,6 @@ _COMBINED = {
     frozenset({"acyclic", "bilevel"}): (
         "od.acyclic(W) inside a bilevel model is not supported. Nearest supported form: a DAG model without levels"),
 }
-
-
-class _Reasons(dict):
-    """Rejection reasons by backend; a reason stored as a function is worded when first read (explain(),
-    a NotSolvableError), so choosing a plan never pays for a DCP culprit search."""
-
-    def __getitem__(self, key):
-        value = dict.__getitem__(self, key)
-        if callable(value):
-            value = value()
-            dict.__setitem__(self, key, value)
-        return value
-
-    def get(self, key, default=None):
-        return self[key] if key in self else default
-
-    def items(self):
-        return [(k, self[k]) for k in self]
-
-    def values(self):
-        return [self[k] for k in self]
 
 
 def _verdict_tags(tags: Tags) -> Tags:
@@ -145,7 +124,7 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
         raise SolverError(f"unknown solver {solver!r}; known solvers: {', '.join(sorted(BACKENDS))}")
     candidates = [BACKENDS[solver]] if solver else list(BACKENDS.values())
     root_tags = analyze(problem)
-    rejections: dict[str, str] = _Reasons()
+    rejections: dict[str, str] = LazyValues()
     def refusal(b: Backend, prob: Problem, tags: Tags) -> Optional[str]:
         return b.available() or b.reject_reason(prob, tags) or (None if solver else _automatic_refusal(b, tags))
 
@@ -215,7 +194,7 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
         head = (f"solver {solver!r} cannot take this model" if solver else "no backend can take this model")
         raise NotSolvableError(head + ":\n" + "\n".join(lines) + ("\n" + "\n".join(hints) if hints else ""))
     cost, steps, backend = best[0]
-    rejections = _Reasons({k: v for k, v in dict.items(rejections) if k not in alternatives})
+    rejections = LazyValues({k: v for k, v in dict.items(rejections) if k not in alternatives})
     return Plan(problem, steps, backend, cost, rejections, alternatives, surcharges)
 
 

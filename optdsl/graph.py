@@ -107,7 +107,7 @@ def analyze(problem: Problem) -> Tags:
     m_eq = sum(c.expr.size for c in hard if c.kind == "eq")
     m_in = sum(c.expr.size for c in hard if c.kind == "ineq")
     tags = Tags(frozenset(features), frozenset(props), {"variables": n, "equalities": m_eq, "inequalities": m_in},
-                _Notes(notes))
+                LazyValues(notes))
     problem.payload["_tags"] = tags
     return tags
 
@@ -121,9 +121,10 @@ def carry_dcp(source: Problem, target: Problem) -> None:
         target.payload["_dcp"] = "convex" in tags.properties
 
 
-class _Notes(dict):
-    """Tag notes; a note given as a function is computed on first read (the DCP culprit search walks the
-    expression again, which dispatch never needs: only explain() and rejection messages read it)."""
+class LazyValues(dict):
+    """A dict whose values may be given as functions, called on first read and then kept. Tag notes and
+    dispatch's rejection reasons use it: the DCP culprit search walks the expression again, which choosing a
+    plan never needs; only explain() and rejection messages read the words."""
 
     def __getitem__(self, key):
         value = dict.__getitem__(self, key)
@@ -134,6 +135,12 @@ class _Notes(dict):
 
     def get(self, key, default=None):
         return self[key] if key in self else default
+
+    def items(self):
+        return [(k, self[k]) for k in self]
+
+    def values(self):
+        return [self[k] for k in self]
 
 
 # Declarations that only *allow* more (a finite sum is still an ordinary smooth objective for a

@@ -137,6 +137,26 @@ def lower_level_gap(g, x, y, *, z0=None, lower_constraints=None, proj_y=None, ba
                      infeasibility=infeas_y)
 
 
+def stacked(h_in, h_eq):
+    """h(x, y, *b) = (h_in, h_eq) as one vector, inequality rows first; None when neither is given."""
+    if h_in is None and h_eq is None:
+        return None
+
+    def h_all(x, y, *b):
+        return torch.cat(([h_in(x, y, *b).reshape(-1)] if h_in is not None else []) +
+                         ([h_eq(x, y, *b).reshape(-1)] if h_eq is not None else []))
+    return h_all
+
+
+def two_sided(h_all, m_in: int):
+    """The stacked rows with each equality (rows from m_in on) written as two inequalities, h <= 0 and
+    -h <= 0: the form the gap's inner solve takes."""
+    def h_ineq(x, y, *b):
+        v = h_all(x, y, *b)
+        return torch.cat([v[:m_in], v[m_in:], -v[m_in:]])
+    return h_ineq
+
+
 def certify(f, g, xs: Structure, ys: Structure, x, y, *, batch=None, lower_constraints=None, proj_y=None,
             max_steps: int = 500) -> dict:
     """Final certificates shared by the backends: lower-level gap (and its inner residual), objective."""

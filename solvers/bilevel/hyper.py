@@ -66,13 +66,9 @@ def hyper(f, g, x0, y0, *, bounds_x=None, proj_x=None, proj_y=None, lower_constr
         raise ValueError("method='hyper' needs deterministic oracles; with batches use method='penalty'")
     if proj_y is not None:
         raise ValueError("method='hyper' needs an unconstrained follower (proj_y given); use method='penalty'")
-    h_all, m_in = None, 0
-    if lower_constraints is not None or lower_equalities is not None:
-        h_in, h_eq = lower_constraints, lower_equalities
-
-        def h_all(x, y, *b):
-            return torch.cat(([h_in(x, y, *b).reshape(-1)] if h_in is not None else []) +
-                             ([h_eq(x, y, *b).reshape(-1)] if h_eq is not None else []))
+    from .gap import stacked
+    h_in, m_in = lower_constraints, 0
+    h_all = stacked(lower_constraints, lower_equalities)
     S = Setup(f, g, x0, y0, proj_x=proj_x if bounds_x is None else None, max_iter=max_iter, tol=tol,
               time_limit=time_limit, callback=callback, device=device, dtype=dtype, lower_constraints=h_all)
     o = S.orc
@@ -197,12 +193,8 @@ def hyper(f, g, x0, y0, *, bounds_x=None, proj_x=None, proj_y=None, lower_constr
         m = int(h_all(S.xs.pack(x), S.ys.pack(y)).numel())
         out.duals["lower"] = torch.as_tensor(kkt.multipliers(m), dtype=S.dtype)
         if certify_gap and status != Status.NUMERICAL_ERROR:
-            from .gap import certify
-
-            def h_ineq(xx, yy, *bt):   # equalities as two-sided inequalities for the gap's inner solve
-                v = h_all(xx, yy, *bt)
-                return torch.cat([v[:m_in], v[m_in:], -v[m_in:]])
-            c = certify(S.f, S.g, S.xs, S.ys, x, y, lower_constraints=h_ineq)
+            from .gap import certify, two_sided
+            c = certify(S.f, S.g, S.xs, S.ys, x, y, lower_constraints=two_sided(h_all, m_in))
             c.pop("lower_infeasibility", None)
             out.certificates.update({k2: float(v2) for k2, v2 in c.items() if not isinstance(v2, str)})
     out.iterations = k + 1 if S.budget.history else 0

@@ -39,7 +39,7 @@ import torch
 
 from ..common import Status
 from ._core import NonFinite, Setup, as_schedule, axpy, check_finite, finish, leaf, norm, relative_scale
-from .gap import certify
+from .gap import certify, stacked, two_sided
 
 
 def lvhba(f, g, x0, y0, *, lower_constraints=None, lower_equalities=None, lr_x=0.05, lr_y=0.05, lr_z=0.05,
@@ -60,12 +60,7 @@ def lvhba(f, g, x0, y0, *, lower_constraints=None, lower_equalities=None, lr_x=0
     for nm, fn in (("lower_equalities", lower_equalities), ("proj_xy", proj_xy)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{nm} must be callable, got {type(fn).__name__}")
-    hi, he = lower_constraints, lower_equalities
-
-    def h_all(x, y, *b):
-        parts = ([hi(x, y, *b).reshape(-1)] if hi is not None else []) + \
-                ([he(x, y, *b).reshape(-1)] if he is not None else [])
-        return torch.cat(parts)
+    h_all = stacked(lower_constraints, lower_equalities)
     S = Setup(f, g, x0, y0, proj_x=proj_x, proj_y=proj_y, batches=batches, eval_batch=eval_batch,
               max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback, device=device, dtype=dtype,
               lower_constraints=h_all)
@@ -81,8 +76,8 @@ def lvhba(f, g, x0, y0, *, lower_constraints=None, lower_equalities=None, lr_x=0
     x, y = S.x0, S.y0
     with torch.no_grad():
         m = o("h", x, y, S.batches.next()).numel()
-        m_in = hi(S.xs.pack(x), S.ys.pack(y), *(() if not S.batches.stochastic else (S.batches.next(),))
-                  ).reshape(-1).numel() if hi is not None else 0
+        bt = () if not S.batches.stochastic else (S.batches.next(),)
+        m_in = lower_constraints(S.xs.pack(x), S.ys.pack(y), *bt).reshape(-1).numel() if lower_constraints else 0
     if proj_xy is not None:
         def pxy(x, y):
             with torch.no_grad():
@@ -156,11 +151,8 @@ def lvhba(f, g, x0, y0, *, lower_constraints=None, lower_equalities=None, lr_x=0
             certs["lower_infeasibility"] = float(viol.max()) if viol.numel() else 0.0
         if certify_gap:
             bb = S.gap_batch()
-
-            def h_ineq(xx, yy, *bt):   # equalities as two-sided inequalities for the gap's inner solve
-                v = h_all(xx, yy, *bt)
-                return torch.cat([v[:m_in], v[m_in:], -v[m_in:]])
-            c = certify(S.f, S.g, S.xs, S.ys, x, y, batch=bb, lower_constraints=h_ineq, proj_y=proj_y)
+            c = certify(S.f, S.g, S.xs, S.ys, x, y, batch=bb, lower_constraints=two_sided(h_all, m_in),
+                        proj_y=proj_y)
             c.pop("lower_infeasibility", None)
             certs.update(c)
         status, msg = _check_follower(status, msg, certs, float(o("g", x, y, eb)))

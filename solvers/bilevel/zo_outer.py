@@ -70,11 +70,9 @@ def hyper_zo(f, g, x0, y0, *, bounds_x=None, lower_constraints=None, lower_equal
     """
     from .. import zo
     from ..zo.auto import GTOL
-    h_all, h_in, m_in = None, lower_constraints, 0
-    if lower_constraints is not None or lower_equalities is not None:
-        def h_all(x, y, *b):
-            return torch.cat(([h_in(x, y, *b).reshape(-1)] if h_in is not None else []) +
-                             ([lower_equalities(x, y, *b).reshape(-1)] if lower_equalities is not None else []))
+    from .gap import stacked
+    h_in, m_in = lower_constraints, 0
+    h_all = stacked(lower_constraints, lower_equalities)
     S = Setup(f, g, x0, y0, max_iter=max_iter, tol=0.0, device=device, dtype=dtype, lower_constraints=h_all)
     o = S.orc
     if h_all is not None:
@@ -171,13 +169,8 @@ def hyper_zo(f, g, x0, y0, *, bounds_x=None, lower_constraints=None, lower_equal
     except NonFinite as e:
         status, message, y = Status.NUMERICAL_ERROR, f"{message}; {e} at the final point", state["y"]
     if certify_gap and status != Status.NUMERICAL_ERROR:
-        from .gap import certify
-        hg = None
-        if h_all is not None:
-            def hg(xx, yy, *bt):   # equalities as two-sided inequalities for the gap's inner solve
-                v = h_all(xx, yy, *bt)
-                return torch.cat([v[:m_in], v[m_in:], -v[m_in:]])
-        c = certify(S.f, S.g, S.xs, S.ys, x, y, lower_constraints=hg)
+        from .gap import certify, two_sided
+        c = certify(S.f, S.g, S.xs, S.ys, x, y, lower_constraints=None if h_all is None else two_sided(h_all, m_in))
         c.pop("lower_infeasibility", None)
         certs.update(c)
     S.counts["f_leader"] = out.counts.get("f", 0)

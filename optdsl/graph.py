@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from .expr.node import Op, Parameter, Variable
+from .expr.node import Constant, Op, Parameter, Variable
 from .expr.ops import SPECS
 from .problem import Problem
 
@@ -151,7 +151,6 @@ _PROPERTY_EXTENSIONS = frozenset({"finite_sum"})
 def _is_linear_system(problem: Problem) -> bool:
     """A square system of affine equations and nothing else: no objective, no bounds, no inequalities."""
     from .expr.analysis import is_affine
-    from .expr.node import Constant
     if not isinstance(problem.objective, Constant) or problem.has_bounds() or any(problem.extensions.values()):
         return False
     cons = problem.constraints
@@ -251,7 +250,6 @@ def _surely_dcp(problem: Problem) -> bool:
 
 
 def _constant_value(n) -> float | None:
-    from .expr.node import Constant
     if isinstance(n, Constant) and not n.sparse and n.shape == () and np.isfinite(n.data):
         return float(n.data)
     return None

@@ -14,7 +14,15 @@ from .ops import SPECS
 
 
 def is_affine(e: Expr, wrt: Iterable | None = None) -> bool:
-    wrt = set(wrt) if wrt is not None else set(e.variables())
+    if wrt is None:   # affine in its variables: asked of the same rows by tags, DCP and backends (kept on the node)
+        cached = e.__dict__.get("_affine")
+        if cached is None:
+            cached = e._affine = _is_affine(e, set(e.variables()))
+        return cached
+    return _is_affine(e, set(wrt))
+
+
+def _is_affine(e: Expr, wrt: set) -> bool:
     memo: dict[int, tuple[bool, bool]] = {}  # id -> (depends, affine)
 
     def visit(n: Expr) -> tuple[bool, bool]:

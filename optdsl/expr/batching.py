@@ -174,6 +174,8 @@ def batch_constraints(items: Sequence, min_batch: int = MIN_BATCH) -> list[Batch
 
 
 def _batch(items: Sequence, min_batch: int) -> list[Batch]:
+    if sum(1 for it in items if it.expr.shape == ()) < min_batch:   # no group can be large enough: no signatures
+        return [Batch([it], it.kind, it.expr) for it in items]
     groups: dict[tuple, list] = {}
     order: list = []
     sigs: dict[int, tuple] = {}

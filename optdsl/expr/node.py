@@ -55,27 +55,39 @@ class Expr:
     def size(self) -> int:
         return int(math.prod(self.shape))   # (np.prod costs microseconds per call; size is read everywhere)
 
+    # Expressions are immutable, so a node's walk is kept once computed, up to this many nodes: the small
+    # models whose fixed per-solve cost matters (dispatch, tags, lowering each walk every expression several
+    # times; hs071 walked its rows ~200 times per solve) get it free after the first, while a loop-built
+    # sum of 10⁴ terms, whose partial sums are walked by recursive analyses, does not keep O(n²) of them.
+    _WALK_CACHE_LIMIT = 128
+
     def leaves(self) -> Iterator["Leaf"]:
-        """Every distinct leaf below this node (iterative: deep expressions must not hit recursion limits)."""
-        seen, stack = set(), [self]
-        while stack:
-            e = stack.pop()
-            if id(e) in seen:
-                continue
-            seen.add(id(e))
-            if isinstance(e, Leaf):
-                yield e
-            stack.extend(e.args)
+        """Every distinct leaf below this node, in walk order."""
+        cached = self.__dict__.get("_leaves")
+        if cached is not None:
+            return iter(cached)
+        out = [e for e in self.nodes() if isinstance(e, Leaf)]
+        if "_nodes" in self.__dict__:
+            self._leaves = tuple(out)
+        return iter(out)
 
     def nodes(self) -> Iterator["Expr"]:
-        seen, stack = set(), [self]
+        """Every distinct node below and including this one, depth first (iterative: deep expressions must not
+        hit recursion limits)."""
+        cached = self.__dict__.get("_nodes")
+        if cached is not None:
+            return iter(cached)
+        out, seen, stack = [], set(), [self]
         while stack:
             e = stack.pop()
             if id(e) in seen:
                 continue
             seen.add(id(e))
-            yield e
+            out.append(e)
             stack.extend(e.args)
+        if len(out) <= self._WALK_CACHE_LIMIT:
+            self._nodes = tuple(out)
+        return iter(out)
 
     def variables(self) -> list["Variable"]:
         return [leaf for leaf in self.leaves() if isinstance(leaf, Variable)]
@@ -404,6 +416,11 @@ class Constant(Leaf):
 
     def __init__(self, value, name: str | None = None):
         self.id = next(_ids)
+        if type(value) in (float, int) and math.isfinite(value):   # the common scalar: no numpy round trip
+            self.data = np.array(float(value))
+            self.shape = ()
+            self.name = name or f"{float(value):g}"
+            return
         if _is_scipy_sparse(value):
             self.sparse = True
             self.data = _as_sparse(value, name or "constant")
@@ -590,12 +607,9 @@ def _as_sparse(v: Any, what: str):
 
 
 def _as_array(v: Any, what: str) -> np.ndarray:
-    try:
-        import torch
-        if isinstance(v, torch.Tensor):
-            v = v.detach().cpu().numpy()
-    except ImportError:  # pragma: no cover
-        pass
+    torch = sys.modules.get("torch")   # (not imported: `v` cannot be a tensor, and no import is paid for it)
+    if torch is not None and isinstance(v, torch.Tensor):
+        v = v.detach().cpu().numpy()
     if isinstance(v, Expr):
         raise ModelError(f"{what}: expected numeric data, got the expression {v.label()!r}")
     _refuse_foreign(v)

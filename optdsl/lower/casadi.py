@@ -12,6 +12,7 @@ torch loss, min–max objectives, the matrix exponential) raise `NotRepresentabl
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import casadi as ca
@@ -233,26 +234,40 @@ _OPAQUE = {"fn", "blackbox", "finite_sum", "max_over", "trace_expm"}
 def dense_work(exprs) -> int:
     """Nonzero entries of dense constant matrices multiplied into the expressions (scalar SX graphs grow with
     them)."""
-    seen, total = set(), 0
-    for e in exprs:
-        for node in e.nodes():
-            if isinstance(node, Op) and node.name in ("matmul", "quad_form") and id(node) not in seen:
-                seen.add(id(node))
-                total += sum(int(np.count_nonzero(np.asarray(a.data))) for a in node.args
-                             if isinstance(a, Constant) and not a.sparse)   # zeros are dropped (`_sparse_constant`)
-    return total
+    return _op_stats(exprs)[2]
 
 
 def entries_per_op(exprs) -> tuple[int, int]:
     """(Σ entries over the distinct op nodes, number of op nodes): a scalar SX graph has about the first many
     nodes, a matrix MX graph about the second many."""
-    seen, entries = set(), 0
+    return _op_stats(exprs)[:2]
+
+
+_STATS: "OrderedDict[frozenset, tuple]" = OrderedDict()   # a few recent expression sets -> (exprs, stats)
+
+
+def _op_stats(exprs) -> tuple[int, int, int]:
+    """(entries, op nodes, dense nonzeros) over the distinct op nodes of `exprs`, in one walk; kept for a few
+    recent sets (dispatch's size costs and the backend's graph choice ask about the same rows)."""
+    exprs = list(exprs)
+    key = frozenset(id(e) for e in exprs)
+    hit = _STATS.get(key)
+    if hit is not None:   # (the entry holds its expressions, so their ids cannot have been reused)
+        return hit[1]
+    seen, entries, dense = set(), 0, 0
     for e in exprs:
         for node in e.nodes():
             if isinstance(node, Op) and id(node) not in seen:
                 seen.add(id(node))
                 entries += node.size
-    return entries, len(seen)
+                if node.name in ("matmul", "quad_form"):   # zeros are dropped (`_sparse_constant`)
+                    dense += sum(int(np.count_nonzero(np.asarray(a.data))) for a in node.args
+                                 if isinstance(a, Constant) and not a.sparse)
+    stats = (entries, len(seen), dense)
+    _STATS[key] = (exprs, stats)
+    while len(_STATS) > 8:
+        _STATS.popitem(last=False)
+    return stats
 
 
 def unlowerable(expr: Expr) -> str | None:
@@ -355,6 +370,12 @@ def _entry_key(node: Op):
     return ("entry", id(node.args[0]), int(key)) if _is_int(key) else None
 
 
+# elementwise ops SX builds directly (`CasadiLowering._fast`)
+_SX_BINARY = {"add": ca.OP_ADD, "sub": ca.OP_SUB, "mul": ca.OP_MUL, "div": ca.OP_DIV}
+_SX_UNARY = {"neg": ca.OP_NEG, "exp": ca.OP_EXP, "log": ca.OP_LOG, "sqrt": ca.OP_SQRT, "square": ca.OP_SQ,
+             "sin": ca.OP_SIN, "cos": ca.OP_COS, "abs": ca.OP_FABS}
+
+
 class CasadiLowering:
     """Lowers expressions of one problem onto the shared symbols ``x`` (all variables, row-major, in the
     order given) and ``p`` (the given parameters, row-major, in order).
@@ -393,8 +414,34 @@ class CasadiLowering:
                 M = leaf.data.tocsc()
                 return ca.DM(ca.Sparsity(M.shape[0], M.shape[1], M.indptr.tolist(), M.indices.tolist()), M.data)
             _dims(leaf.shape)
+            if self.sym is ca.SX and leaf.size == 1:   # a scalar: SX, so that ops on it take the fast path
+                return ca.SX(float(np.asarray(leaf.data, float).reshape(())))
             return ca.DM(np.asarray(leaf.data, float).reshape(_dims(leaf.shape)))
         raise NotRepresentable(f"{type(leaf).__name__.lower()} {leaf.name!r} needs a rewrite before CasADi")
+
+    def _fast(self, node: Op, args: list):
+        """The node through ``SX.binary`` / ``SX.unary`` when it is an elementwise op on SX operands that need no
+        broadcasting, else None: the same graph as CasADi's operators (its simplifications included), without
+        their Python overload resolution (2 µs a node instead of 13-20; most of a scalar model's lowering)."""
+        if self.sym is not ca.SX:
+            return None
+        code = _SX_BINARY.get(node.name)
+        if code is not None:
+            (a, b), (sa, sb) = args, node.args
+            if type(a) is ca.SX and type(b) is ca.SX and (len(node.shape) <= 1 or sa.shape == sb.shape
+                                                          or sa.size == 1 or sb.size == 1):
+                return ca.SX.binary(code, a, b)
+            return None
+        if len(args) != 1 or type(args[0]) is not ca.SX:
+            return None
+        code = _SX_UNARY.get(node.name)
+        if code is not None:
+            return ca.SX.unary(code, args[0])
+        if node.name == "power":
+            p = float(node.attrs["p"])
+            return (ca.SX.unary(ca.OP_SQ, args[0]) if p == 2 else ca.SX.unary(ca.OP_SQRT, args[0]) if p == 0.5
+                    else ca.SX.binary(ca.OP_POW, args[0], ca.SX(p)))
+        return None
 
     def lower(self, expr: Expr, memo: dict | None = None):
         """The CasADi expression of `expr` (iterative post-order walk, shared sub-expressions lowered once)."""
@@ -413,12 +460,19 @@ class CasadiLowering:
                 if same is not None and same in memo:   # x[i] written again: the entry lowered before
                     memo[key] = memo[same]
                     continue
+                args = [memo[id(a)] for a in node.args]
+                fast = self._fast(node, args)
+                if fast is not None:
+                    memo[key] = fast
+                    if same is not None:
+                        memo[same] = fast
+                    continue
                 impl = CASADI.get(node.name)
                 if impl is None:
                     raise NotRepresentable(f"'{node.name}' has no CasADi lowering")
                 _dims(node.shape)
                 try:
-                    memo[key] = impl(node, [memo[id(a)] for a in node.args])
+                    memo[key] = impl(node, args)
                     if same is not None:
                         memo[same] = memo[key]
                 except NotRepresentable:

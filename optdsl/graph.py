@@ -168,11 +168,11 @@ def _dcp(problem: Problem, culprit: bool = True) -> str | None:
     non-linear atom is never affine under DCP rules either)."""
     from .lower.cvxpy import CvxpyLowering, NotRepresentable
     if not culprit:
+        if _surely_dcp(problem):   # (first: it stops at the first term outside its rules, a non-DCP one among them)
+            return None
         quick = _surely_not_dcp(problem)
         if quick is not None:
             return quick
-        if _surely_dcp(problem):
-            return None
     low = CvxpyLowering()
     try:
         obj = low.lower(problem.objective)
@@ -274,8 +274,13 @@ def _curvature(n, memo: dict) -> str | None:
                 else type(n.attrs.get("key")) is int and len(leaf.shape) == 1)
             curv = "affine" if ok else None
         else:
-            parts = [_curvature(a, memo) for a in args]
-            if None not in parts:
+            parts = []
+            for a in args:   # (outside the rules at the first unknown part)
+                part = _curvature(a, memo)
+                if part is None:
+                    break
+                parts.append(part)
+            else:
                 curv = _combine(n, parts)
     memo[key] = curv
     return curv
@@ -285,6 +290,8 @@ _ORDER = {"constant": 0, "affine": 1, "convex": 2}
 
 
 def _combine(n, parts: list) -> str | None:
+    if not parts:
+        return None   # an op with no expression operands (a finite sum over data): outside the rules
     worst = max(parts, key=_ORDER.__getitem__)
     if worst == "constant":
         return None  # constant arithmetic: left to cvxpy (its sign rules)

@@ -83,3 +83,15 @@ def test_planning_a_dcp_model_for_ipopt_lowers_nothing_to_cvxpy(name, monkeypatc
     r = m.solve(solver="cvxpy")                         # and the cvxpy route still builds and solves it
     assert r.status.name == "OPTIMAL"
     assert np.isclose(r.objective, _hs(name).EXPECTED["objective"], atol=1e-5, rtol=1e-6)
+
+
+def test_fast_rules_leave_a_data_mean_objective_to_the_other_checks():
+    """od.mean(..., over=data) is an op with no expression operands: outside the rules, and not DCP."""
+    m = od.Model("fs")
+    x = m.variable(2, name="x")
+    data = np.arange(6.0).reshape(3, 2)
+    m.minimize(od.mean(lambda b: ((b @ x) ** 2).mean(), over=(data,), batch=3) + od.square(x[0]))
+    m.subject_to(x[1] <= 1)
+    p = m.to_problem()
+    assert not graph._surely_dcp(p)
+    assert graph._dcp(p, culprit=False) is not None

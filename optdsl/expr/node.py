@@ -631,6 +631,8 @@ def _as_array(v: Any, what: str) -> np.ndarray:
 def _bound(b: Any, var: Variable, which: str):
     if b is None:
         return None
+    if type(b) in (int, float) and not math.isnan(b) and abs(b) != math.inf:   # the common finite scalar bound
+        return np.array(float(b))
     arr = _as_array(b, f"{which} of variable {var.name!r}")
     if np.any(np.isnan(arr)):
         raise ModelError(f"{which} of variable {var.name!r} contains NaN")

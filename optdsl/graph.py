@@ -71,11 +71,12 @@ def analyze(problem: Problem) -> Tags:
         features.add("inequality")
     if not hard and not any(lv.constraints for lv in problem.extensions.get("bilevel") or ()):
         props.add("unconstrained")
-    if any(o.name == "blackbox" for o in ops):
+    names = {o.name for o in ops}
+    if "blackbox" in names:
         features.add("blackbox")
-    if any(o.name == "fn" for o in ops):
+    if "fn" in names:
         features.add("opaque")
-    nonsmooth = sorted({o.name for o in ops if not SPECS[o.name].smooth})
+    nonsmooth = sorted(name for name in names if not SPECS[name].smooth)
     if nonsmooth:
         features.add("nonsmooth")
         notes["smooth"] = f"non-smooth atoms: {', '.join(nonsmooth)}"
@@ -255,35 +256,46 @@ def _constant_value(n) -> float | None:
     return None
 
 
-def _curvature(n, memo: dict) -> str | None:
-    """"constant", "affine" or "convex" for a scalar expression within `_surely_dcp`'s rules, else None."""
-    key = id(n)
-    if key in memo:
-        return memo[key]
-    curv = None
+def _curvature(root, memo: dict) -> str | None:
+    """"constant", "affine" or "convex" for a scalar expression within `_surely_dcp`'s rules, else None
+    (iterative: a loop-built sum of 10⁴ terms is that deep)."""
+    stack = [(root, False)]
+    while stack:
+        n, ready = stack.pop()
+        if id(n) in memo:
+            continue
+        if ready or not _has_parts(n):
+            curv = memo[id(n)] = _curvature_of(n, memo)
+            if curv is None:
+                return None   # every node above one outside the rules is outside them too
+            continue
+        stack.append((n, True))
+        stack.extend((a, False) for a in n.args if id(a) not in memo)
+    return memo[id(root)]
+
+
+def _has_parts(n) -> bool:
+    """Whether `_curvature_of(n)` reads its operands' curvature (scalar ops other than an entry, sum, mean)."""
+    return isinstance(n, Op) and n.shape == () and n.name not in ("index", "sum", "mean")
+
+
+def _curvature_of(n, memo: dict) -> str | None:
+    """The curvature of `n` from its operands' (in `memo` when `_has_parts(n)`)."""
     if _constant_value(n) is not None:
-        curv = "constant"
-    elif isinstance(n, Variable):
-        curv = "affine" if n.shape == () and getattr(n, "structure", None) is None else None
-    elif isinstance(n, Op) and n.shape == ():
-        args = n.args
-        if n.name in ("index", "sum", "mean"):
-            leaf = args[0]
-            ok = isinstance(leaf, Variable) and getattr(leaf, "structure", None) is None and (
-                n.attrs.get("axis") is None if n.name != "index"
-                else type(n.attrs.get("key")) is int and len(leaf.shape) == 1)
-            curv = "affine" if ok else None
-        else:
-            parts = []
-            for a in args:   # (outside the rules at the first unknown part)
-                part = _curvature(a, memo)
-                if part is None:
-                    break
-                parts.append(part)
-            else:
-                curv = _combine(n, parts)
-    memo[key] = curv
-    return curv
+        return "constant"
+    if isinstance(n, Variable):
+        return "affine" if n.shape == () and getattr(n, "structure", None) is None else None
+    if not (isinstance(n, Op) and n.shape == ()):
+        return None
+    args = n.args
+    if n.name in ("index", "sum", "mean"):
+        leaf = args[0]
+        ok = isinstance(leaf, Variable) and getattr(leaf, "structure", None) is None and (
+            n.attrs.get("axis") is None if n.name != "index"
+            else type(n.attrs.get("key")) is int and len(leaf.shape) == 1)
+        return "affine" if ok else None
+    parts = [memo[id(a)] for a in args]
+    return None if None in parts else _combine(n, parts)
 
 
 _ORDER = {"constant": 0, "affine": 1, "convex": 2}

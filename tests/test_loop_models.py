@@ -144,3 +144,24 @@ def test_loop_built_rows_evaluate_as_one_vector_in_torch_backends():
     rl, rv = loop.solve(solver="nlp"), vec.solve(solver="nlp")
     assert rl.objective == pytest.approx(rv.objective, rel=1e-6)
     np.testing.assert_allclose([rl.duals[f"track{k}"] for k in range(N + 1)], rv.duals["track"], atol=1e-5)
+
+
+@pytest.mark.parametrize("solver", [None, "ipopt"])
+def test_a_loop_built_sum_deeper_than_pythons_recursion_limit_solves(solver):
+    """s = s + (x[i] - t_i)² over 1200 terms is an expression 1200 deep: the DCP rules, the affinity check and
+    the CasADi lowering walk it without recursion (it used to end in RecursionError)."""
+    n = 1200
+    m = od.Model("deep")
+    x = m.variable(n, name="x")
+    t = np.linspace(0.0, 1.0, n)
+    s = 0
+    for i in range(n):
+        s = s + (x[i] - t[i]) ** 2
+    m.minimize(s)
+    m.subject_to(x.sum() == n, name="total")          # moves every x[i] up by (n - Σt)/n
+    res = m.solve(solver)
+    shift = (n - t.sum()) / n
+    assert res.status.is_success
+    assert np.allclose(x.value, t + shift, atol=1e-5)
+    assert res.objective == pytest.approx(n * shift ** 2, rel=1e-5)
+    assert res.duals["total"] == pytest.approx(-2 * shift, rel=1e-4)

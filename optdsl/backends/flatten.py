@@ -58,7 +58,7 @@ class FlatProblem:
         return {v: x[o:o + v.size].reshape(v.shape) for v, o in zip(self.variables, self.offsets)}
 
     def values(self, x) -> dict:
-        x = torch.as_tensor(x).detach().cpu().double().numpy()
+        x = _numpy(x)
         return {v: x[o:o + v.size].reshape(v.shape).copy() for v, o in zip(self.variables, self.offsets)}
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +74,10 @@ class FlatProblem:
     def x0(self, cold: bool = False) -> torch.Tensor:
         """Warm start from the variables' `.value`; otherwise (or with ``cold=True``) 0 moved strictly inside
         the bounds."""
+        return torch.as_tensor(self.x0_numpy(cold), dtype=self.dtype, device=self.device)
+
+    def x0_numpy(self, cold: bool = False) -> np.ndarray:
+        """`x0` as a float64 numpy vector (for backends that do not run on torch)."""
         lb, ub = self.bounds()
         x = np.zeros(self.n)
         warm = [] if cold else [(v, o) for v, o in zip(self.variables, self.offsets) if v.value is not None]
@@ -92,7 +96,7 @@ class FlatProblem:
             inside_ub = np.where(np.isfinite(lb), np.maximum(ub - 1.0, (lb + ub) / 2), ub - 1.0)
         at_ub = cold & np.isfinite(ub) & (x >= ub)
         x[at_ub] = inside_ub[at_ub]
-        return torch.as_tensor(x, dtype=self.dtype, device=self.device)
+        return x
 
     def objective_scale(self) -> float:
         """Gradient-based objective scaling at the start, as IPOPT does it, in both directions.
@@ -330,7 +334,7 @@ class FlatProblem:
 
     # --- multipliers -----------------------------------------------------------------------------
     def split(self, rows, items) -> dict[str, np.ndarray]:
-        rows = np.asarray(torch.as_tensor(rows).detach().cpu().double().numpy()).ravel()
+        rows = _numpy(rows).ravel()
         out, k = {}, 0
         for c in items:
             m = c.expr.size
@@ -362,7 +366,7 @@ class FlatProblem:
             out.update(self.split(duals["ineq"], self.in_items))
         for key in ("lb", "ub"):
             if key in duals and self.problem.bounds:
-                z = torch.as_tensor(duals[key]).detach().cpu().double().numpy()
+                z = _numpy(duals[key])
                 for v, o in zip(self.variables, self.offsets):
                     if getattr(v, key) is not None:
                         out[f"{v.name}.{key}"] = z[o:o + v.size].reshape(v.shape)
@@ -505,3 +509,10 @@ class BestPoint:
         other = BestPoint(self.flat, self.f, self.feas_tol)
         other.offer(x, objective)
         return other.key is None or self.key < other.key
+
+
+def _numpy(a) -> np.ndarray:
+    """A float64 numpy array of a tensor or array (numpy input passes without a torch round trip)."""
+    if isinstance(a, np.ndarray):
+        return a.astype(float, copy=False)
+    return torch.as_tensor(a).detach().cpu().double().numpy()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
 from typing import Any, Optional
 
 import numpy as np
@@ -134,8 +135,8 @@ class IpoptForm:
         from the built solver's own ``nlp_grad`` function (f, g and ∇ₓ(f + λ_gᵀg) by CasADi AD): each
         constraint's and bound's largest violation by name, and ‖∇f + Σ λ_c ∇c - z_lb + z_ub‖∞ with the
         multipliers as reported (`duals`, by name)."""
-        out = solver.get_function("nlp_grad")(x, self.parameter_values(), 1.0, lam_g)
-        f, g, grad = (np.asarray(a.full()).ravel() for a in out[:3])
+        out = solver.get_function("nlp_grad")(x.tolist(), self.parameter_values().tolist(), 1.0, lam_g.tolist())
+        f, g, grad = (_vec(a) for a in out[:3])
         viol: dict[str, float] = {}
         k = 0
         for c in self.items:
@@ -281,24 +282,23 @@ class IpoptBackend(Backend):
         kind = form.auto_kind() if options["graph"] == "auto" else options["graph"]
         solver = form.solver(opts, kind, callback is not None)
         lbx, ubx = flat.bounds()
-        args = dict(x0=flat.x0().numpy(), p=form.parameter_values(), lbx=lbx, ubx=ubx, lbg=form.lbg, ubg=form.ubg)
+        args = dict(x0=flat.x0_numpy(), p=form.parameter_values(), lbx=lbx, ubx=ubx, lbg=form.lbg, ubg=form.ubg)
         if warm:
             args.update(lam_x0=form.last["lam_x"], lam_g0=form.last["lam_g"])
         form._callback_slot[0] = flat.callback(callback)
         if callback is not None:
             form._iter_cb.iteration = 0
         try:
-            out = solver(**args)
+            # (lists: CasADi converts them in C; a numpy argument costs ~40 µs in its Python typemap)
+            out = solver(**{k: v.tolist() for k, v in args.items()})
         except RuntimeError as e:  # CasADi raises when an evaluation fails outright
             return RawSolution(Status.NUMERICAL_ERROR, message=f"ipopt: {str(e).splitlines()[-1]}")
         finally:
             form._callback_slot[0] = None
         stats = solver.stats()
         # IPOPT relaxes bounds by 1e-8 (bound_relax_factor) while iterating: hand back a point within them
-        x = np.clip(np.asarray(out["x"].full()).ravel(), lbx, ubx)
-        lam_g = np.asarray(out["lam_g"].full()).ravel()
-        lam_x = np.asarray(out["lam_x"].full()).ravel()
-        g = np.asarray(out["g"].full()).ravel()
+        x = np.clip(_vec(out["x"]), lbx, ubx)
+        lam_g, lam_x, g = _vec(out["lam_g"]), _vec(out["lam_x"]), _vec(out["g"])
         ret = stats.get("return_status", "unknown")
         viol = _violation(x, g, lbx, ubx, form)
         status = _status(ret, problem, viol, x)
@@ -327,6 +327,11 @@ class IpoptBackend(Backend):
         else:
             form.last = None
         return sol
+
+
+def _vec(dm) -> np.ndarray:
+    """A CasADi column as a flat float array (`nonzeros` for the dense outputs: 2 µs where `full` takes 6)."""
+    return np.array(dm.nonzeros()) if dm.is_dense() else np.asarray(dm.full()).ravel()
 
 
 @functools.lru_cache(maxsize=None)
@@ -366,8 +371,8 @@ def _history(stats: dict) -> list[dict]:
     series = [(name, its[key]) for key, name in _HISTORY_KEYS if its.get(key) is not None]
     if not series:
         return []
-    count = min(len(values) for _, values in series)
-    return [{"iteration": k, **{name: float(values[k]) for name, values in series}} for k in range(count)]
+    keys = ("iteration",) + tuple(name for name, _ in series)
+    return [dict(zip(keys, row)) for row in zip(itertools.count(), *(map(float, values) for _, values in series))]
 
 
 def _violation(x, g, lbx, ubx, form) -> np.ndarray:

@@ -24,32 +24,34 @@ def is_affine(e: Expr, wrt: Iterable | None = None) -> bool:
 
 def _is_affine(e: Expr, wrt: set) -> bool:
     memo: dict[int, tuple[bool, bool]] = {}  # id -> (depends, affine)
-
-    def visit(n: Expr) -> tuple[bool, bool]:
-        key = id(n)
-        if key in memo:
-            return memo[key]
+    stack = [(e, False)]   # iterative post-order: a loop-built sum of 10⁴ terms is that deep
+    while stack:
+        n, ready = stack.pop()
+        if id(n) in memo:
+            continue
         if isinstance(n, Leaf):
-            r = (n in wrt, True)
+            memo[id(n)] = (n in wrt, True)
+        elif ready:
+            memo[id(n)] = _affinity(n, [memo[id(a)] for a in n.args])
         else:
-            assert isinstance(n, Op)
-            parts = [visit(a) for a in n.args]
-            dep = any(d for d, _ in parts)
-            if not dep:
-                r = (False, True)
-            elif not all(a for _, a in parts):
-                r = (True, False)
-            elif SPECS[n.name].linear:
-                r = (True, True)
-            elif n.name in ("mul", "matmul"):
-                r = (True, sum(d for d, _ in parts) == 1)
-            elif n.name == "div":
-                r = (True, not parts[1][0])
-            elif n.name == "power":
-                r = (True, n.attrs["p"] == 1)
-            else:
-                r = (True, False)
-        memo[key] = r
-        return r
+            stack.append((n, True))
+            stack.extend((a, False) for a in n.args if id(a) not in memo)
+    return memo[id(e)][1]
 
-    return visit(e)[1]
+
+def _affinity(n: Op, parts: list) -> tuple[bool, bool]:
+    """(depends on `wrt`, affine in it) of op `n` from its operands'."""
+    dep = any(d for d, _ in parts)
+    if not dep:
+        return (False, True)
+    if not all(a for _, a in parts):
+        return (True, False)
+    if SPECS[n.name].linear:
+        return (True, True)
+    if n.name in ("mul", "matmul"):
+        return (True, sum(d for d, _ in parts) == 1)
+    if n.name == "div":
+        return (True, not parts[1][0])
+    if n.name == "power":
+        return (True, n.attrs["p"] == 1)
+    return (True, False)

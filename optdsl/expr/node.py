@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import ModelError, ShapeError
+from .ops import SPECS
 
 _ids = itertools.count()
 
@@ -279,10 +280,13 @@ class Variable(Leaf):
         if v is None:
             self._value = None
             return
-        arr = _as_array(v, f"value of variable {self.name!r}")
-        if not np.all(np.isfinite(arr)):
+        arr = _as_array(v, f"value of variable {self.name!r}")   # (a fresh float array)
+        if not np.isfinite(arr).all():
             raise ModelError(f"value (warm start) of variable {self.name!r} contains "
                              f"{'NaN' if np.any(np.isnan(arr)) else 'inf'}; give finite numbers")
+        if arr.shape == self.shape:
+            self._value = arr
+            return
         try:
             arr = np.broadcast_to(arr, self.shape).astype(float).copy()
         except ValueError:
@@ -473,7 +477,6 @@ def _refuse_foreign(x: Any) -> None:
 
 
 def op(name: str, *args: Any, **attrs: Any) -> Op:
-    from .ops import SPECS
     spec = SPECS[name]
     exprs = tuple(as_expr(a) for a in args)
     for i, a in enumerate(exprs):

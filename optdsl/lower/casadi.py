@@ -271,7 +271,15 @@ def _op_stats(exprs) -> tuple[int, int, int]:
 
 
 def unlowerable(expr: Expr) -> str | None:
-    """Why `expr` cannot be lowered (naming the term), or None; a scan of op names and ranks, no CasADi work."""
+    """Why `expr` cannot be lowered (naming the term), or None; a scan of op names and ranks, no CasADi work
+    (kept on the expression: dispatch asks it of every problem a rewrite derives, which share their rows)."""
+    cached = expr.__dict__.get("_casadi_unlowerable", False)
+    if cached is False:
+        cached = expr._casadi_unlowerable = _unlowerable(expr)
+    return cached
+
+
+def _unlowerable(expr: Expr) -> str | None:
     for node in expr.nodes():
         if isinstance(node, Op):
             if node.name in _OPAQUE:
@@ -370,6 +378,8 @@ def _entry_key(node: Op):
     return ("entry", id(node.args[0]), int(key)) if _is_int(key) else None
 
 
+_RECURSION_DEPTH = 200   # `CasadiLowering.lower` recurses this deep, then walks with its own stack
+
 # elementwise ops SX builds directly (`CasadiLowering._fast`)
 _SX_BINARY = {"add": ca.OP_ADD, "sub": ca.OP_SUB, "mul": ca.OP_MUL, "div": ca.OP_DIV}
 _SX_UNARY = {"neg": ca.OP_NEG, "exp": ca.OP_EXP, "log": ca.OP_LOG, "sqrt": ca.OP_SQRT, "square": ca.OP_SQ,
@@ -423,8 +433,6 @@ class CasadiLowering:
         """The node through ``SX.binary`` / ``SX.unary`` when it is an elementwise op on SX operands that need no
         broadcasting, else None: the same graph as CasADi's operators (its simplifications included), without
         their Python overload resolution (2 µs a node instead of 13-20; most of a scalar model's lowering)."""
-        if self.sym is not ca.SX:
-            return None
         code = _SX_BINARY.get(node.name)
         if code is not None:
             (a, b), (sa, sb) = args, node.args
@@ -444,8 +452,26 @@ class CasadiLowering:
         return None
 
     def lower(self, expr: Expr, memo: dict | None = None):
-        """The CasADi expression of `expr` (iterative post-order walk, shared sub-expressions lowered once)."""
+        """The CasADi expression of `expr` (post-order, shared sub-expressions lowered once; recursive near the
+        root, iterative below `_RECURSION_DEPTH` so that deep loop-built expressions never hit Python's limit)."""
         memo = {} if memo is None else memo
+        out = self._lower(expr, memo, 0)
+        return out if isinstance(out, self.sym) else self.sym(out)
+
+    def _lower(self, node: Expr, memo: dict, depth: int):
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        if depth > _RECURSION_DEPTH:
+            return self._lower_iterative(node, memo)
+        if isinstance(node, Leaf):
+            out = self.leaf(node)
+        else:
+            out = self._node(node, [self._lower(a, memo, depth + 1) for a in node.args], memo)
+        memo[key] = out
+        return out
+
+    def _lower_iterative(self, expr: Expr, memo: dict):
         stack = [(expr, False)]
         while stack:
             node, ready = stack.pop()
@@ -455,35 +481,39 @@ class CasadiLowering:
             if isinstance(node, Leaf):
                 memo[key] = self.leaf(node)
             elif ready:
-                assert isinstance(node, Op)
-                same = _entry_key(node)
-                if same is not None and same in memo:   # x[i] written again: the entry lowered before
-                    memo[key] = memo[same]
-                    continue
-                args = [memo[id(a)] for a in node.args]
-                fast = self._fast(node, args)
-                if fast is not None:
-                    memo[key] = fast
-                    if same is not None:
-                        memo[same] = fast
-                    continue
-                impl = CASADI.get(node.name)
-                if impl is None:
-                    raise NotRepresentable(f"'{node.name}' has no CasADi lowering")
-                _dims(node.shape)
-                try:
-                    memo[key] = impl(node, args)
-                    if same is not None:
-                        memo[same] = memo[key]
-                except NotRepresentable:
-                    raise
-                except (RuntimeError, ValueError, TypeError, IndexError) as e:  # CasADi refused a construct
-                    raise NotRepresentable(f"'{node.name}' on shapes {[a.shape for a in node.args]}: {e}") from None
+                memo[key] = self._node(node, [memo[id(a)] for a in node.args], memo)
             else:
                 stack.append((node, True))
                 stack.extend((a, False) for a in node.args if id(a) not in memo)
-        out = memo[id(expr)]
-        return out if isinstance(out, self.sym) else self.sym(out)
+        return memo[id(expr)]
+
+    def _node(self, node: Op, args: list, memo: dict):
+        """One op on its lowered operands; every ``v[i]`` of one operand and entry shares one lowered entry."""
+        if node.name == "index":
+            same = _entry_key(node)
+            if same is not None:
+                if same not in memo:
+                    memo[same] = self._apply(node, args)
+                return memo[same]
+        return self._apply(node, args)
+
+    def _apply(self, node: Op, args: list):
+        if self.sym is ca.SX:
+            fast = self._fast(node, args)
+            if fast is not None:
+                return fast
+        impl = CASADI.get(node.name)
+        if impl is None:
+            raise NotRepresentable(f"'{node.name}' has no CasADi lowering")
+        _dims(node.shape)
+        try:
+            return impl(node, args)
+        except NotRepresentable:
+            raise
+        except RecursionError:
+            raise
+        except (RuntimeError, ValueError, TypeError, IndexError) as e:  # CasADi refused a construct
+            raise NotRepresentable(f"'{node.name}' on shapes {[a.shape for a in node.args]}: {e}") from None
 
     def parameter_values(self) -> np.ndarray:
         """The current values of the parameters, stacked as ``p`` (row-major)."""

@@ -149,14 +149,12 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
 
     surcharges: dict[str, tuple[float, str]] = {}   # backend -> (extra cost, why): size-aware costs
     deepest: dict[str, tuple[int, Any]] = {}   # backend -> (passes applied, its reason there, unworded)
-    pass_reasons: dict[str, str] = {}
+    pass_reasons: dict[str, list] = {}   # pass -> its why_not on each problem walked, unevaluated
 
     def walk(prob: Problem, steps: list[Step], cost: float) -> None:
         tags: Tags = analyze(prob)
-        for p in PASSES:
-            why = p.why_not(prob, tags)
-            if why and p.name not in pass_reasons:
-                pass_reasons[p.name] = why
+        for p in PASSES:   # (worded only when no backend fits: then the first reason in walk order is read)
+            pass_reasons.setdefault(p.name, []).append(functools.partial(p.why_not, prob, tags))
         for b in candidates:
             if refuses(b, prob, tags):
                 # after normalizing rewrites only, the reason is the informative one ("cannot handle maximize"
@@ -188,7 +186,10 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
             rejections[name] = why
     if best[0] is None:
         lines = [f"  {name}: {why}" for name, why in rejections.items()]
-        lines += [f"  (rewrite {name}: {why})" for name, why in pass_reasons.items()]
+        for name, asks in pass_reasons.items():
+            why = next((w for w in (ask() for ask in asks) if w), None)
+            if why:
+                lines.append(f"  (rewrite {name}: {why})")
         combined = _combination_hints(root_tags)
         hints = combined or [h for t, h in _HINTS.items() if t in root_tags]
         head = (f"solver {solver!r} cannot take this model" if solver else "no backend can take this model")

@@ -34,13 +34,12 @@ class Tags:
         return sorted(self.features | self.properties)
 
 
-def _ops(exprs):
-    seen = set()
-    for e in exprs:
-        for n in e.nodes():
-            if isinstance(n, Op) and id(n) not in seen:
-                seen.add(id(n))
-                yield n
+def _op_names(e) -> frozenset:
+    """The names of the ops in `e` (kept on the expression: every problem a rewrite derives shares its rows)."""
+    names = e.__dict__.get("_op_names")
+    if names is None:
+        names = e._op_names = frozenset(n.name for n in e.nodes() if isinstance(n, Op))
+    return names
 
 
 def analyze(problem: Problem) -> Tags:
@@ -49,7 +48,6 @@ def analyze(problem: Problem) -> Tags:
     if cached is not None:
         return cached
     exprs = [problem.objective] + [c.expr for c in problem.constraints]
-    ops = list(_ops(exprs))
     features, props, notes = set(), set(), {}
     if problem.sense == "max":
         features.add("maximize")
@@ -71,7 +69,7 @@ def analyze(problem: Problem) -> Tags:
         features.add("inequality")
     if not hard and not any(lv.constraints for lv in problem.extensions.get("bilevel") or ()):
         props.add("unconstrained")
-    names = {o.name for o in ops}
+    names = frozenset().union(*map(_op_names, exprs))
     if "blackbox" in names:
         features.add("blackbox")
     if "fn" in names:

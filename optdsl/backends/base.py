@@ -41,6 +41,8 @@ class Backend:
         return None
 
     def reject_reason(self, problem: Problem, tags: Tags) -> Optional[str]:
+        if self.structure <= tags.features <= self.supports and self.requires <= tags.properties:
+            return None   # (the common verdicts, without building the messages below)
         absent = sorted(self.structure - tags.features)
         if absent:
             return f"handles models with {', '.join(absent)} only"

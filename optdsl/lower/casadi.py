@@ -12,7 +12,6 @@ torch loss, min–max objectives, the matrix exponential) raise `NotRepresentabl
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import casadi as ca
@@ -243,31 +242,29 @@ def entries_per_op(exprs) -> tuple[int, int]:
     return _op_stats(exprs)[:2]
 
 
-_STATS: "OrderedDict[frozenset, tuple]" = OrderedDict()   # a few recent expression sets -> (exprs, stats)
-
-
 def _op_stats(exprs) -> tuple[int, int, int]:
-    """(entries, op nodes, dense nonzeros) over the distinct op nodes of `exprs`, in one walk; kept for a few
-    recent sets (dispatch's size costs and the backend's graph choice ask about the same rows)."""
-    exprs = list(exprs)
-    key = frozenset(id(e) for e in exprs)
-    hit = _STATS.get(key)
-    if hit is not None:   # (the entry holds its expressions, so their ids cannot have been reused)
-        return hit[1]
-    seen, entries, dense = set(), 0, 0
+    """(entries, op nodes, dense nonzeros) summed over `exprs`, each expression's kept on it (dispatch's size
+    costs and the backend's graph choice ask about the same rows, and problems derived by rewrites share
+    them). An op shared by two rows counts in each: these are size estimates for choosing a graph kind."""
+    entries = ops = dense = 0
     for e in exprs:
-        for node in e.nodes():
-            if isinstance(node, Op) and id(node) not in seen:
-                seen.add(id(node))
-                entries += node.size
-                if node.name in ("matmul", "quad_form"):   # zeros are dropped (`_sparse_constant`)
-                    dense += sum(int(np.count_nonzero(np.asarray(a.data))) for a in node.args
-                                 if isinstance(a, Constant) and not a.sparse)
-    stats = (entries, len(seen), dense)
-    _STATS[key] = (exprs, stats)
-    while len(_STATS) > 8:
-        _STATS.popitem(last=False)
-    return stats
+        st = e.__dict__.get("_op_stats")
+        if st is None:
+            st = e._op_stats = _expr_op_stats(e)
+        entries, ops, dense = entries + st[0], ops + st[1], dense + st[2]
+    return entries, ops, dense
+
+
+def _expr_op_stats(e) -> tuple[int, int, int]:
+    entries = ops = dense = 0
+    for node in e.nodes():
+        if isinstance(node, Op):
+            ops += 1
+            entries += node.size
+            if node.name in ("matmul", "quad_form"):   # zeros are dropped (`_sparse_constant`)
+                dense += sum(int(np.count_nonzero(np.asarray(a.data))) for a in node.args
+                             if isinstance(a, Constant) and not a.sparse)
+    return entries, ops, dense
 
 
 def unlowerable(expr: Expr) -> str | None:
@@ -394,7 +391,9 @@ class CasadiLowering:
     def __init__(self, variables, offsets, n: int, parameters=(), sym=ca.MX):
         self.sym = sym            # MX (matrix-valued graph nodes) or SX (scalar graphs: faster for small models)
         self.x = sym.sym("x", n)
-        self.variables = {v: self._slice(self.x, o, v.shape) for v, o in zip(variables, offsets)}
+        self.n = n
+        self._offsets = dict(zip(variables, offsets))
+        self.variables: dict = {}   # variable -> its slice of x, made on first use
         self.parameters = list(parameters)
         self.n_p = sum(prm.size for prm in self.parameters)
         self.p = sym.sym("p", self.n_p)
@@ -410,10 +409,14 @@ class CasadiLowering:
 
     def leaf(self, leaf: Leaf):
         if isinstance(leaf, Variable):
-            try:
-                return self.variables[leaf]
-            except KeyError:
-                raise NotRepresentable(f"variable {leaf.name!r} is not one of the problem's variables") from None
+            out = self.variables.get(leaf)
+            if out is None:
+                o = self._offsets.get(leaf)
+                if o is None:
+                    raise NotRepresentable(f"variable {leaf.name!r} is not one of the problem's variables")
+                whole = o == 0 and leaf.size == self.n and len(leaf.shape) <= 1   # x itself: no slice
+                out = self.variables[leaf] = self.x if whole else self._slice(self.x, o, leaf.shape)
+            return out
         if isinstance(leaf, Parameter):
             try:
                 return self._pslices[leaf]

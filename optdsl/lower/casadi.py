@@ -375,6 +375,7 @@ def _entry_key(node: Op):
     return ("entry", id(node.args[0]), int(key)) if _is_int(key) else None
 
 
+_SX = ca.SX
 _RECURSION_DEPTH = 200   # `CasadiLowering.lower` recurses this deep, then walks with its own stack
 
 # elementwise ops SX builds directly (`CasadiLowering._fast`)
@@ -428,7 +429,7 @@ class CasadiLowering:
                 return ca.DM(ca.Sparsity(M.shape[0], M.shape[1], M.indptr.tolist(), M.indices.tolist()), M.data)
             _dims(leaf.shape)
             if self.sym is ca.SX and leaf.size == 1:   # a scalar: SX, so that ops on it take the fast path
-                return ca.SX(float(np.asarray(leaf.data, float).reshape(())))
+                return _SX(float(leaf.data.item()))
             return ca.DM(np.asarray(leaf.data, float).reshape(_dims(leaf.shape)))
         raise NotRepresentable(f"{type(leaf).__name__.lower()} {leaf.name!r} needs a rewrite before CasADi")
 
@@ -436,22 +437,24 @@ class CasadiLowering:
         """The node through ``SX.binary`` / ``SX.unary`` when it is an elementwise op on SX operands that need no
         broadcasting, else None: the same graph as CasADi's operators (its simplifications included), without
         their Python overload resolution (2 µs a node instead of 13-20; most of a scalar model's lowering)."""
-        code = _SX_BINARY.get(node.name)
+        name = node.name
+        code = _SX_BINARY.get(name)
         if code is not None:
-            (a, b), (sa, sb) = args, node.args
-            if type(a) is ca.SX and type(b) is ca.SX and (len(node.shape) <= 1 or sa.shape == sb.shape
-                                                          or sa.size == 1 or sb.size == 1):
-                return ca.SX.binary(code, a, b)
+            a, b = args
+            if type(a) is _SX and type(b) is _SX:
+                sa, sb = node.args
+                if len(node.shape) <= 1 or sa.shape == sb.shape or sa.size == 1 or sb.size == 1:
+                    return _SX.binary(code, a, b)
             return None
-        if len(args) != 1 or type(args[0]) is not ca.SX:
+        if len(args) != 1 or type(args[0]) is not _SX:
             return None
-        code = _SX_UNARY.get(node.name)
+        code = _SX_UNARY.get(name)
         if code is not None:
-            return ca.SX.unary(code, args[0])
-        if node.name == "power":
+            return _SX.unary(code, args[0])
+        if name == "power":
             p = float(node.attrs["p"])
-            return (ca.SX.unary(ca.OP_SQ, args[0]) if p == 2 else ca.SX.unary(ca.OP_SQRT, args[0]) if p == 0.5
-                    else ca.SX.binary(ca.OP_POW, args[0], ca.SX(p)))
+            return (_SX.unary(ca.OP_SQ, args[0]) if p == 2 else _SX.unary(ca.OP_SQRT, args[0]) if p == 0.5
+                    else _SX.binary(ca.OP_POW, args[0], _SX(p)))
         return None
 
     def lower(self, expr: Expr, memo: dict | None = None):
@@ -462,16 +465,16 @@ class CasadiLowering:
         return out if isinstance(out, self.sym) else self.sym(out)
 
     def _lower(self, node: Expr, memo: dict, depth: int):
-        key = id(node)
-        if key in memo:
-            return memo[key]
+        out = memo.get(id(node))   # (CasADi objects are never None)
+        if out is not None:
+            return out
         if depth > _RECURSION_DEPTH:
             return self._lower_iterative(node, memo)
         if isinstance(node, Leaf):
             out = self.leaf(node)
         else:
             out = self._node(node, [self._lower(a, memo, depth + 1) for a in node.args], memo)
-        memo[key] = out
+        memo[id(node)] = out
         return out
 
     def _lower_iterative(self, expr: Expr, memo: dict):
@@ -492,7 +495,11 @@ class CasadiLowering:
 
     def _node(self, node: Op, args: list, memo: dict):
         """One op on its lowered operands; every ``v[i]`` of one operand and entry shares one lowered entry."""
-        if node.name == "index":
+        if self.sym is _SX and node.name != "index":
+            fast = self._fast(node, args)
+            if fast is not None:
+                return fast
+        elif node.name == "index":
             same = _entry_key(node)
             if same is not None:
                 if same not in memo:
@@ -501,10 +508,6 @@ class CasadiLowering:
         return self._apply(node, args)
 
     def _apply(self, node: Op, args: list):
-        if self.sym is ca.SX:
-            fast = self._fast(node, args)
-            if fast is not None:
-                return fast
         impl = CASADI.get(node.name)
         if impl is None:
             raise NotRepresentable(f"'{node.name}' has no CasADi lowering")

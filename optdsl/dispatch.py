@@ -9,7 +9,7 @@ plan; convex_to_cvxpy defers building the cvxpy problem until the cvxpy backend 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .backends import BACKENDS, Backend
@@ -64,7 +64,8 @@ def _verdict_tags(tags: Tags) -> Tags:
     notes = tags.notes
     if not any(callable(v) for v in dict.values(notes)):
         return tags
-    return replace(tags, notes={k: "(reason computed on request)" if callable(v) else v for k, v in dict.items(notes)})
+    return Tags(tags.features, tags.properties, tags.sizes,
+                {k: "(reason computed on request)" if callable(v) else v for k, v in dict.items(notes)})
 
 
 def _combination_hints(tags) -> list[str]:
@@ -149,18 +150,19 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
 
     surcharges: dict[str, tuple[float, str]] = {}   # backend -> (extra cost, why): size-aware costs
     deepest: dict[str, tuple[int, Any]] = {}   # backend -> (passes applied, its reason there, unworded)
-    pass_reasons: dict[str, list] = {}   # pass -> its why_not on each problem walked, unevaluated
+    walked: list[tuple[Problem, Tags]] = []   # every problem walked, in order (the passes' refusals are worded
+                                              # from them only when no backend fits)
 
     def walk(prob: Problem, steps: list[Step], cost: float) -> None:
         tags: Tags = analyze(prob)
-        for p in PASSES:   # (worded only when no backend fits: then the first reason in walk order is read)
-            pass_reasons.setdefault(p.name, []).append(functools.partial(p.why_not, prob, tags))
+        walked.append((prob, tags))
         for b in candidates:
             if refuses(b, prob, tags):
                 # after normalizing rewrites only, the reason is the informative one ("cannot handle maximize"
                 # at the root hides what is left once the objective is flipped); after structural rewrites
                 # (bounds -> constraints, ...) it would blame the rewrite's own output instead
-                if all(s.pass_.normalizing for s in steps) and len(steps) >= deepest.get(b.name, (-1, ""))[0]:
+                # (the root's reasons are the rejections already)
+                if steps and all(s.pass_.normalizing for s in steps) and len(steps) >= deepest.get(b.name, (0,))[0]:
                     deepest[b.name] = (len(steps), functools.partial(refusal, b, prob, tags))
                 continue
             extra = b.size_cost(prob, tags)
@@ -186,10 +188,10 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
             rejections[name] = why
     if best[0] is None:
         lines = [f"  {name}: {why}" for name, why in rejections.items()]
-        for name, asks in pass_reasons.items():
-            why = next((w for w in (ask() for ask in asks) if w), None)
+        for p in PASSES:   # the first reason in walk order
+            why = next((w for w in (p.why_not(prob, tags) for prob, tags in walked) if w), None)
             if why:
-                lines.append(f"  (rewrite {name}: {why})")
+                lines.append(f"  (rewrite {p.name}: {why})")
         combined = _combination_hints(root_tags)
         hints = combined or [h for t, h in _HINTS.items() if t in root_tags]
         head = (f"solver {solver!r} cannot take this model" if solver else "no backend can take this model")

@@ -34,14 +34,6 @@ class Tags:
         return sorted(self.features | self.properties)
 
 
-def _op_names(e) -> frozenset:
-    """The names of the ops in `e` (kept on the expression: every problem a rewrite derives shares its rows)."""
-    names = e.__dict__.get("_op_names")
-    if names is None:
-        names = e._op_names = frozenset(n.name for n in e.nodes() if isinstance(n, Op))
-    return names
-
-
 def analyze(problem: Problem) -> Tags:
     """Compute the tags of a problem (cached on the problem's payload, since problems are immutable)."""
     cached = problem.payload.get("_tags")
@@ -69,7 +61,7 @@ def analyze(problem: Problem) -> Tags:
         features.add("inequality")
     if not hard and not any(lv.constraints for lv in problem.extensions.get("bilevel") or ()):
         props.add("unconstrained")
-    names = frozenset().union(*map(_op_names, exprs))
+    names = frozenset().union(*(e.op_names() for e in exprs))
     if "blackbox" in names:
         features.add("blackbox")
     if "fn" in names:

@@ -90,6 +90,14 @@ class Expr:
             self._nodes = tuple(out)
         return iter(out)
 
+    def op_names(self) -> frozenset:
+        """The names of the ops in this expression (kept: dispatch's tags and eligibility checks ask every
+        problem a rewrite derives, and those share their rows)."""
+        names = self.__dict__.get("_op_names")
+        if names is None:
+            names = self._op_names = frozenset(n.name for n in self.nodes() if isinstance(n, Op))
+        return names
+
     def variables(self) -> list["Variable"]:
         return [leaf for leaf in self.leaves() if isinstance(leaf, Variable)]
 

@@ -277,20 +277,25 @@ def unlowerable(expr: Expr) -> str | None:
 
 
 def _unlowerable(expr: Expr) -> str | None:
-    for node in expr.nodes():
-        if isinstance(node, Op):
-            if node.name in _OPAQUE:
+    names = expr.op_names()
+    if names & _OPAQUE or not names <= CASADI.keys():   # (rare: then find the node, in walk order, to name it)
+        for node in expr.nodes():
+            if isinstance(node, Op) and node.name in _OPAQUE:
                 try:
                     CASADI[node.name](node, [])
                 except NotRepresentable as e:
                     return str(e)
-            if node.name not in CASADI:
+            if isinstance(node, Op) and node.name not in CASADI:
                 return f"'{node.name}' has no CasADi lowering"
-        elif not isinstance(node, (Variable, Parameter, Constant)):
-            return f"{type(node).__name__.lower()} {getattr(node, 'name', '')!r} needs a rewrite before CasADi"
+    for node in expr.nodes():
         if len(node.shape) > 2:
             return f"{node.label(40)!r} has shape {node.shape}; CasADi arrays are 2-D at most"
+        if not isinstance(node, _LOWERABLE):
+            return f"{type(node).__name__.lower()} {getattr(node, 'name', '')!r} needs a rewrite before CasADi"
     return None
+
+
+_LOWERABLE = (Op, Variable, Parameter, Constant)
 
 
 # --- the CVXPY atom set (issue 17) ----------------------------------------------------------------------

@@ -241,9 +241,12 @@ def _surely_dcp(problem: Problem) -> bool:
 
 
 def _constant_value(n) -> float | None:
-    if isinstance(n, Constant) and not n.sparse and n.shape == () and np.isfinite(n.data):
+    if isinstance(n, Constant) and n.shape == () and not n.sparse:   # (constants are finite: checked when built)
         return float(n.data)
     return None
+
+
+_ENTRY_OPS = frozenset({"index", "sum", "mean"})   # affine in one variable, read without their operands' curvature
 
 
 def _curvature(root, memo: dict) -> str | None:
@@ -254,7 +257,7 @@ def _curvature(root, memo: dict) -> str | None:
         n, ready = stack.pop()
         if id(n) in memo:
             continue
-        if ready or not _has_parts(n):
+        if ready or not (type(n) is Op and n.shape == () and n.name not in _ENTRY_OPS):
             curv = memo[id(n)] = _curvature_of(n, memo)
             if curv is None:
                 return None   # every node above one outside the rules is outside them too
@@ -264,28 +267,22 @@ def _curvature(root, memo: dict) -> str | None:
     return memo[id(root)]
 
 
-def _has_parts(n) -> bool:
-    """Whether `_curvature_of(n)` reads its operands' curvature (scalar ops other than an entry, sum, mean)."""
-    return isinstance(n, Op) and n.shape == () and n.name not in ("index", "sum", "mean")
-
-
 def _curvature_of(n, memo: dict) -> str | None:
-    """The curvature of `n` from its operands' (in `memo` when `_has_parts(n)`)."""
-    if _constant_value(n) is not None:
-        return "constant"
+    """The curvature of `n` from its operands' (in `memo` for scalar ops other than `_ENTRY_OPS`)."""
+    if isinstance(n, Op):
+        if n.shape != ():
+            return None
+        if n.name in _ENTRY_OPS:
+            leaf = n.args[0]
+            ok = isinstance(leaf, Variable) and getattr(leaf, "structure", None) is None and (
+                n.attrs.get("axis") is None if n.name != "index"
+                else type(n.attrs.get("key")) is int and len(leaf.shape) == 1)
+            return "affine" if ok else None
+        parts = [memo[id(a)] for a in n.args]
+        return None if None in parts else _combine(n, parts)
     if isinstance(n, Variable):
         return "affine" if n.shape == () and getattr(n, "structure", None) is None else None
-    if not (isinstance(n, Op) and n.shape == ()):
-        return None
-    args = n.args
-    if n.name in ("index", "sum", "mean"):
-        leaf = args[0]
-        ok = isinstance(leaf, Variable) and getattr(leaf, "structure", None) is None and (
-            n.attrs.get("axis") is None if n.name != "index"
-            else type(n.attrs.get("key")) is int and len(leaf.shape) == 1)
-        return "affine" if ok else None
-    parts = [memo[id(a)] for a in args]
-    return None if None in parts else _combine(n, parts)
+    return "constant" if _constant_value(n) is not None else None
 
 
 _ORDER = {"constant": 0, "affine": 1, "convex": 2}

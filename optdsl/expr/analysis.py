@@ -41,15 +41,18 @@ def _is_affine(e: Expr, wrt: set) -> bool:
 
 def _affinity(n: Op, parts: list) -> tuple[bool, bool]:
     """(depends on `wrt`, affine in it) of op `n` from its operands'."""
-    dep = any(d for d, _ in parts)
-    if not dep:
+    ndep, affine = 0, True
+    for d, a in parts:
+        ndep += d
+        affine = affine and a
+    if not ndep:
         return (False, True)
-    if not all(a for _, a in parts):
+    if not affine:
         return (True, False)
     if SPECS[n.name].linear:
         return (True, True)
     if n.name in ("mul", "matmul"):
-        return (True, sum(d for d, _ in parts) == 1)
+        return (True, ndep == 1)
     if n.name == "div":
         return (True, not parts[1][0])
     if n.name == "power":

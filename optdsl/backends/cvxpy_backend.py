@@ -152,16 +152,17 @@ def _small_twice_differentiable(problem, tags, max_dense: int, max_entries: int)
         return None
     from ..lower.casadi import dense_work, entries_per_op
     exprs = [problem.objective] + [c.expr for c in problem.constraints]
-    for e in exprs:
-        for node in e.nodes():
-            if not isinstance(node, Op) or SPECS[node.name].linear:
-                continue
-            if node.name == "power":
-                p = node.attrs["p"]
-                if not (p == 1 or (p >= 2 and p == int(p) and int(p) % 2 == 0)):
-                    return None
-            elif node.name not in _EVERYWHERE_SMOOTH:
-                return None
+    names = frozenset().union(*(e.op_names() for e in exprs))
+    rough = {name for name in names if not SPECS[name].linear} - _EVERYWHERE_SMOOTH
+    if rough - {"power"}:
+        return None
+    if rough:   # powers: integer and even (or 1) only
+        for e in exprs:
+            for node in e.nodes():
+                if isinstance(node, Op) and node.name == "power":
+                    p = node.attrs["p"]
+                    if not (p == 1 or (p >= 2 and p == int(p) and int(p) % 2 == 0)):
+                        return None
     if (all(is_affine(e) for e in exprs) or dense_work(exprs) > max_dense
             or entries_per_op(exprs)[0] > max_entries):
         return None

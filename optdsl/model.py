@@ -257,7 +257,7 @@ class Model:
                 ext.setdefault(c.kind, []).append((name, c.expr))
         if self._modules:
             ext["module"] = tuple(self._modules)
-        if self._objective is not None and any(isinstance(n, Op) and n.name == "finite_sum" for n in self._objective.nodes()):
+        if self._objective is not None and "finite_sum" in self._objective.op_names():
             ext["finite_sum"] = True
         return ext
 

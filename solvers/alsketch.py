@@ -23,9 +23,11 @@ Problem ``min f(x)  s.t.  c(x) = 0``; Lagrangian L = f + λᵀc, KKT residual �
 
 Inequalities and bounds (the paper treats equalities only): inequalities c_I(x) ≤ 0 become c_I(x) + s = 0 with
 slacks s > 0, and slacks and bounded variables get a log-barrier −μ Σ log(·) (interior point outer loop,
-μ ← max(tol/10, min(μ/5, μ^1.5)) once the barrier subproblem's KKT residual is ≤ 10μ, fraction-to-boundary
-τ = 0.995). Each barrier subproblem is equality-constrained and solved by the method above. Duals: μ_I = λ of the
-slack rows, bound duals μ/(x − l), μ/(u − x).
+μ ← max(tol, min(μ/5, μ^1.5)) once the barrier subproblem's KKT residual is ≤ 10μ, again at the same point while
+the new residual allows; fraction-to-boundary τ = 0.995). Each barrier subproblem is equality-constrained and
+solved by the method above, with the Newton matrix's barrier block primal-dual (Z/D, dual estimates Z updated by
+ΔZ = μ/D − Z − (Z/D)ΔD; ``barrier_hessian="primal"``: μ/D²) while the merit keeps the true μ/D². Duals: μ_I = λ
+of the slack rows, bound duals μ/(x − l), μ/(u − x).
 
 Structured (large, sparse) problems: pass ``hess_lag(x, λ)`` (sparse (n, n) Hessian of f + λ_Eᵀc_E + λ_Iᵀc_I,
 λ = (λ_E, λ_I)) with ``jac_eq(x)`` / ``jac_ineq(x)`` (scipy.sparse / torch sparse, shapes (m_E, n) / (m_I, n));
@@ -159,7 +161,8 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
              mu0: float = 0.1, seed: int = 0, jac_eq: Optional[Callable] = None,
              hess_lag: Optional[Callable] = None, lam0: Optional[torch.Tensor] = None,
              jac_ineq: Optional[Callable] = None, accuracy: str = "adaptive", sketch_grow: bool = True,
-             max_sketch_size: Optional[int] = None, derivatives=None) -> SolverOutput:
+             max_sketch_size: Optional[int] = None, derivatives=None,
+             barrier_hessian: str = "primal-dual") -> SolverOutput:
     """Minimize ``f(x)`` subject to ``eq(x) = 0``, ``ineq(x) <= 0``, ``lb <= x <= ub``.
 
     Parameters
@@ -188,6 +191,8 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         span the whole system are exact projections (direct solves); they are counted in
         ``counts["exact_projections"]`` and ``extras["exact_projections"]``.
     mu0 : initial barrier parameter (only used with inequalities or bounds).
+    barrier_hessian : ``"primal-dual"`` (default: the barrier block of the Newton matrix is Z/D with dual
+        estimates Z kept across iterations) or ``"primal"`` (μ/D², the plain log-barrier Hessian).
     jac_eq, jac_ineq, hess_lag : structured derivatives for large sparse problems (see module docstring):
         ``jac_eq(x)`` (m_E, n) and ``jac_ineq(x)`` (m_I, n) as scipy.sparse or torch sparse matrices,
         ``hess_lag(x, λ)`` the sparse (n, n) Hessian of f + λ_Eᵀc_E + λ_Iᵀc_I with λ = (λ_E, λ_I) of length
@@ -218,6 +223,8 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         raise ValueError(f"sketch must be 'rows' or 'gaussian', got {sketch!r}")
     if accuracy not in ("adaptive", "paper"):
         raise ValueError(f"accuracy must be 'adaptive' or 'paper', got {accuracy!r}")
+    if barrier_hessian not in ("primal-dual", "primal"):
+        raise ValueError(f"barrier_hessian must be 'primal-dual' or 'primal', got {barrier_hessian!r}")
     for name, v in (("eta1", eta1), ("eta2", eta2), ("delta", delta), ("xi_B", xi_B), ("mu0", mu0)):
         if not v > 0:
             raise ValueError(f"alsketch: {name} must be > 0, got {v}")
@@ -250,7 +257,8 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
             linear_solver=linear_solver, sketch=sketch, sketch_size=sketch_size, max_iter=max_iter, tol=tol,
             time_limit=time_limit, callback=callback, eta1=eta1, eta2=eta2, delta=delta, xi_B=xi_B, beta=beta,
             nu=nu, rho=rho, sharpen=sharpen, max_inner=max_inner, mu0=mu0, seed=seed, lam0=lam0,
-            accuracy=accuracy, sketch_grow=sketch_grow, max_sketch_size=max_sketch_size, t_start=t_start)
+            accuracy=accuracy, sketch_grow=sketch_grow, max_sketch_size=max_sketch_size, t_start=t_start,
+            barrier_hessian=barrier_hessian)
 
     hasl, hasu = torch.isfinite(lbt), torch.isfinite(ubt)
     x = _interior_start(x, lbt, ubt)
@@ -320,6 +328,37 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         H[:n, :n] += Hx
         return {**ev, "H": H}
 
+    def pd_shift(z_):
+        """Z/D − μ/D² on the barrier coordinates (slacks, bounded x), 0 elsewhere: added to the Hessian in the
+        Newton matrix, it turns the primal barrier's μ/D² into the primal-dual Z/D. Equal on the central path
+        (Z = μ/D); after μ decreases, Z still holds the old centre's duals, and the steps stay long where the
+        primal barrier's first steps are cut to a few percent by the fraction-to-boundary rule."""
+        shift = x.new_zeros(N)
+        if mi:
+            sl = z_[n:]
+            shift[n:] = zs / sl - mu / sl**2
+        if il.numel() or iu.numel():
+            xx = z_[:n]
+            dl, du = xx[il] - lbi, ubi - xx[iu]
+            shift.index_add_(0, il, zl / dl - mu / dl**2)
+            shift.index_add_(0, iu, zu / du - mu / du**2)
+        return shift
+
+    def dual_step(z_old, z_new, dz_, zs_, zl_, zu_):
+        """The duals' Newton step for Z D = μ at the primal step dz (ΔZ = μ/D − Z − (Z/D) ΔD), with their own
+        fraction-to-boundary step, then kept within [μ/(κD), κμ/D], κ = 1e10 (as IPOPT safeguards them)."""
+        def one(zd, d_old, dd, d_new):
+            if not zd.numel():
+                return zd
+            step = mu / d_old - zd - zd / d_old * dd
+            neg = step < 0
+            a = min(1.0, float((-0.995 * zd[neg] / step[neg]).min())) if bool(neg.any()) else 1.0
+            return torch.minimum(torch.maximum(zd + a * step, mu / (1e10 * d_new)), 1e10 * mu / d_new)
+        xo, xn, dx = z_old[:n], z_new[:n], dz_[:n]
+        return (one(zs_, z_old[n:], dz_[n:], z_new[n:]),
+                one(zl_, xo[il] - lbi, dx[il], xn[il] - lbi),
+                one(zu_, ubi - xo[iu], -dx[iu], ubi - xn[iu]))
+
     def merit(ev, lam_, e1, e2):
         return float(ev["phi"] + lam_ @ ev["c"] + 0.5 * e1 * (ev["c"] @ ev["c"]) + 0.5 * e2 * (ev["gL"] @ ev["gL"]))
 
@@ -335,6 +374,11 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         return min(1.0, float(ratio.min()))
 
     z = torch.cat([x, s])
+    # primal-dual barrier: dual estimates for the slacks and the bounded coordinates, started on the central path
+    # (z = μ/d); the Newton matrix's barrier block is Z/D instead of the primal μ/D² (see `pd_shift`)
+    pd = barrier and barrier_hessian == "primal-dual"
+    if pd:
+        zs, zl, zu = mu / z[n:], mu / (x[il] - lbi), mu / (ubi - x[iu])
     if hessian == "bfgs":
         Bq = torch.eye(n, device=dev, dtype=dt)
     estimate = lam0 is None and m
@@ -361,14 +405,16 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
                          alpha=last_alpha):
             break
         action, value, note = _barrier_outer(cert, kkt_sub, mu, tol, barrier)
+        while action == "next":   # a new barrier subproblem at this point; μ falls again while its error allows
+            mu = value            # (IPOPT's fast decrease), so a μ step costs no iteration of its own
+            ev = evaluate(z, lam, need_hess=True)
+            bn_prev = None  # a new barrier subproblem: restart the forcing sequence
+            cert = _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu, il, iu)
+            kkt_sub = float(torch.cat([ev["gL"], ev["c"]]).abs().max()) if N + m else 0.0
+            action, value, note = _barrier_outer(cert, kkt_sub, mu, tol, barrier)
         if action == "stop":
             status, message = value, note
             break
-        if action == "next":
-            mu = value
-            ev = evaluate(z, lam, need_hess=True)
-            bn_prev = None  # a new barrier subproblem: restart the forcing sequence
-            continue
         # -- stalled far from feasibility (30 iterations, < 1% progress): is any less-violating point near?
         feas_hist.append(cert["feasibility"])
         if (least is None and len(feas_hist) > 30 and cert["feasibility"] > feas_thr
@@ -395,7 +441,8 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         H = ev["H"]
         J = ev["J"]
         svd_J = torch.linalg.svd(J, full_matrices=True) if m else None  # shared: null space and rank test
-        B = _modify_hessian(H, J, xi_B, paper=accuracy == "paper", svd=svd_J) if hessian == "exact" else H
+        Hn = H + torch.diag(pd_shift(z)) if pd else H   # the Newton matrix's Hessian (the merit keeps H)
+        B = _modify_hessian(Hn, J, xi_B, paper=accuracy == "paper", svd=svd_J) if hessian == "exact" else Hn
         K = torch.zeros(N + m, N + m, device=dev, dtype=dt)
         K[:N, :N] = B
         K[:N, N:] = J.T
@@ -447,6 +494,8 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
             gl_old = ev["gx"] + ev["J"][:, :n].T @ lt if m else ev["gx"]
             gl_new = evt["gx"] + evt["J"][:, :n].T @ lt if m else evt["gx"]
             Bq = _damped_bfgs(Bq, zt[:n] - z[:n], gl_new - gl_old)
+        if pd:
+            zs, zl, zu = dual_step(z, zt, dz[:N], zs, zl, zu)
         z, lam = zt, lt
         ev = with_hessian(evt, z[:n], lam)  # the trial point's values, same μ and λ: only the Hessian is new
 

@@ -67,7 +67,8 @@ def _paper(B, H, J, K, xi_B):
 
 def solve(f, eq, ineq, jac_eq, jac_ineq, hess_lag, x, me, mi, lbt, ubt, *, counts, linear_solver, sketch,
           sketch_size, max_iter, tol, time_limit, callback, eta1, eta2, delta, xi_B, beta, nu, rho, sharpen,
-          max_inner, mu0, seed, lam0, accuracy, sketch_grow, max_sketch_size, t_start):
+          max_inner, mu0, seed, lam0, accuracy, sketch_grow, max_sketch_size, t_start,
+          barrier_hessian="primal-dual"):
     """Run the structured mode; arguments as validated by ``alsketch.minimize``. Returns a SolverOutput."""
     dev, dt = x.device, x.dtype
     n = x.numel()
@@ -158,6 +159,31 @@ def solve(f, eq, ineq, jac_eq, jac_ineq, hess_lag, x, me, mi, lbt, ubt, *, count
         return {"stationarity": stat, "feasibility": float(feas), "complementarity": float(compl),
                 "kkt": float(max(stat, feas, compl))}
 
+    def pd_shift(z):
+        """Z/D − μ/D² on slacks and bounded x (the dense mode's `pd_shift`): the Newton matrix's barrier block
+        becomes the primal-dual Z/D."""
+        xx, ss = z[:n], z[n:]
+        shift = np.zeros(N)
+        shift[n:] = zs / ss - mu / ss**2
+        dl, du = (xx - lb)[hasl], (ub - xx)[hasu]
+        shift[:n][hasl] += zl / dl - mu / dl**2
+        shift[:n][hasu] += zu / du - mu / du**2
+        return shift
+
+    def dual_step(z_old, z_new, dz):
+        """The duals' Newton step ΔZ = μ/D − Z − (Z/D) ΔD, fraction-to-boundary, kept in [μ/(κD), κμ/D]."""
+        def one(zd, d_old, dd, d_new):
+            if not zd.size:
+                return zd
+            step = mu / d_old - zd - zd / d_old * dd
+            neg = step < 0
+            a = min(1.0, float((-0.995 * zd[neg] / step[neg]).min())) if neg.any() else 1.0
+            return np.clip(zd + a * step, mu / (1e10 * d_new), 1e10 * mu / d_new)
+        xo, xn, dx = z_old[:n], z_new[:n], dz[:n]
+        return (one(zs, z_old[n:], dz[n:N], z_new[n:]),
+                one(zl, (xo - lb)[hasl], dx[hasl], (xn - lb)[hasl]),
+                one(zu, (ub - xo)[hasu], -dx[hasu], (ub - xn)[hasu]))
+
     def max_step(z, dz):
         """Fraction-to-boundary (τ = 0.995) for slacks and bounded x."""
         tau, a = 0.995, 1.0
@@ -185,6 +211,9 @@ def solve(f, eq, ineq, jac_eq, jac_ineq, hess_lag, x, me, mi, lbt, ubt, *, count
         if np.all(np.isfinite(est)):
             lam = est
         e = evaluate(z, lam)
+    pd = barrier and barrier_hessian == "primal-dual"
+    if pd:   # dual estimates on the central path to start (z = μ/d)
+        zs, zl, zu = mu / z[n:], mu / (z[:n] - lb)[hasl], mu / (ub - z[:n])[hasu]
     e1, e2, dlt = eta1, eta2, delta
     budget = Budget(max_iter, time_limit, callback)
     generator = torch.Generator()
@@ -201,20 +230,23 @@ def solve(f, eq, ineq, jac_eq, jac_ineq, hess_lag, x, me, mi, lbt, ubt, *, count
                          alpha=alpha):
             break
         action, value, note = _barrier_outer(cert, kkt_sub, mu, tol, barrier)
-        if action == "stop":
-            status, message = value, note
-            break
-        if action == "next":
+        while action == "next":   # μ falls again while the new subproblem's error allows (no iteration spent)
             mu = value
             e = evaluate(z, lam)
             bn_prev = None
-            continue
+            cert = certificates(e, lam, z)
+            kkt_sub = float(np.abs(np.concatenate([e["gL"], e["c"]])).max(initial=0.0))
+            action, value, note = _barrier_outer(cert, kkt_sub, mu, tol, barrier)
+        if action == "stop":
+            status, message = value, note
+            break
         H, J = e["H"], e["J"]
-        B, shifted = H, False
+        Hn = H + sp.diags(pd_shift(z)) if pd else H   # the Newton matrix's Hessian (the merit keeps H)
+        B, shifted = Hn, False
         K = _kkt(B, J)
         rhs = -np.concatenate([e["gL"], e["c"]])
         bn = float(np.linalg.norm(rhs))
-        paper = _paper(H, H, J, K, xi_B) if accuracy == "paper" and linear_solver == "sketch" else None
+        paper = _paper(B, H, J, K, xi_B) if accuracy == "paper" and linear_solver == "sketch" else None
         dz, lu = None, None
         for _ in range(60):  # penalty / accuracy adaptation loop
             if paper is not None:
@@ -246,12 +278,12 @@ def solve(f, eq, ineq, jac_eq, jac_ineq, hess_lag, x, me, mi, lbt, ubt, *, count
                 dz, lu = _direct(B, J, K, rhs, N, m)
                 counts["direct_fallbacks"] += 1
             dx = dz[:N]
-            if not shifted and (stalled or dx @ (H @ dx) < 1e-8 * (dx @ dx)):
+            if not shifted and (stalled or dx @ (Hn @ dx) < 1e-8 * (dx @ dx)):
                 # inertia-free curvature test (Chiang & Zavala 2016) in place of the dense mode's reduced-Hessian
                 # eigenvalue check: negative curvature along the step (or a stalled sketch: K may be singular)
                 # ⇒ B = H + (ξ_B + ‖H‖)I, the paper's shift (‖H‖∞ ≥ ‖H‖₂ for symmetric H), which makes B ≻ 0
-                t = xi_B + float(np.asarray(abs(H).sum(axis=1)).max(initial=0.0))
-                B, shifted, lu, dz = H + t * sp.identity(N, format="csr"), True, None, None
+                t = xi_B + float(np.asarray(abs(Hn).sum(axis=1)).max(initial=0.0))
+                B, shifted, lu, dz = Hn + t * sp.identity(N, format="csr"), True, None, None
                 K = _kkt(B, J)
                 paper = _paper(B, H, J, K, xi_B) if paper is not None else None
                 continue
@@ -274,6 +306,8 @@ def solve(f, eq, ineq, jac_eq, jac_ineq, hess_lag, x, me, mi, lbt, ubt, *, count
             status, message = Status.SLOW_PROGRESS, f"line search on the merit function failed at iteration {it}"
             break
         unit_steps = unit_steps + 1 if alpha == 1.0 else 0
+        if pd:
+            zs, zl, zu = dual_step(z, zt, dz)
         z, lam = zt, lt
         e = evaluate(z, lam)
     if status is None:

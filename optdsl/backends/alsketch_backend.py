@@ -36,6 +36,9 @@ class AlsketchBackend(_Smooth):
         "sketch_grow": Option(bool, True, "double the sketch block size when the sketch iteration stalls"),
         "max_sketch_size": Option(int, None, "largest sketch block when growing (default: system size - 1 in "
                                   "dense mode, 2048 rows in sparse mode)"),
+        "barrier_hessian": Option(str, "primal-dual", "barrier block of the Newton matrix for inequalities and "
+                                  "bounds: primal-dual Z/D (dual estimates kept across iterations) or the primal "
+                                  "barrier's mu/D^2", ("primal-dual", "primal")),
         "derivatives": _DERIVATIVES,
     }
 
@@ -49,7 +52,8 @@ class AlsketchBackend(_Smooth):
             sketch=options["sketch"], sketch_size=options["sketch_size"], accuracy=options["accuracy"],
             sketch_grow=options["sketch_grow"], max_sketch_size=options["max_sketch_size"],
             max_iter=options["max_iter"], tol=max(options["tol"], 1e-10), time_limit=options["time_limit"],
-            callback=callback, device=flat.device, dtype=flat.dtype, seed=options["seed"])
+            callback=callback, device=flat.device, dtype=flat.dtype, seed=options["seed"],
+            barrier_hessian=options["barrier_hessian"])
         sparse = self._sparse_derivatives(flat, options, flat.n + m)
         if sparse is not None:
             # sparse KKT matrices: a sparse factorization (Schur complement when H is diagonal) is the

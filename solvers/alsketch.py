@@ -299,12 +299,12 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         if barrier:
             if mi:
                 phi = phi - mu * torch.log(ss).sum()
-                g[n:] -= mu / ss
+                g[n:] -= ss.reciprocal().mul_(mu)   # (scalar / tensor is torch's Python-level __rdiv__)
             if il.numel() or iu.numel():
                 dl, du = xx[il] - lbi, ubi - xx[iu]
                 phi = phi - mu * (torch.log(dl).sum() + torch.log(du).sum())
-                g.index_add_(0, il, -(mu / dl))
-                g.index_add_(0, iu, mu / du)
+                g.index_add_(0, il, dl.reciprocal().mul_(-mu))
+                g.index_add_(0, iu, du.reciprocal().mul_(mu))
         cz = cx + torch.cat([x.new_zeros(me), ss]) if mi else cx
         J = torch.cat([Jx, slack_cols], dim=1) if mi else Jx
         gL = g + J.T @ lam_ if m else g
@@ -319,11 +319,11 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         if barrier:
             z_ = ev["z"]
             if mi:
-                hdiag[n:] += mu / z_[n:]**2
+                hdiag[n:] += z_[n:].square().reciprocal_().mul_(mu)
             if il.numel() or iu.numel():
                 dl, du = xx[il] - lbi, ubi - xx[iu]
-                hdiag.index_add_(0, il, mu / dl**2)
-                hdiag.index_add_(0, iu, mu / du**2)
+                hdiag.index_add_(0, il, dl.square().reciprocal_().mul_(mu))
+                hdiag.index_add_(0, iu, du.square().reciprocal_().mul_(mu))
         H = torch.diag(hdiag)
         H[:n, :n] += Hx
         return {**ev, "H": H}
@@ -336,12 +336,12 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         shift = x.new_zeros(N)
         if mi:
             sl = z_[n:]
-            shift[n:] = zs / sl - mu / sl**2
+            shift[n:] = (zs - sl.reciprocal().mul_(mu)) / sl   # Z/D − μ/D² = (Z − μ/D)/D
         if il.numel() or iu.numel():
             xx = z_[:n]
             dl, du = xx[il] - lbi, ubi - xx[iu]
-            shift.index_add_(0, il, zl / dl - mu / dl**2)
-            shift.index_add_(0, iu, zu / du - mu / du**2)
+            shift.index_add_(0, il, (zl - dl.reciprocal().mul_(mu)) / dl)
+            shift.index_add_(0, iu, (zu - du.reciprocal().mul_(mu)) / du)
         return shift
 
     def dual_step(z_old, z_new, dz_, zs_, zl_, zu_):
@@ -350,10 +350,12 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         def one(zd, d_old, dd, d_new):
             if not zd.numel():
                 return zd
-            step = mu / d_old - zd - zd / d_old * dd
+            inv = d_old.reciprocal()
+            step = inv * mu - zd - zd * inv * dd
             neg = step < 0
             a = min(1.0, float((-0.995 * zd[neg] / step[neg]).min())) if bool(neg.any()) else 1.0
-            return torch.minimum(torch.maximum(zd + a * step, mu / (1e10 * d_new)), 1e10 * mu / d_new)
+            inv_new = d_new.reciprocal()
+            return torch.minimum(torch.maximum(zd + a * step, inv_new * (mu / 1e10)), inv_new * (1e10 * mu))
         xo, xn, dx = z_old[:n], z_new[:n], dz_[:n]
         return (one(zs_, z_old[n:], dz_[n:], z_new[n:]),
                 one(zl_, xo[il] - lbi, dx[il], xn[il] - lbi),
@@ -378,7 +380,7 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
     # (z = μ/d); the Newton matrix's barrier block is Z/D instead of the primal μ/D² (see `pd_shift`)
     pd = barrier and barrier_hessian == "primal-dual"
     if pd:
-        zs, zl, zu = mu / z[n:], mu / (x[il] - lbi), mu / (ubi - x[iu])
+        zs, zl, zu = z[n:].reciprocal() * mu, (x[il] - lbi).reciprocal() * mu, (ubi - x[iu]).reciprocal() * mu
     if hessian == "bfgs":
         Bq = torch.eye(n, device=dev, dtype=dt)
     estimate = lam0 is None and m
@@ -530,8 +532,8 @@ def minimize(f: Callable, x0: torch.Tensor, *, eq: Optional[Callable] = None, in
         message = f"{message}; {note}" if message else note
     duals = {"eq": lam[:me].clone(), "ineq": lam[me:].clone()}
     if barrier:
-        duals["lb"] = torch.where(hasl, mu / (x - lbt).clamp_min(1e-300), torch.zeros_like(x))
-        duals["ub"] = torch.where(hasu, mu / (ubt - x).clamp_min(1e-300), torch.zeros_like(x))
+        duals["lb"] = torch.where(hasl, (x - lbt).clamp_min(1e-300).reciprocal() * mu, torch.zeros_like(x))
+        duals["ub"] = torch.where(hasu, (ubt - x).clamp_min(1e-300).reciprocal() * mu, torch.zeros_like(x))
     return SolverOutput(x=x.clone(), status=status, objective=float(ev["f"]), iterations=it, message=message,
                         duals=duals, certificates=cert, counts=counts, history=budget.history,
                         solve_time=time.perf_counter() - t_start,
@@ -705,7 +707,7 @@ def _certificates(ev, lam, z, n, me, mi, mu, lbt, ubt, hasl, hasu, il=None, iu=N
     if il is None:
         il, iu = torch.nonzero(hasl).reshape(-1), torch.nonzero(hasu).reshape(-1)
     dl, du = x[il] - lbt[il], ubt[iu] - x[iu]
-    zl, zu = mu / dl.clamp_min(1e-300), mu / du.clamp_min(1e-300)
+    zl, zu = dl.clamp_min(1e-300).reciprocal() * mu, du.clamp_min(1e-300).reciprocal() * mu
     gx = ev["gx"] + (ev["J"][:, :n].T @ lam if lam.numel() else 0)
     r = gx.clone() if isinstance(gx, torch.Tensor) else torch.full_like(x, float(gx))
     r.index_add_(0, il, -zl)

@@ -111,10 +111,11 @@ class DenseOracle:
         self.m, self.m_eq = d.m, d.m_eq  # rows (equalities, then inequalities)
 
     def _p(self):
-        return self.d.low.parameter_values()
+        return self.d.low.parameter_values().tolist()
 
     def eval(self, x: torch.Tensor):
-        f, g, c, J = (a.full() for a in self.d._fgcj(x.detach().cpu().numpy(), self._p()))
+        # (arguments as lists: CasADi's numpy typemap costs tens of µs an argument, a list converts in C)
+        f, g, c, J = (a.full() for a in self.d._fgcj(x.detach().cpu().numpy().tolist(), self._p()))
         f, g = float(f[0, 0]) * self.scale, g.ravel() * self.scale
         c, J = c.ravel(), J.reshape(self.d.m, x.numel())
         self._check(f, c)
@@ -139,5 +140,5 @@ class DenseOracle:
         lam_np = lam.detach().cpu().numpy()
         if not self.unit_rows:
             lam_np = lam_np * self.s
-        H = self.d._hess(x.detach().cpu().numpy(), self._p(), self.scale, lam_np)
+        H = self.d._hess(x.detach().cpu().numpy().tolist(), self._p(), self.scale, lam_np.tolist())
         return torch.from_numpy(H.full())

@@ -30,6 +30,15 @@ class _Stop(Exception):
     pass
 
 
+class _Stalled(Exception):
+    """The iterate stopped moving. SLSQP's f-change test may never fire at a point it cannot improve: on HS7 x
+    moves by ~1e-18 an iteration from iteration 11 to its cap of 500 (1.2 s), at the optimum all along."""
+
+
+STALL_STEP = 1e-14   # relative step (∞-norm) below which an iteration counts as not moving ...
+STALL_ITERATIONS = 3  # ... and this many such iterations in a row stop the method (the KKT check then decides)
+
+
 def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Callable] = None,
              ineq: Optional[Callable] = None, lb=None, ub=None, method: str = "slsqp", max_iter: int = 500,
              tol: float = 1e-8, feas_tol: float = 1e-6, time_limit: Optional[float] = None,
@@ -103,17 +112,28 @@ def minimize(f: Callable[[torch.Tensor], torch.Tensor], x0, *, eq: Optional[Call
         state.setdefault("viol", []).append(vk)
         if budget.report(k, x=torch.as_tensor(xk), objective=fk):
             raise _Stop
+        prev = state.get("prev")
+        scale = max(1.0, float(np.max(np.abs(xk), initial=0.0)))
+        still = prev is not None and float(np.max(np.abs(xk - prev), initial=0.0)) <= STALL_STEP * scale
+        state["still"] = state.get("still", 0) + 1 if still else 0
+        state["prev"] = xk.copy()
+        if state["still"] >= STALL_ITERATIONS and method == "slsqp":   # (a trust region's rejected steps keep x)
+            raise _Stalled
 
     start = time.perf_counter()
     status, message, res = None, "", None
     x_start, restarts, escapes = x0_np, 0, 0
     least = None  # (x, max violation, proven) of the least-violation check, once run
     while True:
+        state["prev"], state["still"] = None, 0
         try:
             res = _run(method, obj, ceq, cin, x_start, bounds, max(max_iter - state["k"], 1), tol, on_iter,
                        polish=restarts > 0)
             state["x"] = np.asarray(res.x, dtype=float)
             message = str(res.message)
+        except _Stalled:
+            message = f"the iterate stopped moving ({STALL_ITERATIONS} steps below {STALL_STEP:g} relative)"
+            res = so.OptimizeResult(x=state["x"], success=True, status=0, nit=state["k"], message=message)
         except _Stop:
             status = budget.status or Status.INTERRUPTED
             message = "stopped by callback" if status == Status.INTERRUPTED else "time limit reached"

@@ -69,6 +69,31 @@ def test_a_stall_at_a_rank_deficient_start_is_not_called_infeasible():
     assert out.extras["restarts"] >= 1
 
 
+def test_slsqp_that_stops_moving_at_the_optimum_ends_there_not_at_its_cap():
+    # HS7: SLSQP reaches -sqrt(3) by iteration 11, then x moves ~1e-18 an iteration and its f-change test never
+    # fires (500 iterations, 1.2 s). Three steps below 1e-14 relative stop it; the KKT check gives the verdict.
+    f = lambda x: torch.log(1 + x[0] ** 2) - x[1]
+    eq = lambda x: ((1 + x[0] ** 2) ** 2 + x[1] ** 2 - 4).reshape(1)
+    out = nlp.minimize(f, torch.tensor([2.0, 2.0], dtype=torch.float64), eq=eq)
+    assert out.status == Status.LOCALLY_OPTIMAL, out.message
+    assert out.iterations <= 30 and "stopped moving" in out.message
+    assert out.objective == pytest.approx(-np.sqrt(3), abs=1e-12)
+    assert out.certificates["stationarity"] <= 1e-8
+
+
+def test_a_stop_on_no_movement_away_from_a_kkt_point_is_not_called_optimal(monkeypatch):
+    # with the stall threshold at 1e9 every step "stops moving": each run ends after 3 iterations (the method
+    # restarts twice from a non-KKT stop), far from the optimum of this curved valley, and the status must say
+    # so: the KKT check decides, not the stop
+    monkeypatch.setattr(nlp, "STALL_STEP", 1e9)
+    f = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2 + (x[2] - 2) ** 2
+    out = nlp.minimize(f, torch.tensor([-1.2, 1.0, 0.0], dtype=torch.float64),
+                       eq=lambda x: (x[0] + x[1] + x[2] - 3.5).reshape(1))
+    assert out.iterations <= 15 and "stopped moving" in out.message
+    assert out.certificates["stationarity"] > 1e-3
+    assert out.status not in (Status.OPTIMAL, Status.LOCALLY_OPTIMAL), (out.status, out.certificates)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="method"):
         nlp.minimize(lambda x: x.sum(), torch.zeros(1), method="newton")

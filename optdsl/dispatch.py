@@ -183,6 +183,8 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
             walk(new, steps + [Step(p, new, inv)], cost + p.cost)
 
     walk(problem, [], 0.0)
+    walk = None   # (the recursive closure refers to itself through its cell: unbound, the walk's state is freed
+    #              when this returns instead of waiting for the cyclic garbage collector)
     for name, (depth, why) in deepest.items():
         if name in rejections and depth > 0:
             rejections[name] = why

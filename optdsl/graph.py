@@ -10,6 +10,8 @@ requirements are a subset of the problem's properties.
 """
 from __future__ import annotations
 
+import functools
+import weakref
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -84,7 +86,8 @@ def analyze(problem: Problem) -> Tags:
     if dcp is None:
         props.add("convex")
     else:  # the reason naming the offending sub-expression is searched for only when someone reads it
-        notes["convex"] = dcp if nonconvex_structure else (lambda: _dcp(problem))
+        # (the problem held weakly: its payload holds these tags, and a cycle would outlive the model)
+        notes["convex"] = dcp if nonconvex_structure else functools.partial(_dcp_of, weakref.ref(problem))
     if "cvxpy" in problem.payload:
         props.add("cvxpy_form")
     # declared structure (levels, min-max, robust, acyclic, finite sums, modules): each is a feature that
@@ -149,6 +152,11 @@ def _is_linear_system(problem: Problem) -> bool:
         return False
     n = sum(v.size for v in problem.variables)
     return sum(c.expr.size for c in cons) == n and all(is_affine(c.expr) for c in cons)
+
+
+def _dcp_of(ref) -> str:
+    problem = ref()
+    return _dcp(problem) if problem is not None else "not DCP"
 
 
 def _dcp(problem: Problem, culprit: bool = True) -> str | None:

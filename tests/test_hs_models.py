@@ -124,6 +124,19 @@ def test_alsketch_reaches_the_published_optimum_with_kkt_certificate(name):
         np.testing.assert_allclose(res.values["x"], ref.x_star, atol=1e-5)
 
 
+def test_alsketch_barrier_hessian_option_reaches_the_backend():
+    """`barrier_hessian` from m.solve() / the CLI reaches alsketch: HS71 (bounds and an inequality) takes 12
+    iterations with the primal-dual block (the default) and 29 with the primal one, at the same optimum."""
+    pd = HS["hs071"].build().solve(solver="alsketch")
+    primal = HS["hs071"].build().solve(solver="alsketch", barrier_hessian="primal")
+    for res in (pd, primal):
+        assert res.status == Status.LOCALLY_OPTIMAL, res.message
+        _check_objective(res.objective, HS["hs071"].EXPECTED)
+    assert pd.iterations + 10 <= primal.iterations
+    with pytest.raises(ValueError, match="barrier_hessian"):
+        HS["hs071"].build().solve(solver="alsketch", barrier_hessian="dual")
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_trust_constr_agrees_with_alsketch(name, request):
     if name in TRUST_CONSTR_FAILS:

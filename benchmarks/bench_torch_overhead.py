@@ -16,8 +16,10 @@ Measured (2026-12-03, shared 2-core machine, 5 interleaved repetitions, medians 
 CPU time, total (build + solve) ratio to m.solve(solver="ipopt"): alsketch 2.47 (5.16 before this work, at
 commit 12170ec, in the same kind of run), nlp 1.50 (2.22), ipopt / CasADi direct 1.64; median alsketch total
 72.6 ms -> 20.1 ms, nlp 25.3 ms -> 12.6 ms. Wall clock (noisier): alsketch 3.00, nlp 1.67. lbfgs applies to no HS
-problem (all have constraints). The largest ratios stay on HS35 and HS71 (7.9x, 8.8x), where alsketch takes
-32-34 iterations to IPOPT's 7-8 (primal barrier, one evaluation and one Hessian per iteration); HS35 profile
+problem (all have constraints). The largest ratios were on HS35 and HS71 (7.9x, 8.8x), where alsketch took
+32-34 iterations to IPOPT's 7-8 (primal barrier); with the primal-dual barrier block and IPOPT's fast mu decrease
+they take 11-12 (5.1x, 6.0x), and the median ratio is 2.78-2.85 against an ipopt path that itself got ~20%
+faster (later run, same machine: nlp 1.67-1.87, ipopt / CasADi direct 1.26-1.39); HS35 profile
 (cProfile, ms per build + solve): f/∇f/c/J 87 -> 10, Hessians 59 -> 4.5, best-point tracking 24 -> 0.7,
 loop rest 62 -> 25, dispatch 14 -> 1.3 (the ipopt work on dispatch), solver total 222 -> 48.
 

@@ -57,7 +57,10 @@ class CasadiDerivatives:
         self.rows = [(c.name, c.expr.size) for c in items]
         self.m_eq = sum(c.expr.size for c in flat.eq_items)
         self.low = low
-        self._fgcj = ca.Function("fgcj", [x, p], [f, ca.gradient(f, x), g, ca.densify(ca.jacobian(g, x))])
+        # dense outputs throughout: `DenseOracle` reads them from flat buffers (a gradient entry that does not
+        # depend on x, or a constant row, would otherwise be structurally absent)
+        self._fgcj = ca.Function("fgcj", [x, p], [ca.densify(f), ca.densify(ca.gradient(f, x)), ca.densify(g),
+                                                 ca.densify(ca.jacobian(g, x))])
         L = sigma * f + (ca.dot(lam, g) if self.m else 0)
         self._hess = ca.Function("hess_lag", [x, p, sigma, lam], [ca.densify(ca.hessian(L, x)[0])])
 
@@ -109,15 +112,16 @@ class DenseOracle:
         self.d, self.scale, self.s = d, scale, s
         self.unit_rows = bool(np.all(s == 1.0))
         self.m, self.m_eq = d.m, d.m_eq  # rows (equalities, then inequalities)
+        self._fgcj, self._hess = _Buffered(d._fgcj), _Buffered(d._hess)   # (per oracle: one per solve)
 
     def _p(self):
-        return self.d.low.parameter_values().tolist()
+        return self.d.low.parameter_values()
 
     def eval(self, x: torch.Tensor):
-        # (arguments as lists: CasADi's numpy typemap costs tens of µs an argument, a list converts in C)
-        f, g, c, J = (a.full() for a in self.d._fgcj(x.detach().cpu().numpy().tolist(), self._p()))
-        f, g = float(f[0, 0]) * self.scale, g.ravel() * self.scale
-        c, J = c.ravel(), J.reshape(self.d.m, x.numel())
+        n = x.numel()
+        f, g, c, J = self._fgcj(x.detach().cpu().numpy(), self._p())
+        f, g = float(f[0]) * self.scale, g * self.scale
+        c, J = c.copy(), J.reshape(n, self.d.m).T   # (CasADi's matrices are column-major)
         self._check(f, c)
         if not self.unit_rows:
             c, J = c * self.s, J * self.s[:, None]
@@ -140,5 +144,28 @@ class DenseOracle:
         lam_np = lam.detach().cpu().numpy()
         if not self.unit_rows:
             lam_np = lam_np * self.s
-        H = self.d._hess(x.detach().cpu().numpy().tolist(), self._p(), self.scale, lam_np.tolist())
-        return torch.from_numpy(H.full())
+        (H,) = self._hess(x.detach().cpu().numpy(), self._p(), self.scale, lam_np)
+        n = x.numel()
+        return torch.from_numpy(H.reshape(n, n).T.copy())
+
+
+class _Buffered:
+    """A CasADi function called through its buffer API (`Function.buffer`): arguments copied into, and results
+    read from, preallocated numpy arrays of the inputs' and outputs' nonzeros (column-major). A call costs under
+    a microsecond where CasADi's Python call takes 30-60 µs on a small model's derivatives, which alsketch and
+    nlp evaluate a few dozen times a solve. The result arrays are reused: callers copy what they keep."""
+
+    def __init__(self, fn):
+        self.args = [np.zeros(fn.nnz_in(i)) for i in range(fn.n_in())]
+        self.res = [np.zeros(fn.nnz_out(i)) for i in range(fn.n_out())]
+        self.buf, self.trigger = fn.buffer()
+        for i, a in enumerate(self.args):
+            self.buf.set_arg(i, memoryview(a))
+        for i, r in enumerate(self.res):
+            self.buf.set_res(i, memoryview(r))
+
+    def __call__(self, *args) -> list:
+        for dst, src in zip(self.args, args):
+            dst[:] = np.ravel(src)
+        self.trigger()
+        return self.res

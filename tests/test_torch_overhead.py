@@ -122,6 +122,35 @@ def test_compiled_derivatives_agree_with_autograd(name):
     assert torch.allclose(oracle.hess(x, lam), H, rtol=1e-12, atol=1e-12)
 
 
+def test_compiled_derivatives_with_structural_zeros_and_reused_buffers():
+    """The objective reads x0 only and the rows are affine (structurally sparse gradient and Jacobian): the
+    buffered outputs are dense and in the right layout, and results already returned are not overwritten by the
+    next call (the oracle reuses its buffers)."""
+    m = od.Model("sparse_grad")
+    x = m.variable(3, name="x")
+    m.minimize((x[0] - 1) ** 2)
+    m.subject_to(x[1] + 2 * x[2] == 3, name="row")
+    m.subject_to(x[2] ** 2 >= 0.25, name="curved")
+    flat = FlatProblem(m.plan("alsketch").problem)
+    oracle = CasadiDerivatives.of(flat).oracle()
+    x1 = torch.tensor([0.3, -0.7, 2.0], dtype=torch.float64)
+    f1, g1, c1, J1 = oracle.eval(x1)
+    H1 = oracle.hess(x1, torch.tensor([0.5, 2.0], dtype=torch.float64))
+    kept = [t.clone() for t in (g1, c1, J1, H1)]
+    oracle.eval(torch.tensor([5.0, 6.0, 7.0], dtype=torch.float64))
+    oracle.hess(torch.tensor([5.0, 6.0, 7.0], dtype=torch.float64), torch.ones(2, dtype=torch.float64))
+    for before, after in zip(kept, (g1, c1, J1, H1)):
+        assert torch.equal(before, after)
+    rows = lambda v: torch.cat([flat.eq(v), flat.ineq(v)])  # noqa: E731
+    assert float(f1) == pytest.approx(0.49, abs=1e-15)
+    assert torch.allclose(g1, torch.tensor([-1.4, 0.0, 0.0], dtype=torch.float64), atol=1e-15)
+    assert torch.allclose(c1, rows(x1), atol=1e-15)
+    assert torch.allclose(J1, torch.autograd.functional.jacobian(rows, x1), atol=1e-15)
+    H = torch.autograd.functional.hessian(lambda v: flat.f(v) + (torch.tensor([0.5, 2.0], dtype=torch.float64)
+                                                                   * rows(v)).sum(), x1)
+    assert torch.allclose(H1, H, atol=1e-15)
+
+
 @pytest.mark.parametrize("solver", ["alsketch", "nlp"])
 @pytest.mark.parametrize("name", ["hs035", "hs071"])
 def test_compiled_and_autograd_derivatives_reach_the_same_point(name, solver):

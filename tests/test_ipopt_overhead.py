@@ -115,3 +115,36 @@ def test_a_variable_outliving_its_model_is_refused_by_another_model():
     m = od.Model("other")
     with pytest.raises(od.ModelError, match="belongs to no model"):
         m.minimize(od.sum_squares(x))
+
+
+def test_buffered_ipopt_call_matches_the_ordinary_call_and_keeps_ctrl_c_an_interrupt():
+    """`_call_buffered` (CasADi's buffer API) gives the ordinary call's outputs and statistics; an exception set
+    during the solve (Ctrl-C: CasADi's buffer call reports it as SystemError) reaches the caller as itself."""
+    import casadi as ca
+
+    from optdsl.backends.ipopt_backend import _call_buffered
+    x = ca.SX.sym("x", 2)
+    solver = ca.nlpsol("t", "ipopt", {"x": x, "f": (x[0] - 1) ** 2 + (x[1] - 2) ** 2, "g": x[0] + x[1]},
+                       {"print_time": False, "ipopt.print_level": 0, "ipopt.sb": "yes"})
+    args = {"x0": np.zeros(2), "lbx": np.full(2, -np.inf), "ubx": np.full(2, np.inf), "lbg": np.array([-np.inf]),
+            "ubg": np.array([2.0])}
+    out, stats = _call_buffered(solver, args)
+    ref = solver(**{k: v.tolist() for k, v in args.items()})
+    for name in ("x", "f", "g", "lam_g", "lam_x"):
+        assert out[name] == pytest.approx(np.array(ref[name].full()).ravel(), abs=1e-12)
+    assert out["x"] == pytest.approx([0.5, 1.5], abs=1e-7) and stats["return_status"] == "Solve_Succeeded"
+
+    class Interrupted:   # a solver whose buffered call reports a Ctrl-C the way CasADi's does
+        def __getattr__(self, name):
+            return getattr(solver, name)
+
+        def buffer(self):
+            def trigger():
+                try:
+                    raise KeyboardInterrupt
+                except KeyboardInterrupt as e:
+                    raise SystemError("<built-in function _function_buffer_eval> returned a result with an "
+                                      "exception set") from e
+            return solver.buffer()[0], trigger
+    with pytest.raises(KeyboardInterrupt):
+        _call_buffered(Interrupted(), args)

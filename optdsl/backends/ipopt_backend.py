@@ -289,13 +289,15 @@ class IpoptBackend(Backend):
         if callback is not None:
             form._iter_cb.iteration = 0
         try:
-            # (lists: CasADi converts them in C; a numpy argument costs ~40 µs in its Python typemap)
-            out = solver(**{k: v.tolist() for k, v in args.items()})
+            if callback is None:
+                out, stats = _call_buffered(solver, args)
+            else:   # (lists: CasADi converts them in C; a numpy argument costs ~40 µs in its Python typemap)
+                out = solver(**{k: v.tolist() for k, v in args.items()})
+                stats = solver.stats()
         except RuntimeError as e:  # CasADi raises when an evaluation fails outright
             return RawSolution(Status.NUMERICAL_ERROR, message=f"ipopt: {str(e).splitlines()[-1]}")
         finally:
             form._callback_slot[0] = None
-        stats = solver.stats()
         # IPOPT relaxes bounds by 1e-8 (bound_relax_factor) while iterating: hand back a point within them
         x = np.clip(_vec(out["x"]), lbx, ubx)
         lam_g, lam_x, g = _vec(out["lam_g"]), _vec(out["lam_x"]), _vec(out["g"])
@@ -305,7 +307,7 @@ class IpoptBackend(Backend):
         msg = f"IPOPT: {ret}" + (f" ({_MESSAGES[ret]})" if ret in _MESSAGES else "")
         counts = {k: int(stats.get(f"n_call_nlp_{s}", 0)) for k, s in
                   (("f", "f"), ("grad", "grad_f"), ("jac", "jac_g"), ("hess", "hess_l"))}
-        sol = RawSolution(status, objective=float(out["f"]), iterations=int(stats.get("iter_count", 0)),
+        sol = RawSolution(status, objective=float(_vec(out["f"])[0]), iterations=int(stats.get("iter_count", 0)),
                           message=msg, counts=counts, extras={"ipopt_status": ret, "builds": form.builds},
                           history=_history(stats))
         if viol.size and status in (Status.INFEASIBLE, Status.NUMERICAL_ERROR):
@@ -330,8 +332,40 @@ class IpoptBackend(Backend):
 
 
 def _vec(dm) -> np.ndarray:
-    """A CasADi column as a flat float array (`nonzeros` for the dense outputs: 2 µs where `full` takes 6)."""
+    """A CasADi column as a flat float array (`nonzeros` for the dense outputs: 2 µs where `full` takes 6);
+    arrays (from `_call_buffered`) pass as they are."""
+    if isinstance(dm, np.ndarray):
+        return dm
     return np.array(dm.nonzeros()) if dm.is_dense() else np.asarray(dm.full()).ravel()
+
+
+def _call_buffered(solver, args: dict) -> tuple[dict, dict]:
+    """One IPOPT solve through CasADi's buffer API: inputs and outputs in numpy arrays given to the solver as
+    memory, none of CasADi's per-argument conversions (a warm re-solve of the hanging chain at N = 500: 5.5 ms
+    instead of 6.9). Returns (outputs by name, the solve's statistics). A fresh buffer per call (6 µs), so
+    concurrent solves share nothing; an exception raised inside the solve (Ctrl-C) reaches the caller as
+    itself, as with CasADi's ordinary call."""
+    arrays = [np.ascontiguousarray(args[name], dtype=float) if name in args else np.zeros(solver.nnz_in(i))
+              for i, name in enumerate(solver.name_in())]
+    res = [np.zeros(solver.nnz_out(i)) for i in range(solver.n_out())]
+    for i, a in enumerate(arrays):
+        if a.size != solver.nnz_in(i):
+            raise RuntimeError(f"argument {solver.name_in(i)} has {a.size} entries, expected {solver.nnz_in(i)}")
+    buf, trigger = solver.buffer()
+    for i, a in enumerate(arrays):
+        buf.set_arg(i, memoryview(a))
+    for i, r in enumerate(res):
+        buf.set_res(i, memoryview(r))
+    try:
+        trigger()
+    except SystemError as e:   # how the buffer call reports a Python exception set during the solve
+        cause = e.__cause__ or e.__context__
+        if cause is not None:
+            raise cause from None
+        raise RuntimeError(str(e)) from None
+    if buf.ret() != 0:
+        raise RuntimeError(f"CasADi evaluation failed (return code {buf.ret()})")
+    return dict(zip(solver.name_out(), res)), buf.stats()
 
 
 @functools.lru_cache(maxsize=None)

@@ -94,6 +94,7 @@ class IpoptForm:
         self.graphs: dict = {}
         self.solvers: dict = {}
         self.builds = 0          # how many CasADi solvers were built (re-solves must not add to it)
+        self.called: set = set()  # ids of the built solvers already called once
         self.last: Optional[dict] = None   # last primal-dual point, for warm starts
         self._callback_slot: list = [None]
         self.graph(self.auto_kind())      # lower now: compile-time work, and errors surface here
@@ -288,8 +289,12 @@ class IpoptBackend(Backend):
         form._callback_slot[0] = flat.callback(callback)
         if callback is not None:
             form._iter_cb.iteration = 0
+        # the buffer API from a solver's second call on: its first buffer checks out a second IPOPT memory, which
+        # costs more than the conversions it saves on a one-off solve (~0.5 ms on the HS models)
+        buffered = callback is None and id(solver) in form.called
+        form.called.add(id(solver))
         try:
-            if callback is None:
+            if buffered:
                 out, stats = _call_buffered(solver, args)
             else:   # (lists: CasADi converts them in C; a numpy argument costs ~40 µs in its Python typemap)
                 out = solver(**{k: v.tolist() for k, v in args.items()})

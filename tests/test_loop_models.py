@@ -148,9 +148,9 @@ def test_loop_built_rows_evaluate_as_one_vector_in_torch_backends():
 
 @pytest.mark.parametrize("solver", [None, "ipopt"])
 def test_a_loop_built_sum_deeper_than_pythons_recursion_limit_solves(solver):
-    """s = s + (x[i] - t_i)² over 1200 terms is an expression 1200 deep: the DCP rules, the affinity check and
+    """s = s + (x[i] - t_i)² over 1100 terms is an expression 1100 deep: the DCP rules, the affinity check and
     the CasADi lowering walk it without recursion (it used to end in RecursionError)."""
-    n = 1200
+    n = 1100
     m = od.Model("deep")
     x = m.variable(n, name="x")
     t = np.linspace(0.0, 1.0, n)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..solvers.autodiff import NonFinite
+from .casadi_buffer import Buffered
 
 LIMIT = 400  # n + m up to which dense CasADi derivatives replace autograd
 # models written with vectors (at least VECTOR_ENTRIES entries over their ops, VECTOR_WIDTH per op on average:
@@ -112,7 +113,7 @@ class DenseOracle:
         self.d, self.scale, self.s = d, scale, s
         self.unit_rows = bool(np.all(s == 1.0))
         self.m, self.m_eq = d.m, d.m_eq  # rows (equalities, then inequalities)
-        self._fgcj, self._hess = _Buffered(d._fgcj), _Buffered(d._hess)   # (per oracle: one per solve)
+        self._fgcj, self._hess = Buffered(d._fgcj), Buffered(d._hess)   # (per oracle: one per solve)
 
     def _p(self):
         return self.d.low.parameter_values()
@@ -147,25 +148,3 @@ class DenseOracle:
         (H,) = self._hess(x.detach().cpu().numpy(), self._p(), self.scale, lam_np)
         n = x.numel()
         return torch.from_numpy(H.reshape(n, n).T.copy())
-
-
-class _Buffered:
-    """A CasADi function called through its buffer API (`Function.buffer`): arguments copied into, and results
-    read from, preallocated numpy arrays of the inputs' and outputs' nonzeros (column-major). A call costs under
-    a microsecond where CasADi's Python call takes 30-60 µs on a small model's derivatives, which alsketch and
-    nlp evaluate a few dozen times a solve. The result arrays are reused: callers copy what they keep."""
-
-    def __init__(self, fn):
-        self.args = [np.zeros(fn.nnz_in(i)) for i in range(fn.n_in())]
-        self.res = [np.zeros(fn.nnz_out(i)) for i in range(fn.n_out())]
-        self.buf, self.trigger = fn.buffer()
-        for i, a in enumerate(self.args):
-            self.buf.set_arg(i, memoryview(a))
-        for i, r in enumerate(self.res):
-            self.buf.set_res(i, memoryview(r))
-
-    def __call__(self, *args) -> list:
-        for dst, src in zip(self.args, args):
-            dst[:] = np.ravel(src)
-        self.trigger()
-        return self.res

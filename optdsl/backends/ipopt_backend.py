@@ -345,32 +345,13 @@ def _vec(dm) -> np.ndarray:
 
 
 def _call_buffered(solver, args: dict) -> tuple[dict, dict]:
-    """One IPOPT solve through CasADi's buffer API: inputs and outputs in numpy arrays given to the solver as
-    memory, none of CasADi's per-argument conversions (a warm re-solve of the hanging chain at N = 500: 5.5 ms
-    instead of 6.9). Returns (outputs by name, the solve's statistics). A fresh buffer per call (6 µs), so
-    concurrent solves share nothing; an exception raised inside the solve (Ctrl-C) reaches the caller as
-    itself, as with CasADi's ordinary call."""
-    arrays = [np.ascontiguousarray(args[name], dtype=float) if name in args else np.zeros(solver.nnz_in(i))
-              for i, name in enumerate(solver.name_in())]
-    res = [np.zeros(solver.nnz_out(i)) for i in range(solver.n_out())]
-    for i, a in enumerate(arrays):
-        if a.size != solver.nnz_in(i):
-            raise RuntimeError(f"argument {solver.name_in(i)} has {a.size} entries, expected {solver.nnz_in(i)}")
-    buf, trigger = solver.buffer()
-    for i, a in enumerate(arrays):
-        buf.set_arg(i, memoryview(a))
-    for i, r in enumerate(res):
-        buf.set_res(i, memoryview(r))
-    try:
-        trigger()
-    except SystemError as e:   # how the buffer call reports a Python exception set during the solve
-        cause = e.__cause__ or e.__context__
-        if cause is not None:
-            raise cause from None
-        raise RuntimeError(str(e)) from None
-    if buf.ret() != 0:
-        raise RuntimeError(f"CasADi evaluation failed (return code {buf.ret()})")
-    return dict(zip(solver.name_out(), res)), buf.stats()
+    """One IPOPT solve through CasADi's buffer API (`casadi_buffer.Buffered`; a warm re-solve of the hanging chain
+    at N = 500: 5.5 ms instead of 6.9). Returns (outputs by name, the solve's statistics). A fresh buffer per
+    call (6 µs), so concurrent solves share nothing; Ctrl-C inside the solve reaches the caller as itself."""
+    from .casadi_buffer import Buffered
+    call = Buffered(solver)
+    res = call(*(args.get(name, 0.0) for name in solver.name_in()))   # (absent: lam_x0/lam_g0, zero as by default)
+    return dict(zip(solver.name_out(), res)), call.stats()
 
 
 @functools.lru_cache(maxsize=None)

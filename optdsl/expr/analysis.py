@@ -14,11 +14,8 @@ from .ops import SPECS
 
 
 def is_affine(e: Expr, wrt: Iterable | None = None) -> bool:
-    if wrt is None:   # affine in its variables: asked of the same rows by tags, DCP and backends (kept on the node)
-        cached = e.__dict__.get("_affine")
-        if cached is None:
-            cached = e._affine = _is_affine(e, set(e.variables()))
-        return cached
+    if wrt is None:   # affine in its variables: asked of the same rows by tags, DCP and backends (kept)
+        return e._kept("_affine", lambda x: _is_affine(x, set(x.variables())))
     return _is_affine(e, set(wrt))
 
 

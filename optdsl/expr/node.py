@@ -91,13 +91,18 @@ class Expr:
             self._nodes = tuple(out[1:])   # (without the node itself: holding itself would be a reference cycle)
         return iter(out)
 
+    def _kept(self, key: str, compute):
+        """``compute(self)``, computed once and kept on the expression under `key`: expressions are immutable,
+        and dispatch, tags and backends ask the same facts of every problem a rewrite derives, which share
+        their rows (op names, affinity, CasADi eligibility, size statistics)."""
+        d = self.__dict__
+        if key not in d:
+            d[key] = compute(self)
+        return d[key]
+
     def op_names(self) -> frozenset:
-        """The names of the ops in this expression (kept: dispatch's tags and eligibility checks ask every
-        problem a rewrite derives, and those share their rows)."""
-        names = self.__dict__.get("_op_names")
-        if names is None:
-            names = self._op_names = frozenset(n.name for n in self.nodes() if isinstance(n, Op))
-        return names
+        """The names of the ops in this expression (kept)."""
+        return self._kept("_op_names", lambda e: frozenset(n.name for n in e.nodes() if isinstance(n, Op)))
 
     def variables(self) -> list["Variable"]:
         return [leaf for leaf in self.leaves() if isinstance(leaf, Variable)]

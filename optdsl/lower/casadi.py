@@ -248,9 +248,7 @@ def _op_stats(exprs) -> tuple[int, int, int]:
     them). An op shared by two rows counts in each: these are size estimates for choosing a graph kind."""
     entries = ops = dense = 0
     for e in exprs:
-        st = e.__dict__.get("_op_stats")
-        if st is None:
-            st = e._op_stats = _expr_op_stats(e)
+        st = e._kept("_op_stats", _expr_op_stats)
         entries, ops, dense = entries + st[0], ops + st[1], dense + st[2]
     return entries, ops, dense
 
@@ -270,10 +268,7 @@ def _expr_op_stats(e) -> tuple[int, int, int]:
 def unlowerable(expr: Expr) -> str | None:
     """Why `expr` cannot be lowered (naming the term), or None; a scan of op names and ranks, no CasADi work
     (kept on the expression: dispatch asks it of every problem a rewrite derives, which share their rows)."""
-    cached = expr.__dict__.get("_casadi_unlowerable", False)
-    if cached is False:
-        cached = expr._casadi_unlowerable = _unlowerable(expr)
-    return cached
+    return expr._kept("_casadi_unlowerable", _unlowerable)
 
 
 def _unlowerable(expr: Expr) -> str | None:

@@ -13,7 +13,9 @@ Measured side by side in one run:
      direct CasADi run here gets the same option from 4500 variables (as a user would have to find). Not run
      by default;
   3. parameter re-solve: the chain with the right end's height a parameter; first solve (lowering + building
-     the IPOPT solver + solving) vs the median re-solve after changing the parameter.
+     the IPOPT solver + solving; median over 6 fresh models) vs the median re-solve after changing the
+     parameter in steps of 0.05, in a sweep (each value continues the last two: the re-solve may start from the
+     extrapolation of the last two solutions) and back and forth (b&f: the plain warm start).
 Columns: build time, solve time, total, iterations, objective agreement |f - f_direct| / (1 + |f_direct|).
 Ratios are ours / CasADi-direct (total time), medians over the set.
 
@@ -252,36 +254,57 @@ def bench_chain(sizes, with_alsketch, repeat=3):
               f"CPU-time ratio {ours['cpu'] / direct['cpu']:.2f}")
 
 
-def bench_resolve(sizes, resolves=5):
+def _param_chain(N):
+    h, t = 2.0 / N, np.linspace(0, 1, N + 1)
+    m = od.Model("chain_p")
+    x = m.variable(N + 1, name="x", value=t)
+    y = m.variable(N + 1, name="y", value=-t * (1 - t))
+    b = m.parameter(value=0.0, name="b")
+    m.minimize(h * ((y[:-1] + y[1:]) / 2).sum())
+    m.subject_to(od.square(x[1:] - x[:-1]) + od.square(y[1:] - y[:-1]) == h ** 2, name="links")
+    m.subject_to(x[[0, N]] == np.array([0.0, 1.0]), name="ends_x")
+    m.subject_to(y[0] == 0, name="left")
+    m.subject_to(y[N] == b, name="right")
+    return m, b
+
+
+# the right end's height in steps of 0.05: a sweep (each value continues the last two: the re-solve may start
+# from their extrapolation) and back and forth (each step reverses the last: the plain warm start)
+SWEEP = [0.05 * (k + 1) for k in range(7)]
+BACK_AND_FORTH = [0.05, 0.10, 0.05, 0.10, 0.05, 0.10, 0.05]
+
+
+def bench_resolve(sizes, models=3):
     print("\n== Parameter re-solve (chain, right end's height a parameter; ipopt) ==")
-    print(f"{'N':>6s} {'first ms':>9s} {'re-solve ms':>12s} {'ratio':>7s} {'first it':>9s} {'re-solve it':>12s}")
+    print(f"{'N':>6s} {'first ms':>9s} {'sweep ms':>9s} {'ratio':>6s} {'b&f ms':>9s} {'ratio':>6s} "
+          f"{'first it':>9s} {'sweep it':>9s} {'b&f it':>9s}")
     for N in sizes:
-        h, t = 2.0 / N, np.linspace(0, 1, N + 1)
-        m = od.Model("chain_p")
-        x = m.variable(N + 1, name="x", value=t)
-        y = m.variable(N + 1, name="y", value=-t * (1 - t))
-        b = m.parameter(value=0.0, name="b")
-        m.minimize(h * ((y[:-1] + y[1:]) / 2).sum())
-        m.subject_to(od.square(x[1:] - x[:-1]) + od.square(y[1:] - y[:-1]) == h ** 2, name="links")
-        m.subject_to(x[[0, N]] == np.array([0.0, 1.0]), name="ends_x")
-        m.subject_to(y[0] == 0, name="left")
-        m.subject_to(y[N] == b, name="right")
-        c = time.process_time()
-        first, t_first = timed(lambda: m.solve())
-        cpu_first = time.process_time() - c
-        times, cpus, its = [], [], []
-        for k in range(resolves + 1):   # the first re-solve also builds the warm-start solver: reported apart
-            b.value = 0.05 * (k + 1)
-            c = time.process_time()
-            r, dt = timed(lambda: m.solve())
-            cpus.append(time.process_time() - c)
-            assert r.status.is_success, r.message
-            times.append(dt)
-            its.append(r.iterations)
-        med = statistics.median(times[1:])
-        print(f"{N:6d} {1e3 * t_first:9.1f} {1e3 * med:12.1f} {t_first / med:7.1f} {first.iterations:9d} "
-              f"{statistics.median(its[1:]):12.0f}   (CPU-time ratio {cpu_first / statistics.median(cpus[1:]):.1f}; "
-              f"first re-solve, building the warm-start solver: {1e3 * times[0]:.1f} ms)")
+        first, sweep, jumps, cpu = [], [], [], {"first": [], "sweep": [], "jumps": []}
+        its = {"first": [], "sweep": [], "jumps": []}
+        for _ in range(models):   # fresh models: the first solve lowers the model and builds the IPOPT solver
+            for label, values, out in (("sweep", SWEEP, sweep), ("jumps", BACK_AND_FORTH, jumps)):
+                m, b = _param_chain(N)
+                c = time.process_time()
+                r, dt = timed(lambda: m.solve())
+                cpu["first"].append(time.process_time() - c)
+                first.append(dt)
+                its["first"].append(r.iterations)
+                # (the first re-solve also builds the warm-start solver, and has nothing to extrapolate from)
+                for k, value in enumerate(values):
+                    b.value = value
+                    c = time.process_time()
+                    r, dt = timed(lambda: m.solve())
+                    assert r.status.is_success, r.message
+                    if k >= 2:
+                        out.append(dt)
+                        cpu[label].append(time.process_time() - c)
+                        its[label].append(r.iterations)
+        med = {k: statistics.median(v) for k, v in (("first", first), ("sweep", sweep), ("jumps", jumps))}
+        mc = {k: statistics.median(v) for k, v in cpu.items()}
+        print(f"{N:6d} {1e3 * med['first']:9.1f} {1e3 * med['sweep']:9.2f} {med['first'] / med['sweep']:6.1f} "
+              f"{1e3 * med['jumps']:9.2f} {med['first'] / med['jumps']:6.1f} "
+              + " ".join(f"{statistics.median(its[k]):9.0f}" for k in ("first", "sweep", "jumps"))
+              + f"   (CPU-time ratios {mc['first'] / mc['sweep']:.1f} / {mc['first'] / mc['jumps']:.1f})")
 
 
 def bench_poisson(sizes, cvxpy_max=128):

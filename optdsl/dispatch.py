@@ -58,6 +58,12 @@ _COMBINED = {
 }
 
 
+# properties saying a pass has lowered the problem for one family of backends (convex_to_cvxpy,
+# robust_to_counterpart): such a problem is offered only to the backends that require the form, since any other
+# backend that takes it takes the problem before the rewrite for less
+_FORMS = frozenset({"cvxpy_form"})
+
+
 def _verdict_tags(tags: Tags) -> Tags:
     """`tags` with notes that are computed on read (graph's lazy DCP reason) replaced by a placeholder:
     a backend's refusal is decided by features and properties, the notes only word it."""
@@ -156,7 +162,8 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
     def walk(prob: Problem, steps: list[Step], cost: float) -> None:
         tags: Tags = analyze(prob)
         walked.append((prob, tags))
-        for b in candidates:
+        forms = tags.properties & _FORMS
+        for b in (candidates if not forms else [b for b in candidates if forms <= b.requires]):
             if refuses(b, prob, tags):
                 # after normalizing rewrites only, the reason is the informative one ("cannot handle maximize"
                 # at the root hides what is left once the objective is flipped); after structural rewrites

@@ -1,12 +1,12 @@
 """`Problem`: the normalized form passes rewrite and backends consume, and `RawSolution`, what flows back.
 
-A Problem is immutable in spirit: a pass returns a new one (``dataclasses.replace``) plus the data it
+A Problem is immutable in spirit: a pass returns a new one (`Problem.with_`) plus the data it
 needs to map a solution back (`invert`). Constraints are stored normalized, ``expr (== | <=) 0``, each
 under the user's name, so multipliers can be reported by name after inversion.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 import numpy as np
@@ -40,7 +40,15 @@ class Problem:
     applied: tuple[str, ...] = ()                        # names of the passes applied so far
 
     def with_(self, **changes: Any) -> "Problem":
-        return replace(self, **changes)
+        """A copy with `changes` (`dataclasses.replace`, without its per-field Python loop through __init__: a
+        pass runs this for every problem dispatch walks)."""
+        unknown = changes.keys() - _PROBLEM_FIELDS
+        if unknown:
+            raise TypeError(f"Problem has no field {sorted(unknown)[0]!r}")
+        new = object.__new__(type(self))
+        d = self.__dict__
+        new.__dict__.update({f: changes[f] if f in changes else d[f] for f in _PROBLEM_FIELDS})
+        return new
 
     @property
     def hard_constraints(self) -> tuple[ConstraintItem, ...]:
@@ -48,6 +56,9 @@ class Problem:
 
     def has_bounds(self) -> bool:
         return self.bounds and any(v.lb is not None or v.ub is not None for v in self.variables)
+
+
+_PROBLEM_FIELDS = frozenset(f.name for f in fields(Problem))
 
 
 @dataclass

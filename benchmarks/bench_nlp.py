@@ -13,9 +13,10 @@ Measured side by side in one run:
      direct CasADi run here gets the same option from 4500 variables (as a user would have to find). Not run
      by default;
   3. parameter re-solve: the chain with the right end's height a parameter; first solve (lowering + building
-     the IPOPT solver + solving; median over 6 fresh models) vs the median re-solve after changing the
-     parameter in steps of 0.05, in a sweep (each value continues the last two: the re-solve may start from the
-     extrapolation of the last two solutions) and back and forth (b&f: the plain warm start).
+     the IPOPT solver + solving; median over 9 fresh models) vs the median re-solve after changing the
+     parameter in steps of 0.05: in a sweep (each value continues the last two: the re-solve starts from the
+     extrapolation of the last two solutions), back and forth (b&f: each value returns to the one before the
+     last), and the sweep with extrapolate=False (IPOPT's warm start from the last solution alone).
 Columns: build time, solve time, total, iterations, objective agreement |f - f_direct| / (1 + |f_direct|).
 Ratios are ours / CasADi-direct (total time), medians over the set.
 
@@ -268,43 +269,49 @@ def _param_chain(N):
     return m, b
 
 
-# the right end's height in steps of 0.05: a sweep (each value continues the last two: the re-solve may start
-# from their extrapolation) and back and forth (each step reverses the last: the plain warm start)
-SWEEP = [0.05 * (k + 1) for k in range(7)]
-BACK_AND_FORTH = [0.05, 0.10, 0.05, 0.10, 0.05, 0.10, 0.05]
+# the right end's height in steps of 0.05: a sweep (each value continues the last two: the re-solve starts from
+# their extrapolation), back and forth (each value returns to the one before the last: the secant start is that
+# solution), and the sweep again with extrapolate=False (IPOPT's warm start from the last solution alone)
+SEQUENCES = {"sweep": ([0.05 * (k + 1) for k in range(7)], {}),
+             "b&f": ([0.05, 0.10, 0.05, 0.10, 0.05, 0.10, 0.05], {}),
+             "warm only": ([0.05 * (k + 1) for k in range(7)], {"extrapolate": False})}
+STEPS = 7
 
 
 def bench_resolve(sizes, models=3):
-    print("\n== Parameter re-solve (chain, right end's height a parameter; ipopt) ==")
-    print(f"{'N':>6s} {'first ms':>9s} {'sweep ms':>9s} {'ratio':>6s} {'b&f ms':>9s} {'ratio':>6s} "
-          f"{'first it':>9s} {'sweep it':>9s} {'b&f it':>9s}")
+    print("\n== Parameter re-solve (chain, right end's height a parameter; ipopt): first solve / re-solve ==")
+    print(f"{'N':>6s} {'first ms':>9s} " + " ".join(f"{k + ' ms':>12s} {'ratio':>6s} {'it':>3s}" for k in SEQUENCES))
     for N in sizes:
-        first, sweep, jumps, cpu = [], [], [], {"first": [], "sweep": [], "jumps": []}
-        its = {"first": [], "sweep": [], "jumps": []}
+        wall = {k: [] for k in ("first", *SEQUENCES)}
+        cpu = {k: [] for k in wall}
+        its = {k: [] for k in wall}
+
+        def run(label, m, opts):
+            c = time.process_time()
+            r, dt = timed(lambda: m.solve(**opts))
+            assert r.status.is_success, r.message
+            wall[label].append(dt)
+            cpu[label].append(time.process_time() - c)
+            its[label].append(r.iterations)
+
         for _ in range(models):   # fresh models: the first solve lowers the model and builds the IPOPT solver
-            for label, values, out in (("sweep", SWEEP, sweep), ("jumps", BACK_AND_FORTH, jumps)):
-                m, b = _param_chain(N)
-                c = time.process_time()
-                r, dt = timed(lambda: m.solve())
-                cpu["first"].append(time.process_time() - c)
-                first.append(dt)
-                its["first"].append(r.iterations)
-                # (the first re-solve also builds the warm-start solver, and has nothing to extrapolate from)
-                for k, value in enumerate(values):
-                    b.value = value
-                    c = time.process_time()
-                    r, dt = timed(lambda: m.solve())
-                    assert r.status.is_success, r.message
-                    if k >= 2:
-                        out.append(dt)
-                        cpu[label].append(time.process_time() - c)
-                        its[label].append(r.iterations)
-        med = {k: statistics.median(v) for k, v in (("first", first), ("sweep", sweep), ("jumps", jumps))}
+            models_now = {label: (_param_chain(N), values, opts) for label, (values, opts) in SEQUENCES.items()}
+            for (m, b), values, opts in models_now.values():
+                run("first", m, opts)
+            for k in range(STEPS):   # the sequences interleaved: a load spike hits all of them
+                for label, ((m, b), values, opts) in models_now.items():
+                    b.value = values[k]
+                    if k < 2:   # (the first re-solve builds the warm-start solver; nothing to extrapolate yet)
+                        m.solve(**opts)
+                    else:
+                        run(label, m, opts)
+        med = {k: statistics.median(v) for k, v in wall.items()}
         mc = {k: statistics.median(v) for k, v in cpu.items()}
-        print(f"{N:6d} {1e3 * med['first']:9.1f} {1e3 * med['sweep']:9.2f} {med['first'] / med['sweep']:6.1f} "
-              f"{1e3 * med['jumps']:9.2f} {med['first'] / med['jumps']:6.1f} "
-              + " ".join(f"{statistics.median(its[k]):9.0f}" for k in ("first", "sweep", "jumps"))
-              + f"   (CPU-time ratios {mc['first'] / mc['sweep']:.1f} / {mc['first'] / mc['jumps']:.1f})")
+        print(f"{N:6d} {1e3 * med['first']:9.1f} "
+              + " ".join(f"{1e3 * med[k]:12.2f} {med['first'] / med[k]:6.1f} {statistics.median(its[k]):3.0f}"
+                         for k in SEQUENCES)
+              + f"   (first solve: {statistics.median(its['first']):.0f} iterations; CPU-time ratios "
+              + " / ".join(f"{mc['first'] / mc[k]:.1f}" for k in SEQUENCES) + ")")
 
 
 def bench_poisson(sizes, cvxpy_max=128):

@@ -42,9 +42,17 @@ def test_a_sweep_starts_from_the_extrapolation_and_takes_fewer_iterations_to_the
     assert cold_m.solve(solver="ipopt").objective == pytest.approx(ex[-1].objective, rel=1e-8)
 
 
-def test_no_extrapolation_backwards_after_values_are_set_or_after_a_failure():
-    back = _sweep(True, [0.10, 0.05, 0.10, 0.05])   # (from b = 0) each step reverses the last: theta < 0
-    assert [r.extras["start"] for r in back] == ["warm"] * 4
+def test_back_and_forth_starts_from_the_earlier_solution():
+    plain, back = (_sweep(ex, [0.10, 0.05, 0.10, 0.05]) for ex in (False, True))   # (from b = 0)
+    # 0 -> 0.10 -> 0.05 interpolates halfway; then each value returns to the one before the last
+    assert [r.extras["start"] for r in back] == ["warm", "extrapolated", "extrapolated", "extrapolated"]
+    assert [r.iterations for r in back[2:]] == [0, 0]     # that solution is already optimal
+    assert min(r.iterations for r in plain[2:]) > 0
+    for a, b in zip(plain, back):
+        assert b.objective == pytest.approx(a.objective, rel=1e-8)
+
+
+def test_no_extrapolation_after_values_are_set_or_after_a_failure():
     m, b = _param_chain(40)
     for v in (0.0, 0.05, 0.10):
         b.value = v
@@ -83,11 +91,14 @@ def test_a_bent_path_keeps_the_plain_warm_start():
     (np.array([2.5, 2.5]), 0.5),
     (np.array([4.0, 4.0]), 2.0),            # MAX_THETA steps
     (np.array([4.5, 4.5]), None),           # beyond
-    (np.array([1.0, 1.0]), None),           # behind (a reversed step)
-    (np.array([2.0, 2.0]), None),           # the last parameter itself
+    (np.array([1.5, 1.5]), -0.5),           # between the two: interpolated
+    (np.array([1.0, 1.0]), -1.0),           # back to the first: its solution
+    (np.array([-1.0, -1.0]), -3.0),         # MAX_THETA steps beyond the first
+    (np.array([-1.5, -1.5]), None),
+    (np.array([2.0, 2.0]), None),           # the last parameter itself (the plain warm start is its solution)
     (np.array([3.0, 3.1]), None),           # off the line
 ])
-def test_secant_start_extrapolates_only_ahead_on_the_line(p_new, expected):
+def test_secant_start_proposes_only_on_the_line_near_the_two_solutions(p_new, expected):
     s = SecantStart()
     x0, x1 = np.array([0.0, 1.0]), np.array([1.0, 3.0])
     s.record(np.array([1.0, 1.0]), x0, np.array([-1.0, 0.0]), np.array([2.0]))

@@ -98,6 +98,9 @@ class IpoptForm:
         self.called: set = set()  # ids of the built solvers already called once
         self._grad_fns: dict = {}  # id(solver) -> its buffered nlp_grad (`_nlp_grad`)
         self.secant = SecantStart()    # the last two solutions, for a re-solve along a parameter sweep
+        # any finite variable bound (set again by each solve): without, the bound parts of the violation,
+        # complementarity and start checks are zeros and skipped
+        self.has_bounds = True
         self.last: Optional[dict] = None   # last primal-dual point, for warm starts
         self._callback_slot: list = [None]
         self.graph(self.auto_kind())      # lower now: compile-time work, and errors surface here
@@ -191,9 +194,11 @@ class IpoptForm:
         """An extrapolated (x, λ_x, λ_g) made a valid IPOPT start: x within its bounds, inequality multipliers
         ≥ 0, and bound multipliers kept only where they keep the last solution's sign (an active bound)."""
         x, lam_x, lam_g = guess
+        if self.m > self.m_eq:
+            lam_g[self.m_eq:] = np.maximum(lam_g[self.m_eq:], 0.0)
+        if not self.has_bounds:
+            return x, lam_x, lam_g
         x = np.clip(x, args["lbx"], args["ubx"])
-        lam_g = lam_g.copy()
-        lam_g[self.m_eq:] = np.maximum(lam_g[self.m_eq:], 0.0)
         lam_x = np.where(np.sign(lam_x) == np.sign(args["lam_x0"]), lam_x, 0.0)
         return x, lam_x, lam_g
 
@@ -201,13 +206,16 @@ class IpoptForm:
         """max(‖∇f + Jᵀλ_g + λ_x‖∞, constraint violation, complementarity) at (x, λ) and parameters ``args["p"]``
         (CasADi's signs: λ_x < 0 on an active lower bound, λ_g ≥ 0 on an inequality ``g ≤ 0``)."""
         _, g, grad = self._nlp_grad(solver)(x, args["p"], lam_g)
-        eq, ineq = g[:self.m_eq], g[self.m_eq:]
-        lbx, ubx = args["lbx"], args["ubx"]
-        with np.errstate(invalid="ignore"):   # (inf * 0 where a side is unbounded: the multiplier is 0 there)
-            gap = np.where(lam_x < 0, x - lbx, np.where(lam_x > 0, ubx - x, 0.0))
-        parts = (np.abs(grad + lam_x), np.abs(eq), np.maximum(ineq, 0.0), np.abs(lam_g[self.m_eq:] * ineq),
-                 np.abs(lam_x * np.nan_to_num(gap)))
-        r = max(float(np.max(a, initial=0.0)) for a in parts)
+        grad += lam_x
+        parts = [grad, g[:self.m_eq]]
+        if self.m > self.m_eq:
+            ineq = g[self.m_eq:]
+            parts += [np.maximum(ineq, 0.0), lam_g[self.m_eq:] * ineq]
+        if lam_x.any():   # (zero bound multipliers: nothing to be complementary)
+            with np.errstate(invalid="ignore"):   # (inf * 0 where a side is unbounded: the multiplier is 0 there)
+                gap = np.where(lam_x < 0, x - args["lbx"], np.where(lam_x > 0, args["ubx"] - x, 0.0))
+            parts.append(lam_x * np.nan_to_num(gap))
+        r = max(float(np.max(np.abs(a), initial=0.0)) for a in parts)
         return r if np.isfinite(r) else np.inf
 
     def parameter_values(self) -> np.ndarray:
@@ -227,7 +235,9 @@ class IpoptForm:
         key = (tuple(sorted((k, repr(v)) for k, v in opts.items())), kind, callback)
         s = self.solvers.get(key)
         if s is None:
-            full = {"print_time": False, **{f"ipopt.{k}": v for k, v in opts.items()}}
+            # (calc_lam_p: CasADi's multipliers of the parameters, a gradient evaluation after every solve that
+            # nothing reads: 0.2-0.4 ms of a warm re-solve of the hanging chain at N = 500 ... 2000)
+            full = {"print_time": False, "calc_lam_p": False, **{f"ipopt.{k}": v for k, v in opts.items()}}
             if callback:
                 self._iter_cb = _IterationCallback(self.flat.n, self.m, self._callback_slot)
                 full["iteration_callback"] = self._iter_cb
@@ -339,6 +349,7 @@ class IpoptBackend(Backend):
         kind = form.auto_kind() if options["graph"] == "auto" else options["graph"]
         solver = form.solver(opts, kind, callback is not None)
         lbx, ubx = flat.bounds()
+        form.has_bounds = bool(np.isfinite(lbx).any() or np.isfinite(ubx).any())
         args = dict(x0=flat.x0_numpy(), p=form.parameter_values(), lbx=lbx, ubx=ubx, lbg=form.lbg, ubg=form.ubg)
         start = "cold"
         if warm:
@@ -469,10 +480,14 @@ def _history(stats: dict) -> list[dict]:
 def _violation(x, g, lbx, ubx, form) -> np.ndarray:
     """Per-row violation: constraint rows, then lower and upper bounds (inf - inf never occurs: inf bounds give 0)."""
     with np.errstate(invalid="ignore"):
-        rows = np.concatenate([np.abs(g[:form.m_eq]), np.maximum(g[form.m_eq:], 0.0)])
-        lo = np.where(np.isfinite(lbx), np.maximum(lbx - x, 0.0), 0.0)
-        hi = np.where(np.isfinite(ubx), np.maximum(x - ubx, 0.0), 0.0)
-    return np.nan_to_num(np.concatenate([rows, lo, hi]), nan=np.inf)
+        rows = [np.abs(g[:form.m_eq]), np.maximum(g[form.m_eq:], 0.0)]
+        if form.has_bounds:
+            rows += [np.where(np.isfinite(lbx), np.maximum(lbx - x, 0.0), 0.0),
+                     np.where(np.isfinite(ubx), np.maximum(x - ubx, 0.0), 0.0)]
+        else:
+            rows.append(np.zeros(2 * x.size))
+    out = np.concatenate(rows)
+    return out if np.isfinite(out).all() else np.nan_to_num(out, nan=np.inf)
 
 
 def _row_name(flat, form, k: int) -> str:
@@ -487,9 +502,10 @@ def _row_name(flat, form, k: int) -> str:
 def _complementarity(x, g, lam_g, lam_x, lbx, ubx, form) -> float:
     """max |μᵢ cᵢ(x)| over inequality rows and |zⱼ (xⱼ - boundⱼ)| over bounds."""
     parts = [np.abs(lam_g[form.m_eq:] * g[form.m_eq:])]
-    with np.errstate(invalid="ignore"):
-        parts.append(np.where(np.isfinite(ubx), np.abs(np.maximum(lam_x, 0) * (x - ubx)), 0.0))
-        parts.append(np.where(np.isfinite(lbx), np.abs(np.maximum(-lam_x, 0) * (x - lbx)), 0.0))
+    if form.has_bounds:
+        with np.errstate(invalid="ignore"):
+            parts.append(np.where(np.isfinite(ubx), np.abs(np.maximum(lam_x, 0) * (x - ubx)), 0.0))
+            parts.append(np.where(np.isfinite(lbx), np.abs(np.maximum(-lam_x, 0) * (x - lbx)), 0.0))
     return float(max((p.max(initial=0.0) for p in parts), default=0.0))
 
 

@@ -5,7 +5,8 @@ p = p₁ + θ (p₁ − p₀), has, to first order along the solution path z(p),
 
     z(p) ≈ z₁ + θ (z₁ − z₀),
 
-the Euler predictor of continuation methods with the secant in place of dz/dp, so it costs no factorization.
+the Euler predictor of continuation methods with the secant in place of dz/dp, so it costs no factorization
+(θ > 0: a sweep continued; −1 < θ < 0: between the two, an interpolation; θ = −1: back to p₀, z₀ itself).
 The caller keeps it only when its KKT residual at p is below that of z₁ (the plain warm start), so a bent path or
 a changed active set costs two residual evaluations, never a worse start. On the hanging chain swept in its right
 end's height, IPOPT's warm re-solve takes 2 iterations from it instead of 3.
@@ -20,7 +21,7 @@ import numpy as np
 class SecantStart:
     """The last two solutions of one compiled problem, by parameter vector; `propose` extrapolates them."""
 
-    MAX_THETA = 2.0     # extrapolate at most two steps of the last one ahead
+    MAX_THETA = 2.0     # extrapolate at most two steps of the last one beyond either solution
     LINE_TOL = 1e-9     # relative distance of p from the line through the last two parameters
 
     def __init__(self):
@@ -33,9 +34,9 @@ class SecantStart:
         self.points = []
 
     def propose(self, p: np.ndarray, x0: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(x, lam_x, lam_g) extrapolated to `p`, or None when there are fewer than two solutions, the start `x0`
-        is not the last solution (values were set since), or `p` is not ahead on the line through the last two
-        parameters (at most MAX_THETA steps)."""
+        """(x, lam_x, lam_g) on the secant at `p`, or None when there are fewer than two solutions, the start `x0`
+        is not the last solution (values were set since), `p` is the last parameter, or `p` is not on the line
+        through the last two parameters within MAX_THETA steps beyond either (between them it interpolates)."""
         if len(self.points) < 2 or p.size == 0:
             return None
         (p0, x_0, zx0, zg0), (p1, x_1, zx1, zg1) = self.points
@@ -46,7 +47,7 @@ class SecantStart:
         if dd == 0.0:
             return None
         theta = float((p - p1) @ d) / dd
-        if not 0.0 < theta <= self.MAX_THETA:
+        if theta == 0.0 or not -1.0 - self.MAX_THETA <= theta <= self.MAX_THETA:
             return None
         off = p - p1 - theta * d
         if float(np.max(np.abs(off))) > self.LINE_TOL * float(np.max(np.abs(p - p1))):

@@ -256,17 +256,7 @@ def bench_chain(sizes, with_alsketch, repeat=3):
 
 
 def _param_chain(N):
-    h, t = 2.0 / N, np.linspace(0, 1, N + 1)
-    m = od.Model("chain_p")
-    x = m.variable(N + 1, name="x", value=t)
-    y = m.variable(N + 1, name="y", value=-t * (1 - t))
-    b = m.parameter(value=0.0, name="b")
-    m.minimize(h * ((y[:-1] + y[1:]) / 2).sum())
-    m.subject_to(od.square(x[1:] - x[:-1]) + od.square(y[1:] - y[:-1]) == h ** 2, name="links")
-    m.subject_to(x[[0, N]] == np.array([0.0, 1.0]), name="ends_x")
-    m.subject_to(y[0] == 0, name="left")
-    m.subject_to(y[N] == b, name="right")
-    return m, b
+    return _load(ROOT / "problems" / "hanging_chain.py").build_parametric(N)
 
 
 # the right end's height in steps of 0.05: a sweep (each value continues the last two: the re-solve starts from

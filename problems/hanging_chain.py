@@ -35,6 +35,23 @@ def build(N: int = 50) -> od.Model:
     return m
 
 
+def build_parametric(N: int = 50) -> tuple[od.Model, od.Parameter]:
+    """The chain with the right end's height a parameter `b` (0 at first; `b.value = ...` and `m.solve()` re-solve
+    without rebuilding): the model and `b`. The ends' rows are "ends_x", "left" and "right"."""
+    h = 2.0 / N
+    t = np.linspace(0.0, 1.0, N + 1)
+    m = od.Model(f"hanging_chain_{N}_b")
+    x = m.variable(N + 1, name="x", value=t)
+    y = m.variable(N + 1, name="y", value=-t * (1 - t))
+    b = m.parameter(value=0.0, name="b")
+    m.minimize(h * ((y[:-1] + y[1:]) / 2).sum())
+    m.subject_to(od.square(x[1:] - x[:-1]) + od.square(y[1:] - y[:-1]) == h ** 2, name="links")
+    m.subject_to(x[[0, N]] == np.array([0.0, 1.0]), name="ends_x")
+    m.subject_to(y[0] == 0, name="left")
+    m.subject_to(y[N] == b, name="right")
+    return m, b
+
+
 def reference(N: int = 50, tol: float = 1e-10) -> tuple[float, np.ndarray, np.ndarray]:
     """The same problem in CasADi (scalar SX expressions, one per link) solved by IPOPT: (f*, x*, y*)."""
     import casadi as ca

@@ -265,18 +265,7 @@ def test_ipopt_options_pass_through_and_unknown_ones_are_named():
 
 def _param_chain(N=30):
     """The hanging chain with the right end's height a parameter."""
-    h = 2.0 / N
-    t = np.linspace(0, 1, N + 1)
-    m = od.Model("chain_p")
-    x = m.variable(N + 1, name="x", value=t)
-    y = m.variable(N + 1, name="y", value=-t * (1 - t))
-    b = m.parameter(value=0.0, name="b")
-    m.minimize(h * ((y[:-1] + y[1:]) / 2).sum())
-    m.subject_to(od.square(x[1:] - x[:-1]) + od.square(y[1:] - y[:-1]) == h ** 2, name="links")
-    m.subject_to(x[[0, N]] == np.array([0.0, 1.0]), name="ends_x")
-    m.subject_to(y[0] == 0, name="left")
-    m.subject_to(y[N] == b, name="right")
-    return m, b
+    return CHAIN.build_parametric(N)
 
 
 def test_parameter_resolve_reuses_the_built_solver_and_warm_starts():

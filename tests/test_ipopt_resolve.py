@@ -190,3 +190,30 @@ def test_buffered_nlp_grad_scatters_sparse_outputs_and_returns_fresh_arrays():
     np.testing.assert_allclose(grad2, [6.0, 0.0, 3.0])
     np.testing.assert_allclose(grad, [2.0, 0.0, 1.5])   # the first call's arrays are not overwritten
     assert f2.tolist() == [9.0]
+
+
+def test_a_sweep_across_active_set_changes_gives_the_warm_start_answers():
+    # the row `cap` becomes active near p = 0.5 and the upper bound of x1 at p = 0.5 too: the extrapolated
+    # multipliers then have the wrong support, and the residual check and IPOPT must still land on the same points
+    def sweep(extrapolate):
+        m = od.Model("active_sets")
+        x = m.variable(2, name="x", lb=0.0, ub=1.0)
+        p = m.parameter(value=0.0, name="p")
+        m.minimize(od.square(x[0] - p) + od.square(x[1] - 2 * p) + 0.1 * od.square(x[0] * x[1]))
+        m.subject_to(x[0] + x[1] <= 1.5, name="cap")
+        out = []
+        for v in np.arange(0.0, 1.25, 0.1):
+            p.value = v
+            r = m.solve(solver="ipopt", extrapolate=extrapolate)
+            assert r.status in SUCCESS, r.message
+            assert r.certificates["kkt_stationarity"] < 1e-6 and r.certificates["max_violation"] < 1e-8
+            out.append(r)
+        return out
+
+    ex, warm = sweep(True), sweep(False)
+    assert sum(r.extras["start"] == "extrapolated" for r in ex) >= 8
+    for a, b in zip(ex, warm):
+        np.testing.assert_allclose(a.values["x"], b.values["x"], atol=1e-6)
+        assert a.objective == pytest.approx(b.objective, abs=1e-8)
+        np.testing.assert_allclose(a.duals["cap"], b.duals["cap"], atol=1e-5)
+    np.testing.assert_allclose(ex[-1].values["x"], [0.5, 1.0], atol=1e-7)   # both at their caps

@@ -79,15 +79,12 @@ class FlatProblem:
     def x0_numpy(self, cold: bool = False) -> np.ndarray:
         """`x0` as a float64 numpy vector (for backends that do not run on torch)."""
         lb, ub = self.bounds()
-        if not cold and all(v.value is not None for v in self.variables):   # (a re-solve: every value set)
-            x = np.zeros(self.n)
-            for v, o in zip(self.variables, self.offsets):
-                x[o:o + v.size] = np.ravel(v.value)
-            return np.clip(x, lb, ub)
         x = np.zeros(self.n)
         warm = [] if cold else [(v, o) for v, o in zip(self.variables, self.offsets) if v.value is not None]
         for v, o in warm:
             x[o:o + v.size] = np.asarray(v.value, float).ravel()
+        if len(warm) == len(self.variables):   # every value set (a re-solve): no cold entries to move inside
+            return np.clip(x, lb, ub)
         cold = np.ones(self.n, bool)
         for v, o in warm:
             cold[o:o + v.size] = False

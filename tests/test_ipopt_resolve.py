@@ -217,3 +217,22 @@ def test_a_sweep_across_active_set_changes_gives_the_warm_start_answers():
         assert a.objective == pytest.approx(b.objective, abs=1e-8)
         np.testing.assert_allclose(a.duals["cap"], b.duals["cap"], atol=1e-5)
     np.testing.assert_allclose(ex[-1].values["x"], [0.5, 1.0], atol=1e-7)   # both at their caps
+
+
+def test_warm_re_solves_skip_only_the_forced_refinement_step_and_user_options_override_it():
+    values = [0.05, 0.10, 0.15, 0.20]
+    ours = _sweep(True, values)
+    m, b = _param_chain(40)
+    forced = {"ipopt.min_refinement_steps": 1}
+    m.solve(solver="ipopt", **forced)
+    theirs = []
+    for v in values:
+        b.value = v
+        theirs.append(m.solve(solver="ipopt", **forced))
+    keys = [dict(k[0]) for k in m._cache[("compiled", "ipopt", "cpu", "torch.float64")].solvers]
+    assert [k["min_refinement_steps"] for k in keys] == ["1", "1"]   # the cold solver and the warm one: the user's
+    # refinement is decided by each solve's residual: the same iterates with or without the forced step
+    assert [r.iterations for r in ours] == [r.iterations for r in theirs]
+    for a, c in zip(ours, theirs):
+        assert a.objective == pytest.approx(c.objective, rel=1e-12)
+        np.testing.assert_allclose(a.values["y"], c.values["y"], atol=1e-9)

@@ -37,7 +37,6 @@ def score(W) -> float:
 # gallery conformance suite checks: an upper bound, the score of the true weights.
 EXPECTED = {"shd_max": 0, "objective": score(W_TRUE), "upper": True, "status": "LOCALLY_OPTIMAL"}
 SOLVERS = ["dag"]
-OPTIONS = {"method": "logdet"}
 
 if __name__ == "__main__":
-    print(build().solve(**OPTIONS))
+    print(build().solve())

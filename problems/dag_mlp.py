@@ -69,7 +69,9 @@ def build(D: int = D) -> od.Model:
 # gallery conformance suite checks: an upper bound (the noise alone gives ½·d·1 = 2.0 for the squared error).
 EXPECTED = {"shd_max": 0, "objective": 2.25, "upper": True}   # measured 2.176
 SOLVERS = ["dag"]
-OPTIONS = {"method": "logdet", "max_iter": 20, "time_limit": 120.0}
+# A 20-step budget of the log-det central path for the conformance suite (2 s instead of 13 s; the same graph).
+# `m.solve()` with no options reaches EXPECTED too (tests/test_gallery_defaults.py, under -m slow).
+OPTIONS = {"max_iter": 20}
 
 if __name__ == "__main__":
-    print(build().solve(**OPTIONS))
+    print(build().solve())

@@ -45,13 +45,12 @@ def score(W) -> float:
 SCORE_SLACK = 1.05
 EXPECTED = {"objective": SCORE_SLACK * score(W_TRUE), "upper": True, "status": "LOCALLY_OPTIMAL"}
 SOLVERS = ["dag"]
-OPTIONS = {"method": "topo"}
 
 if __name__ == "__main__":
     from optdsl.solvers.dag import count_accuracy
     for prior in (False, True):
         model = build(prior)
-        res = model.solve(**OPTIONS)
+        res = model.solve()
         W = res.values["W"]
         print(f"prior={prior}: SHD {count_accuracy(B_TRUE, W)['shd']}, score {score(W):.4f} "
               f"(true weights {score(W_TRUE):.4f}), {res.times['solve']:.2f} s")

@@ -37,7 +37,6 @@ def score(W) -> float:
 SCORE_SLACK = 1.05
 EXPECTED = {"shd_max": 0, "objective": SCORE_SLACK * score(W_TRUE), "upper": True, "status": "LOCALLY_OPTIMAL"}
 SOLVERS = ["dag"]
-OPTIONS = {"method": "topo"}
 
 if __name__ == "__main__":
-    print(build().solve(**OPTIONS))
+    print(build().solve())

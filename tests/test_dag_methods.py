@@ -18,9 +18,11 @@ def er10():
     return {s: data.make_problem("er2_d10", seed=s) for s in (2, 4)}
 
 
-# notears (11 s of CPU for two seeds) and colide (5 s) also recover ER2 d=10 through m.solve() in the default
-# run (test_dag_models.test_er2_d10_every_method_recovers_the_graph); here they run with -m slow
-@pytest.mark.parametrize("method", ["topo", pytest.param("notears", marks=pytest.mark.slow), "logdet",
+# notears (11 s of CPU for two seeds), logdet (4.5 s a seed) and colide (5 s) also recover ER2 d=10 through
+# m.solve() in the default run (test_dag_models.test_er2_d10_every_method_recovers_the_graph); here they run with
+# -m slow
+@pytest.mark.parametrize("method", ["topo", pytest.param("notears", marks=pytest.mark.slow),
+                                    pytest.param("logdet", marks=pytest.mark.slow),
                                     pytest.param("colide", marks=pytest.mark.slow)])
 def test_recovers_er2_d10(er10, method):
     for seed, (X, W) in er10.items():

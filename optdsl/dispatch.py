@@ -133,7 +133,9 @@ def make_plan(problem: Problem, solver: Optional[str] = None) -> Plan:
     root_tags = analyze(problem)
     rejections: dict[str, str] = LazyValues()
     def refusal(b: Backend, prob: Problem, tags: Tags) -> Optional[str]:
-        return b.available() or b.reject_reason(prob, tags) or (None if solver else _automatic_refusal(b, tags))
+        # fit before availability: probing cvxpy's solvers imports cvxpy (~0.7 s), which a model no convex
+        # backend fits never needs
+        return b.reject_reason(prob, tags) or b.available() or (None if solver else _automatic_refusal(b, tags))
 
     quiet: dict[int, Tags] = {}
     verdicts: dict[tuple[str, int], tuple[Problem, bool]] = {}   # (the problem kept alive: its id stays unique)
@@ -226,7 +228,7 @@ def explain_plan(plan: Plan) -> str:
             cost, chain = plan.alternatives[name]
             why = f"accepts via {' -> '.join(chain)} but costs {cost:.2f}" + surcharge(name)
         else:
-            why = (plan.rejections.get(name) or b.available() or b.reject_reason(plan.source, tags)
+            why = (plan.rejections.get(name) or b.reject_reason(plan.source, tags) or b.available()
                    or _automatic_refusal(b, tags) or "not considered")
         lines.append(f"  not {name}: {why}")
     return "\n".join(lines)

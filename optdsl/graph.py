@@ -14,7 +14,6 @@ import functools
 import weakref
 from dataclasses import dataclass, field
 
-import networkx as nx
 import numpy as np
 
 from .expr.node import Constant, Op, Parameter, Variable
@@ -404,6 +403,8 @@ def _culprit(expr, low, need: str) -> str:
 
 def build_graph(problem: Problem) -> nx.DiGraph:
     """Nodes: variables, parameters, the objective and each constraint; an edge u -> v when v reads u."""
+    import networkx as nx   # (imported here: dispatch never needs it)
+
     g = nx.DiGraph(name="problem", sense=problem.sense, tags=analyze(problem).all())
     for v in problem.variables:
         g.add_node(v.name, kind="variable", shape=v.shape, lb=v.lb is not None, ub=v.ub is not None)

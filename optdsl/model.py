@@ -17,7 +17,6 @@ from .dispatch import Plan, explain_plan, make_plan
 from .errors import ModelError, NotSolvableError, ShapeError, SolverError
 from .expr.node import Constraint, Expr, Op, Parameter, StructuralConstraint, Uncertain, Variable, as_expr
 from .graph import analyze, build_graph
-from .lower import sympy as sym
 from .problem import ConstraintItem, Problem, RawSolution
 from .result import PrimalStatus, Result
 from .solvers.autodiff import NonFinite
@@ -444,6 +443,7 @@ class Model:
 
     def to_latex(self) -> str:
         """The model in LaTeX (through sympy)."""
+        from .lower import sympy as sym   # (sympy: ~0.4 s of import that solving never needs)
         if self._objective is None:
             head = r"\text{find} & " + ", ".join(v.name for v in self._variables)
         else:

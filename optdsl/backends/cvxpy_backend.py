@@ -6,26 +6,30 @@ import threading
 import time
 import warnings
 
-import cvxpy as cp
 import numpy as np
 
 from ..passes.convex_to_cvxpy import PASS, CvxpyForm
 from ..problem import RawSolution
 from ..solvers.common import Status
+from ..solvers.lazy import lazy_module
 from .base import Backend, Option
 
+cp = lazy_module("cvxpy")   # imported on first use: ~0.7 s that models without a convex step skip
+
+# cvxpy's status strings (cvxpy.settings: cp.OPTIMAL == "optimal", ...), spelt out so that reading this table
+# does not import cvxpy
 _STATUS = {
-    cp.OPTIMAL: Status.OPTIMAL,
-    cp.INFEASIBLE: Status.INFEASIBLE,
-    cp.UNBOUNDED: Status.UNBOUNDED,
-    cp.USER_LIMIT: Status.ITERATION_LIMIT,
-    cp.SOLVER_ERROR: Status.NUMERICAL_ERROR,
+    "optimal": Status.OPTIMAL,
+    "infeasible": Status.INFEASIBLE,
+    "unbounded": Status.UNBOUNDED,
+    "user_limit": Status.ITERATION_LIMIT,
+    "solver_error": Status.NUMERICAL_ERROR,
 }
 # "inaccurate" answers did not meet the solver's own tolerances: a point to inspect, not a certificate
 _INACCURATE = {
-    cp.OPTIMAL_INACCURATE: "the solver stopped near an optimum without meeting its tolerances",
-    cp.INFEASIBLE_INACCURATE: "the solver suspects infeasibility but could not certify it",
-    cp.UNBOUNDED_INACCURATE: "the solver suspects unboundedness but could not certify it",
+    "optimal_inaccurate": "the solver stopped near an optimum without meeting its tolerances",
+    "infeasible_inaccurate": "the solver suspects infeasibility but could not certify it",
+    "unbounded_inaccurate": "the solver suspects unboundedness but could not certify it",
 }
 
 

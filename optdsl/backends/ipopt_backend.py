@@ -302,6 +302,8 @@ class IpoptBackend(Backend):
         return _availability()
 
     def reject_reason(self, problem, tags):
+        if ca is None:   # (dispatch asks before available(): the lowering below needs casadi)
+            return _availability()
         lowerable = tags.features - {"opaque", "blackbox"}
         base = Backend.reject_reason(self, problem, _Tags(lowerable, tags))
         if base is not None:

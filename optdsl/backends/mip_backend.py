@@ -15,14 +15,15 @@ import sys
 import time
 import warnings
 
-import cvxpy as cp
 import numpy as np
-from cvxpy.constraints import Equality, Inequality, NonNeg, NonPos, Zero
 
 from ..problem import RawSolution
 from ..solvers.common import Status
+from ..solvers.lazy import lazy_module
 from .base import Backend, Option
 from .cvxpy_backend import _STATUS
+
+cp = lazy_module("cvxpy")   # imported on first use: ~0.7 s that models without a convex step skip
 
 _MIQP_SOLVERS = ("GUROBI", "SCIP", "MOSEK", "XPRESS", "CPLEX", "COPT")
 
@@ -56,7 +57,8 @@ def is_milp(problem: cp.Problem) -> bool:
     if not problem.objective.expr.is_pwl():
         return False
     for c in problem.constraints:
-        if not isinstance(c, (Equality, Inequality, Zero, NonPos, NonNeg)):
+        if not isinstance(c, (cp.constraints.Equality, cp.constraints.Inequality, cp.constraints.Zero,
+                              cp.constraints.NonPos, cp.constraints.NonNeg)):
             return False
         if not all(a.is_pwl() for a in c.args):
             return False

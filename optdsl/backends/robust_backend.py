@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import cvxpy as cp
 import numpy as np
 import torch
 
@@ -23,9 +22,12 @@ from ..lower.torch import TorchLowering
 from ..passes.bounds_to_constraints import bound_constraints
 from ..problem import RawSolution
 from ..robust import FixedULowering, affine_coefficients, uncertain_of
+from ..solvers.lazy import lazy_module
 from ..solvers.robust.ccg import TwoStageProblem, ccg
 from ..solvers.robust.cutting_plane import cutting_plane
 from .base import Backend, Option
+
+cp = lazy_module("cvxpy")   # imported on first use: ~0.7 s that models without a convex step skip
 
 _FEATURES = frozenset({"robust", "bounds", "equality", "inequality", "nonsmooth"})
 

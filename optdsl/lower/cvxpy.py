@@ -8,11 +8,13 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-import cvxpy as cp
 import numpy as np
 
 from ..expr.node import Constant, Expr, Leaf, Parameter, Variable
+from ..solvers.lazy import lazy_module
 from ._walk import lower
+
+cp = lazy_module("cvxpy")   # imported on first use: ~0.7 s that models without a convex step skip
 
 
 class NotRepresentable(Exception):

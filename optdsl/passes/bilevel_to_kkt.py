@@ -59,7 +59,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -70,8 +69,11 @@ from ..lower.sparse_affine import NotAffine, SparseAffineLowering
 from ..lower.torch import TorchLowering
 from ..problem import RawSolution
 from ..solvers.common import Status
+from ..solvers.lazy import lazy_module
 from .base import Pass
 from .bounds_to_constraints import bound_constraints
+
+cp = lazy_module("cvxpy")   # imported on first use: ~0.7 s that models without a convex step skip
 
 _LEADER_FEATURES = frozenset({"bilevel", "bounds", "equality", "inequality", "nonsmooth", "integer"})
 _M_FALLBACK, _M_MAX = 1e3, 1e7

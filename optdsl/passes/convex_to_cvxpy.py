@@ -11,15 +11,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import cvxpy as cp
 import numpy as np
 
 from ..expr.batching import batch_constraints
 from ..lower.cvxpy import CvxpyLowering
 from ..problem import RawSolution
 from ..solvers.common import Status
+from ..solvers.lazy import lazy_module
 from .base import Pass
 from .bounds_to_constraints import bound_constraints
+
+cp = lazy_module("cvxpy")   # imported on first use: ~0.7 s that models without a convex step skip
 
 _HANDLED = frozenset({"bounds", "equality", "inequality", "nonsmooth", "integer", "psd", "matrix_structure"})
 

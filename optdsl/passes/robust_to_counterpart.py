@@ -10,16 +10,18 @@ under the user's constraint name.
 """
 from __future__ import annotations
 
-import cvxpy as cp
 import numpy as np
 
 from ..errors import ModelError
 from ..expr.analysis import is_affine
 from ..robust import FixedULowering, affine_parts, uncertain_of
+from ..solvers.lazy import lazy_module
 from ..solvers.robust.counterpart import robust_counterpart, worst_case_expression
 from .base import Pass
 from .bounds_to_constraints import bound_constraints
 from .convex_to_cvxpy import ConvexToCvxpy, CvxpyForm
+
+cp = lazy_module("cvxpy")   # imported on first use: ~0.7 s that models without a convex step skip
 
 
 class _Rows:

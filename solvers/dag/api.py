@@ -10,7 +10,6 @@ from __future__ import annotations
 import warnings
 from typing import Callable, Optional, Sequence
 
-import networkx as nx
 import numpy as np
 import torch
 
@@ -24,6 +23,9 @@ from optdsl.solvers.dag.notears import notears
 from optdsl.solvers.dag.side import SideConstraints
 from optdsl.solvers.dag.threshold import threshold_dag
 from optdsl.solvers.dag.topo import topo
+from optdsl.solvers.lazy import lazy_module
+
+nx = lazy_module("networkx")   # imported on first use (~0.15 s)
 
 METHODS = ("notears", "logdet", "topo", "colide")
 DEFAULT_LAMBDA = {"notears": 0.05, "logdet": 0.03, "colide": 0.05, "topo": 0.0}

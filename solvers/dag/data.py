@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-import networkx as nx
 import numpy as np
+
+from optdsl.solvers.lazy import lazy_module
+
+nx = lazy_module("networkx")   # imported on first use (~0.15 s)
 
 
 def _rng(seed) -> np.random.Generator:

@@ -7,9 +7,12 @@ holds. Every edge removed this way is reported, so the user sees when the guaran
 """
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 import torch
+
+from optdsl.solvers.lazy import lazy_module
+
+nx = lazy_module("networkx")   # imported on first use (~0.15 s)
 
 
 def is_dag(W) -> bool:

@@ -32,12 +32,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-import cvxpy as cp
 import numpy as np
 from scipy.optimize import linprog
 
 from ..common import Budget, Callback, SolverOutput, Status
+from ..lazy import lazy_module
 from .sets import UncertaintySet
+
+cp = lazy_module("cvxpy")   # imported on first use: ~0.7 s that models without a convex step skip
 
 __all__ = ["TwoStageProblem", "ccg", "solve_extensive_form", "recourse_value"]
 

@@ -14,10 +14,12 @@ the same rule applied to the epigraph, or `worst_case_expression` put directly i
 """
 from __future__ import annotations
 
-import cvxpy as cp
 import numpy as np
 
+from ..lazy import lazy_module
 from .sets import UncertaintySet
+
+cp = lazy_module("cvxpy")   # imported on first use: ~0.7 s that models without a convex step skip
 
 __all__ = ["robust_counterpart", "robust_counterpart_rows", "robust_linear", "worst_case_expression"]
 

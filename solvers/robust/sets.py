@@ -21,9 +21,11 @@ import itertools
 import math
 from typing import Optional
 
-import cvxpy as cp
 import numpy as np
 from scipy.optimize import linprog
+from ..lazy import lazy_module
+
+cp = lazy_module("cvxpy")   # imported on first use: ~0.7 s that models without a convex step skip
 
 __all__ = ["UncertaintySet", "Box", "Ellipsoid", "Budget", "Polyhedron"]
 

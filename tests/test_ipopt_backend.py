@@ -198,6 +198,38 @@ def test_divergence_at_an_infeasible_point_is_not_called_unbounded():
     assert res.status == Status.NUMERICAL_ERROR and "Diverging_Iterates" in res.message
 
 
+def _outside_the_domain(case):
+    """A model whose start point lies on the edge of a function's domain, and the culprit's expected wording."""
+    m = od.Model(case)
+    if case == "objective":
+        x = m.variable(2, name="x", value=[0.0, 1.0])
+        m.minimize(od.log(x[0]) + x[1] ** 2)
+        return m, "the objective is -inf"
+    if case == "row":
+        x = m.variable(2, name="x", value=[0.0, 1.0])
+        m.minimize(od.sum_squares(x))
+        m.subject_to(od.log(x[0]) + x[1] <= 3, name="logc")
+        return m, "constraint 'logc' is -inf"
+    if case == "objective derivative":
+        y = m.variable(3, name="y", value=[1.0, 1.0, 0.0])
+        m.minimize(od.sqrt(y[2]) + od.sum_squares(y))
+        return m, "the objective's derivative in y[2] is inf"
+    Y = m.variable((2, 2), name="Y", value=np.ones((2, 2)))
+    m.minimize(od.sum_squares(Y))
+    m.subject_to(od.sqrt(Y[1, 0] - 1) <= 3, name="rt")
+    return m, "the derivative of constraint 'rt' in Y[1, 0] is inf"
+
+
+@pytest.mark.parametrize("case", ["objective", "row", "objective derivative", "constraint derivative"])
+def test_nan_or_inf_at_the_start_is_a_numerical_error_naming_the_term(case, capfd):
+    m, culprit = _outside_the_domain(case)
+    res = m.solve(solver="ipopt")
+    assert res.status == Status.NUMERICAL_ERROR and res.primal_status.value == "UNKNOWN"   # (no claim on the point)
+    assert res.message.startswith("IPOPT: Invalid_Number_Detected") and f"at the start point {culprit}:" in res.message
+    assert "value=" in res.message and "\n" not in res.message
+    assert "WARNING" not in capfd.readouterr().err      # CasADi's own evaluation warnings are off
+
+
 def test_iteration_limit_and_interrupt():
     res = HS["hs071"].build().solve(solver="ipopt", max_iter=2)
     assert res.status == Status.ITERATION_LIMIT and res.iterations == 2

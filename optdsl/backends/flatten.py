@@ -345,12 +345,15 @@ class FlatProblem:
         return out
 
     def row_name(self, group: str, index: int) -> str:
-        """The user's name for row ``index`` of the solver's ``group`` ("eq", "ineq", "lb", "ub")."""
-        if group in ("lb", "ub"):
+        """The user's name for row ``index`` of the solver's ``group`` ("eq", "ineq", "lb", "ub"), or for entry
+        ``index`` of the flat variable vector (group "x")."""
+        if group in ("lb", "ub", "x"):
             for v, o in zip(self.variables, self.offsets):
                 if o <= index < o + v.size:
                     k = index - o
-                    return f"{v.name}.{group}" + (f"[{np.unravel_index(k, v.shape)}]" if v.size > 1 else "")
+                    label = v.name if group == "x" else f"{v.name}.{group}"
+                    at = ", ".join(str(int(i)) for i in np.unravel_index(k, v.shape))
+                    return label + (f"[{at}]" if v.size > 1 else "")
         items = {"eq": self.eq_items, "ineq": self.in_items}.get(group, [])
         k = index
         for c in items:

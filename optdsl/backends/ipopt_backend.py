@@ -162,6 +162,34 @@ class IpoptForm:
         st = float(np.max(np.abs(grad), initial=0.0)) if np.all(np.isfinite(grad)) else float("inf")
         return {"objective": float(f[0]), "violations": viol, "stationarity": st}
 
+    def where_not_finite(self, solver, x: np.ndarray, iterations: int) -> str:
+        """For IPOPT's Invalid_Number_Detected: which of the objective, a constraint row or their first
+        derivatives is NaN or inf at `x` (the point IPOPT stopped at), by the user's names, and what to do."""
+        p = self.parameter_values()
+        with np.errstate(all="ignore"):
+            f, grad_f = (_vec(v) for v in solver.get_function("nlp_grad_f")(x, p))
+            g, jac = solver.get_function("nlp_jac_g")(x, p)
+            g, jac = _vec(g), jac.sparse() if hasattr(jac, "sparse") else None
+        what = None
+        if not np.isfinite(f[0]):
+            what = f"the objective is {f[0]}"
+        elif not np.all(np.isfinite(g)):
+            k = int(np.flatnonzero(~np.isfinite(g))[0])
+            what = f"{_row_name(self.flat, self, k)} is {g[k]}"
+        elif not np.all(np.isfinite(grad_f)):
+            j = int(np.flatnonzero(~np.isfinite(grad_f))[0])
+            what = f"the objective's derivative in {self.flat.row_name('x', j)} is {grad_f[j]}"
+        elif jac is not None and jac.nnz and not np.all(np.isfinite(jac.data)):
+            jac = jac.tocoo()
+            bad = int(np.flatnonzero(~np.isfinite(jac.data))[0])
+            k, j = int(jac.row[bad]), int(jac.col[bad])
+            what = f"the derivative of {_row_name(self.flat, self, k)} in {self.flat.row_name('x', j)} is {jac.data[bad]}"
+        if what is None:
+            return ""
+        where = "the start point" if iterations == 0 else f"the point of iteration {iterations}"
+        return (f"; at {where} {what}: start the variables inside the functions' domain (value=...) or bound "
+                "them away from its edge (lb=/ub=)")
+
     def _nlp_grad(self, solver):
         """The solver's ``nlp_grad`` through a buffer kept per solver (a call: ~20 µs, where CasADi's Python call and
         the conversions of its outputs took ~0.16 ms on a 1000-variable model): (x, p, λ_g) -> fresh dense arrays
@@ -237,7 +265,9 @@ class IpoptForm:
         if s is None:
             # (calc_lam_p: CasADi's multipliers of the parameters, a gradient evaluation after every solve that
             # nothing reads: 0.2-0.4 ms of a warm re-solve of the hanging chain at N = 500 ... 2000)
-            full = {"print_time": False, "calc_lam_p": False, **{f"ipopt.{k}": v for k, v in opts.items()}}
+            # (show_eval_warnings: CasADi's own stderr lines on a NaN/inf; the result's message names the term)
+            full = {"print_time": False, "calc_lam_p": False, "show_eval_warnings": False,
+                    **{f"ipopt.{k}": v for k, v in opts.items()}}
             if callback:
                 self._iter_cb = _IterationCallback(self.flat.n, self.m, self._callback_slot)
                 full["iteration_callback"] = self._iter_cb
@@ -397,6 +427,8 @@ class IpoptBackend(Backend):
                           message=msg, counts=counts,
                           extras={"ipopt_status": ret, "builds": form.builds, "start": start},
                           history=_history(stats))
+        if ret == "Invalid_Number_Detected" and np.all(np.isfinite(x)):
+            sol.message += form.where_not_finite(solver, x, iterations=sol.iterations)
         if viol.size and status in (Status.INFEASIBLE, Status.NUMERICAL_ERROR):
             worst = int(np.argmax(viol))
             if viol[worst] > 0:

@@ -18,7 +18,12 @@ class NonFinite(Exception):
     """A callable returned NaN/inf; `where` says which one and at which evaluation."""
 
     def __init__(self, where: str, evaluation: Optional[int] = None, x: Optional[torch.Tensor] = None):
-        super().__init__(f"{where} is not finite (NaN/inf)" + (f" at evaluation {evaluation}" if evaluation else ""))
+        at = ""
+        if evaluation == 1:   # (the first evaluation is at the start point: most often log/sqrt at a default 0)
+            at = " at the start point: start the variables inside the functions' domain or bound them away from its edge"
+        elif evaluation:
+            at = f" at evaluation {evaluation}"
+        super().__init__(f"{where} is not finite (NaN/inf){at}")
         self.where, self.evaluation, self.x = where, evaluation, x
 
 

@@ -197,3 +197,18 @@ def test_a_callback_stop_in_zo_returns_the_best_point_seen():
     assert res.status == Status.INTERRUPTED and res.iterations <= 51
     assert res.objective < 16.0                        # better than the start x = 0 (f = 4)... and finite
     assert res.objective <= 4.0
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "nlp"])
+def test_an_infinite_derivative_at_the_start_is_a_numerical_error_saying_so(solver):
+    from scipy.optimize import brentq
+    m = od.Model("edge")
+    x = m.variable(2, name="x", lb=0, value=[0.0, 1.0])
+    m.minimize(od.sqrt(x[0]) + od.square(x[0] - 4) + od.square(x[1]))     # sqrt'(0) = inf at the start
+    res = m.solve(solver=solver)
+    assert res.status == Status.NUMERICAL_ERROR and res.primal_status.value != "FEASIBLE_POINT"
+    assert "not finite (NaN/inf) at the start point: start the variables inside the functions' domain" in res.message
+    x.value = [1.0, 1.0]                                # inside the domain: the minimum is reached
+    res = m.solve(solver=solver)
+    x0 = brentq(lambda t: 0.5 / np.sqrt(t) + 2 * (t - 4), 1.0, 4.0)      # 1/(2 sqrt t) = 2 (4 - t)
+    assert res.status.is_success and np.allclose(x.value, [x0, 0.0], atol=1e-5)

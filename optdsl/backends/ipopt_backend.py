@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..errors import DOMAIN_HINT
 from ..problem import RawSolution
 from ..solvers.common import Status
 from .base import Backend, Option
@@ -187,8 +188,7 @@ class IpoptForm:
         if what is None:
             return ""
         where = "the start point" if iterations == 0 else f"the point of iteration {iterations}"
-        return (f"; at {where} {what}: start the variables inside the functions' domain (value=...) or bound "
-                "them away from its edge (lb=/ub=)")
+        return f"; at {where} {what}: {DOMAIN_HINT}"
 
     def _nlp_grad(self, solver):
         """The solver's ``nlp_grad`` through a buffer kept per solver (a call: ~20 µs, where CasADi's Python call and

@@ -44,6 +44,9 @@ def _run(seq, **opts):
     return total, solver
 
 
+# 7 s (a brute-force table of 40 systems x 20 omegas): under -m slow; the default run checks the Young tuner's
+# learning on the gallery sequences (tests/test_sor_models.py: half of Gauss-Seidel's sweeps, omega > 1.2)
+@pytest.mark.slow
 def test_young_tuner_is_near_the_best_fixed_omega_and_concentrates_there():
     seq = shifted_laplacian_sequence(40, 16, shifts="uniform", low=0.0, high=0.5, seed=3)
     Ms = [sor.SORMatrix(s.A) for s in seq]

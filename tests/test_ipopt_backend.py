@@ -295,6 +295,21 @@ def test_ipopt_options_pass_through_and_unknown_ones_are_named():
         HS["hs071"].build().solve(solver="ipopt", ipopt_options="tol")
 
 
+@pytest.mark.parametrize("options,message", [
+    ({"tol": -1.0}, "option tol = -1 is not valid: 0 < tol <= +inf (default 1e-08)"),
+    ({"max_iter": -3}, "option max_iter = -3 is not valid: 0 <= max_iter <= +inf (default 3000)"),
+    ({"ipopt_options": "mu_strategy=weird"}, "option mu_strategy = weird is not valid: one of monotone, adaptive"),
+    ({"ipopt.tol": "abc"}, "option tol = 'abc' has the wrong type for IPOPT"),
+])
+def test_a_refused_option_value_is_a_one_line_error_and_nothing_reaches_stdout(options, message, capfd):
+    with pytest.raises(ValueError) as err:
+        HS["hs071"].build().solve(solver="ipopt", **options)
+    assert str(err.value) == f"solver 'ipopt': {message}"
+    assert capfd.readouterr().out == ""      # IPOPT's explanation was printed on fd 1: captured, not leaked
+    # the same model solves with valid options afterwards (stdout restored, nothing half-built cached)
+    assert HS["hs071"].build().solve(solver="ipopt", tol=1e-9).status == Status.LOCALLY_OPTIMAL
+
+
 def _param_chain(N=30):
     """The hanging chain with the right end's height a parameter."""
     return CHAIN.build_parametric(N)

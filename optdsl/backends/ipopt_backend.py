@@ -26,6 +26,7 @@ from ..problem import RawSolution
 from ..solvers.common import Status
 from .base import Backend, Option
 from .flatten import FlatProblem
+from .ipopt_option_errors import build_nlpsol
 from .secant_start import SecantStart
 
 try:  # a declared dependency; `available()` says so if the install is broken
@@ -272,13 +273,7 @@ class IpoptForm:
                 self._iter_cb = _IterationCallback(self.flat.n, self.m, self._callback_slot)
                 full["iteration_callback"] = self._iter_cb
             low, f, g = self.graph(kind)
-            try:
-                s = ca.nlpsol("optdsl_ipopt", "ipopt", {"x": low.x, "p": low.p, "f": f, "g": g}, full)
-            except RuntimeError as e:
-                last = str(e).strip().splitlines()[-1]
-                if "IPOPT option" in last or "Invalid_Option" in last:
-                    raise ValueError(f"solver 'ipopt': {last.split(': ', 1)[-1]}") from None
-                raise
+            s = build_nlpsol("optdsl_ipopt", {"x": low.x, "p": low.p, "f": f, "g": g}, full)
             self.solvers[key] = s
             self.builds += 1
         return s

@@ -504,6 +504,10 @@ def test_one_model_solved_by_cvxpy_from_several_threads():
     (lambda m: m.variable(2, lb=np.inf, name="x"), r"lb of variable 'x' is \+inf"),
     (lambda m: m.variable(2, ub=[0, -np.inf], name="x"), "ub of variable 'x' is -inf somewhere"),
     (lambda m: m.variable(2, value=[1, np.nan], name="x"), r"value \(warm start\) of variable 'x' contains NaN"),
+    (lambda m: m.variable(3, name="x") <= np.array([1, np.nan, 2]),
+     r"constant of shape \(3,\) holds nan at index \(1,\): data must be finite \(compared with 'x'\)"),
+    (lambda m: np.array([[1, 2], [0, np.inf]]) @ m.variable(2, name="x"),
+     r"holds inf at index \(1, 1\): data must be finite \(combined with 'x'\)"),
     (lambda m: m.variable(0, name="x"), r"variable 'x' has shape \(0,\), with no entries"),
     (lambda m: m.variable((3, 0), name="x"), r"has shape \(3, 0\)"),
 ])

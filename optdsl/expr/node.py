@@ -461,7 +461,13 @@ class Constant(Leaf):
             self.data = _as_array(value, name or "constant")
             finite = np.all(np.isfinite(self.data))
         if not finite:
-            raise ModelError(f"constant {name or ''} contains NaN or inf".replace("  ", " "))
+            entries = self.data.tocoo() if self.sparse else None
+            values = entries.data if self.sparse else np.ravel(self.data)
+            bad = int(np.flatnonzero(~np.isfinite(values))[0])
+            index = (int(entries.row[bad]), int(entries.col[bad])) if self.sparse else \
+                tuple(int(i) for i in np.unravel_index(bad, self.data.shape))
+            raise ModelError(f"constant {name + ' ' if name else ''}of shape {tuple(self.data.shape)} holds "
+                             f"{values[bad]}" + (f" at index {index}" if index else "") + ": data must be finite")
         self.shape = tuple(self.data.shape)
         self.name = name or (f"sparse{self.shape}" if self.sparse else _const_name(self.data))
 
@@ -506,7 +512,13 @@ def _refuse_foreign(x: Any) -> None:
 
 def op(name: str, *args: Any, **attrs: Any) -> Op:
     spec = SPECS[name]
-    exprs = tuple(as_expr(a) for a in args)
+    try:
+        exprs = tuple(as_expr(a) for a in args)
+    except ModelError as e:   # (bad data next to an expression: name the expression it was combined with)
+        named = [a for a in args if isinstance(a, Expr)]
+        if not named:
+            raise
+        raise ModelError(f"{e} (combined with {named[0].label(40)!r})") from None
     for i, a in enumerate(exprs):
         if isinstance(a, Constant) and a.sparse and not (name == "matmul" and i == 0):
             raise ModelError(f"the sparse matrix {a.name} can only be the left operand of @ (as in L @ x); "
@@ -524,7 +536,13 @@ class Constraint:
             side = rhs if lhs is None else lhs
             raise ModelError(f"cannot compare {getattr(side, 'label', lambda: repr(side))()!r} with None "
                              f"('{sense}'): give a number or an array")
-        lhs, rhs = as_expr(lhs), as_expr(rhs)
+        try:
+            lhs, rhs = as_expr(lhs), as_expr(rhs)
+        except ModelError as e:   # (bad data on one side: name the expression on the other)
+            named = [a for a in (lhs, rhs) if isinstance(a, Expr)]
+            if not named:
+                raise
+            raise ModelError(f"{e} (compared with {named[0].label(40)!r})") from None
         self.lhs, self.rhs, self.sense = lhs, rhs, sense
         self.expr = op("sub", lhs, rhs)  # shape-checks the comparison, naming both sides
         self.shape = self.expr.shape

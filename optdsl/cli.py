@@ -61,7 +61,7 @@ def build_parser(backend_options: bool = True) -> argparse.ArgumentParser:
                    help="set a parameter before solving (repeatable); VALUE is a number or a list")
     s.add_argument("--build", action="append", default=[], metavar="NAME=VALUE",
                    help="keyword argument for the script's build() (repeatable), e.g. a problem size N=224")
-    s.add_argument("--json", metavar="OUT", help="write the Result as JSON to OUT")
+    s.add_argument("--json", metavar="OUT", help="write the Result as JSON to OUT ('-': to stdout, the report to stderr)")
     s.add_argument("--plot", metavar="PNG", help="draw objective, violation and stationarity per iteration into PNG")
     verbosity = s.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print only the status line")
@@ -166,17 +166,22 @@ def cmd_solve(args) -> int:
     from .loader import load_model, parse_assignments, set_params
     model, _ = load_model(args.file, parse_assignments(args.build, "--build"))
     set_params(model, args.param)
+    json_to_stdout = args.json == "-"   # (then stdout carries the JSON alone; the report goes to stderr)
+    report = err_console if json_to_stdout else console
     if args.verbose:
-        console.print(str(model), markup=False)
-        console.print(model.explain(args.solver), markup=False)
+        report.print(str(model), markup=False)
+        report.print(model.explain(args.solver), markup=False)
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
     with progress:
         res = model.solve(args.solver, device=args.device, dtype=args.dtype, callback=progress.update, **_options(args))
     if args.quiet:  # the result is printed before any file is written: a failed write loses nothing
-        console.print(f"{res.status.value} objective={_fmt(res.objective)}")
+        report.print(f"{res.status.value} objective={_fmt(res.objective)}")
     else:
-        print_result(res, verbose=args.verbose)
-    if args.json:
+        print_result(res, verbose=args.verbose, out=report)
+    if json_to_stdout:
+        sys.stdout.write(res.to_json() + "\n")
+        sys.stdout.flush()
+    elif args.json:
         res.to_json(args.json)  # atomic; an unwritable path is one line naming it (exit 2)
     if args.plot:
         res.plot(path=args.plot)  # atomic, like --json
@@ -267,14 +272,15 @@ def _docstring(script: str) -> Optional[str]:
         return ast.get_docstring(ast.parse(fh.read()))
 
 
-def print_result(res, verbose: bool = False) -> None:
+def print_result(res, verbose: bool = False, out: Console = None) -> None:
+    out = out or console
     color = "green" if res.status.is_success else "red"
-    console.print(f"[bold {color}]{res.status.value}[/]  primal: {res.primal_status.value}  "
+    out.print(f"[bold {color}]{res.status.value}[/]  primal: {res.primal_status.value}  "
                   f"objective: {_fmt(res.objective)}")
-    console.print(f"chain: {escape(' -> '.join(res.chain))}   iterations: {res.iterations}   "
+    out.print(f"chain: {escape(' -> '.join(res.chain))}   iterations: {res.iterations}   "
                   f"compile {res.times.get('compile', 0):.3f}s  solve {res.times.get('solve', 0):.3f}s")
     if res.message:
-        console.print(f"message: {res.message}", markup=False)
+        out.print(f"message: {res.message}", markup=False)
     if res.values:
         t = Table(title="variables")
         t.add_column("name")
@@ -282,14 +288,14 @@ def print_result(res, verbose: bool = False) -> None:
         t.add_column("value")
         for k, v in res.values.items():
             t.add_row(escape(k), str(v.shape), _arr(v))
-        console.print(t)
+        out.print(t)
     if res.duals:
         t = Table(title="constraints")
         t.add_column("name")
         t.add_column("dual")
         for k, v in res.duals.items():
             t.add_row(escape(k), _arr(v))
-        console.print(t)
+        out.print(t)
     edges = res.extras.get("edges")
     if edges:  # DAG models: the learned graph, strongest edges first
         t = Table(title=f"edges ({len(edges)})")
@@ -297,14 +303,14 @@ def print_result(res, verbose: bool = False) -> None:
             t.add_column(col)
         for i, j, w in edges[: None if verbose else 20]:
             t.add_row(escape(str(i)), escape(str(j)), f"{w:.4g}")
-        console.print(t)
+        out.print(t)
         if len(edges) > 20 and not verbose:
-            console.print(f"... {len(edges) - 20} more (-v for all, --edges-csv to save)")
+            out.print(f"... {len(edges) - 20} more (-v for all, --edges-csv to save)")
     if res.certificates:
         cert = ", ".join(f"{k}={_fmt(v)}" for k, v in res.certificates.items())
-        console.print(f"certificates: {cert}", markup=False)
+        out.print(f"certificates: {cert}", markup=False)
     if verbose and res.history:
-        console.print(f"history: {len(res.history)} records; last: {res.history[-1]}", markup=False)
+        out.print(f"history: {len(res.history)} records; last: {res.history[-1]}", markup=False)
 
 
 def _fmt(v) -> str:

@@ -45,6 +45,20 @@ def test_solve_hs71_prints_summary_and_writes_json(tmp_path, capsys):
     assert res.duals["sphere"].shape == ()
 
 
+def test_json_dash_writes_the_result_alone_on_stdout_and_the_report_on_stderr(tmp_path, capsys, monkeypatch):
+    path = _script(tmp_path, HS71)
+    monkeypatch.chdir(tmp_path)
+    assert main(["solve", path, "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    res = Result.from_dict(json.loads(captured.out))            # stdout is the JSON and nothing else
+    assert res.objective == pytest.approx(17.0140172891563, rel=1e-7) and res.duals["sphere"].shape == ()
+    assert "LOCALLY_OPTIMAL" in captured.err and "sphere" in captured.err
+    assert not (tmp_path / "-").exists()                        # not a file named "-"
+    assert main(["solve", path, "--json", "-", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "LOCALLY_OPTIMAL" and captured.err.startswith("LOCALLY_OPTIMAL")
+
+
 def test_backend_option_flags_reach_the_backend(tmp_path, capsys):
     path = _script(tmp_path, HS71)
     assert main(["solve", path, "--solver", "nlp", "--method", "trust-constr", "-q"]) == 0

@@ -34,6 +34,8 @@ def parse_assignments(assignments: list[str] | None, what: str) -> dict[str, Any
 
 def load_model(path: str, build_args: dict | None = None) -> tuple[Model, dict]:
     """The script's model; ``build_args`` are passed to its ``build(**build_args)`` (e.g. a problem size)."""
+    if os.path.isdir(path):
+        raise ScriptError(f"{path} is a directory: give the Python script that defines the model")
     if not os.path.isfile(path):
         raise ScriptError(f"no such file: {path}")
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))

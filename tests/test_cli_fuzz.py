@@ -86,7 +86,7 @@ FILES = {
 # (id, argv with {d} for the case folder, substring the error must hold or None); every case must exit 2
 CASES = [
     ("no-such-file", ["solve", "{d}/missing.py"], "no such file"),
-    ("a-folder", ["solve", "{d}"], "no such file"),
+    ("a-folder", ["solve", "{d}"], "is a directory: give the Python script"),
     ("empty-file", ["solve", "{d}/empty.py"], "defines no model"),
     ("syntax-error", ["solve", "{d}/syntax.py"], "SyntaxError"),
     ("raises-on-load", ["solve", "{d}/raises.py"], "ZeroDivisionError"),

@@ -8,8 +8,8 @@
    objective; and the ratio loop / vectorised. The peer is the same vectorised model written directly with
    CasADi's Opti stack and solved by the same IPOPT, in the same run (ratio optdsl vectorised / CasADi).
 2. CPU time (user + system, from resource.getrusage of the child) of `python -c "import optdsl"`,
-   `optdsl --help`, `optdsl solve --help` and, for comparison, `python -c "import torch"` -- each the median
-   of --repeats fresh interpreters.
+   `optdsl --help`, `optdsl solve --help`, `optdsl solve` on an NLP and on a convex QP, and, for comparison,
+   `python -c "import torch"` -- each the median of --repeats fresh interpreters.
 
 Usage:  OMP_NUM_THREADS=1 python benchmarks/bench_overhead.py [--quick] [--chain N] [--car N] [--repeats R]
 """
@@ -22,10 +22,13 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 import optdsl as od
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- models ---------------------------------------------------------------------------------------------------
@@ -191,6 +194,10 @@ def main() -> None:
                         ("optdsl --help", optdsl_cli + ["--help"]),
                         ("optdsl solve --help", optdsl_cli + ["solve", "--help"]),
                         ("python -c 'import optdsl; optdsl.Model'", [exe, "-c", "import optdsl; optdsl.Model"]),
+                        # a whole solve: an NLP (IPOPT: no cvxpy, sympy or networkx is imported) and a convex QP
+                        ("optdsl solve problems/hs071.py -q", optdsl_cli + ["solve", str(ROOT / "problems" / "hs071.py"), "-q"]),
+                        ("optdsl solve problems/qp_portfolio.py -q",
+                         optdsl_cli + ["solve", str(ROOT / "problems" / "qp_portfolio.py"), "-q"]),
                         ("python -c 'import torch' (reference)", [exe, "-c", "import torch"]),
                         ("python -c 'pass' (interpreter)", [exe, "-c", "pass"])):
         print(f"{label:<44}{child_cpu(argv, repeats):7.2f} s")

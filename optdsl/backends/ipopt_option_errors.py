@@ -13,7 +13,9 @@ import io
 import re
 import sys
 
-import casadi as ca
+from ..solvers.lazy import lazy_module
+
+ca = lazy_module("casadi")   # (ipopt_backend reports a missing casadi through available(), not an ImportError)
 
 _REFUSED = re.compile(r'Setting: "(?P<value>.*)" is not a valid setting for Option: (?P<name>\w+)\.')
 _RANGE = re.compile(r"^(?P<lo>\S+) (?P<lop><=?) \((?P<default>[^)]*)\) (?P<hip><=?) (?P<hi>\S+)$")

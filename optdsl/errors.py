@@ -1,8 +1,5 @@
 """The error hierarchy. Every error names the user's own objects (variables, constraints, shapes)."""
 
-# appended to a NaN/inf status met at the start point (log(0), sqrt'(0) at the default start of 0)
-DOMAIN_HINT = "start the variables inside the functions' domain (value=...) or bound them away from its edge (lb=/ub=)"
-
 
 class OptdslError(Exception):
     """Base class of every error optdsl raises on purpose."""

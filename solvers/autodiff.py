@@ -14,13 +14,17 @@ import numpy as np
 import torch
 
 
+# what to do about a NaN/inf met at the start point (log(0), sqrt'(0) at the default start of 0)
+DOMAIN_HINT = "start the variables inside the functions' domain (value=...) or bound them away from its edge (lb=/ub=)"
+
+
 class NonFinite(Exception):
     """A callable returned NaN/inf; `where` says which one and at which evaluation."""
 
     def __init__(self, where: str, evaluation: Optional[int] = None, x: Optional[torch.Tensor] = None):
         at = ""
         if evaluation == 1:   # (the first evaluation is at the start point: most often log/sqrt at a default 0)
-            at = " at the start point: start the variables inside the functions' domain or bound them away from its edge"
+            at = f" at the start point: {DOMAIN_HINT}"
         elif evaluation:
             at = f" at evaluation {evaluation}"
         super().__init__(f"{where} is not finite (NaN/inf){at}")

@@ -21,8 +21,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import DOMAIN_HINT
 from ..problem import RawSolution
+from ..solvers.autodiff import DOMAIN_HINT
 from ..solvers.common import Status
 from .base import Backend, Option
 from .flatten import FlatProblem
@@ -171,7 +171,7 @@ class IpoptForm:
         with np.errstate(all="ignore"):
             f, grad_f = (_vec(v) for v in solver.get_function("nlp_grad_f")(x, p))
             g, jac = solver.get_function("nlp_jac_g")(x, p)
-            g, jac = _vec(g), jac.sparse() if hasattr(jac, "sparse") else None
+            g, jac = _vec(g), jac.sparse()
         what = None
         if not np.isfinite(f[0]):
             what = f"the objective is {f[0]}"
@@ -181,7 +181,7 @@ class IpoptForm:
         elif not np.all(np.isfinite(grad_f)):
             j = int(np.flatnonzero(~np.isfinite(grad_f))[0])
             what = f"the objective's derivative in {self.flat.row_name('x', j)} is {grad_f[j]}"
-        elif jac is not None and jac.nnz and not np.all(np.isfinite(jac.data)):
+        elif jac.nnz and not np.all(np.isfinite(jac.data)):
             jac = jac.tocoo()
             bad = int(np.flatnonzero(~np.isfinite(jac.data))[0])
             k, j = int(jac.row[bad]), int(jac.col[bad])

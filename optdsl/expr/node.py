@@ -499,6 +499,17 @@ def as_expr(x: Any) -> Expr:
     return Constant(x)
 
 
+def _as_exprs(args: tuple, how: str) -> tuple:
+    """`as_expr` of each; bad data beside an expression names that expression ("... (compared with 'x')")."""
+    try:
+        return tuple(as_expr(a) for a in args)
+    except ModelError as e:
+        named = [a for a in args if isinstance(a, Expr)]
+        if not named:
+            raise
+        raise ModelError(f"{e} ({how} with {named[0].label(40)!r})") from None
+
+
 def _refuse_foreign(x: Any) -> None:
     """A cvxpy object inside an optdsl expression: say so, and name the od.* spelling when there is one."""
     if (type(x).__module__ or "").startswith("cvxpy"):
@@ -512,13 +523,7 @@ def _refuse_foreign(x: Any) -> None:
 
 def op(name: str, *args: Any, **attrs: Any) -> Op:
     spec = SPECS[name]
-    try:
-        exprs = tuple(as_expr(a) for a in args)
-    except ModelError as e:   # (bad data next to an expression: name the expression it was combined with)
-        named = [a for a in args if isinstance(a, Expr)]
-        if not named:
-            raise
-        raise ModelError(f"{e} (combined with {named[0].label(40)!r})") from None
+    exprs = _as_exprs(args, "combined")
     for i, a in enumerate(exprs):
         if isinstance(a, Constant) and a.sparse and not (name == "matmul" and i == 0):
             raise ModelError(f"the sparse matrix {a.name} can only be the left operand of @ (as in L @ x); "
@@ -536,13 +541,7 @@ class Constraint:
             side = rhs if lhs is None else lhs
             raise ModelError(f"cannot compare {getattr(side, 'label', lambda: repr(side))()!r} with None "
                              f"('{sense}'): give a number or an array")
-        try:
-            lhs, rhs = as_expr(lhs), as_expr(rhs)
-        except ModelError as e:   # (bad data on one side: name the expression on the other)
-            named = [a for a in (lhs, rhs) if isinstance(a, Expr)]
-            if not named:
-                raise
-            raise ModelError(f"{e} (compared with {named[0].label(40)!r})") from None
+        lhs, rhs = _as_exprs((lhs, rhs), "compared")
         self.lhs, self.rhs, self.sense = lhs, rhs, sense
         self.expr = op("sub", lhs, rhs)  # shape-checks the comparison, naming both sides
         self.shape = self.expr.shape
